@@ -1,0 +1,419 @@
+"""The embedded synthetic world: every dataset the workflow needs, generated offline and deterministically.
+
+Five datasets, each written in the common layout of :mod:`eolabels.data.index`:
+
+``noldo``   NoLDO-S12-shaped pretraining set: per location 4 seasons of S2 L1C (13 bands), S1 VV/VH (dB,
+            speckled), Dynamic-World-like **noisy** labels per season, and the hidden truth.
+``dw``      downstream DW set: S1/S2 with clean DW labels that leave unlabelled areas (255).
+``osm``     downstream OSM set: 13-class OSM labels **misregistered** by a smooth displacement field
+            (saved as layer ``displacement``, dy/dx in pixels), with unmapped areas; plus clean DW labels.
+``dfc2020`` DFC2020-shaped set: S1/S2 patches with MODIS-IGBP-like coarse labels (blocks) and the
+            8-class high-resolution labels; splits ``validation`` (training) and ``test``.
+``lsr``     label-super-resolution tiles: aerial RGBN at high resolution with NLCD-like coarse labels
+            (blocks, drawn through the NLCD→4-class p(ℓ|c) table) and the 4-class truth.
+
+Every sample draws from its own generator ``default_rng([seed, dataset, sample])``, so a sample does
+not depend on how many others are generated or in which order.  Class-transfer tables come from
+``config/tables`` (never literals): the per-season noise confusions, DW→OSM subtypes, DW→4 classes,
+IGBP→DFC2020 and NLCD→4-class p(ℓ|c).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from eolabels.data.geotiff import GridSpec, write_geotiff
+from eolabels.data.index import DatasetMeta, LayerSpec, grid_columns, write_index
+from eolabels.data.layout import SNOW, Layout, LayoutParams, generate_layout
+from eolabels.data.noise import IGNORE, displacement_field, missing_mask, noisy_labels, warp_labels
+from eolabels.data.render import AERIAL_BANDS, S1_BANDS, S2_BANDS, SEASONS, render_aerial, render_s1, render_s2
+from eolabels.tables import ClassSchema, load_mapping, load_schema, load_transfer_matrix
+
+log = logging.getLogger(__name__)
+
+CRS = "EPSG:32632"  # UTM 32N: an arbitrary but real projected CRS so files open in GIS software
+DATASETS = ("noldo", "dw", "osm", "dfc2020", "lsr")
+_DATASET_CODE = {name: i for i, name in enumerate(DATASETS)}
+
+
+@dataclass
+class NoldoParams:
+    n_locations: int = 16
+    tile_size: int = 96
+    target_accuracy: float = 0.70
+    season_accuracy_offsets: tuple[float, float, float, float] = (0.0, 0.03, 0.01, -0.04)
+    shift_amplitude: float = 1.5
+    blob_scale: float = 6.0
+    feature_size: float = 10.0
+
+
+@dataclass
+class DwParams:
+    n_train: int = 6
+    n_test: int = 3
+    tile_size: int = 128
+    unlabelled_fraction: float = 0.15
+    boundary_unlabelled: float = 0.5
+    feature_size: float = 10.0
+
+
+@dataclass
+class OsmParams:
+    n_train: int = 6
+    n_test: int = 3
+    tile_size: int = 128
+    misregistration_px: float = 3.0
+    misregistration_scale: float = 24.0
+    missing_fraction: float = 0.2
+    feature_size: float = 10.0
+
+
+@dataclass
+class Dfc2020Params:
+    n_validation: int = 12
+    n_test: int = 12
+    patch_size: int = 64
+    modis_block: int = 16
+    modis_noise: float = 0.15
+    feature_size: float = 8.0
+
+
+@dataclass
+class LsrParams:
+    n_tiles: int = 2
+    tile_size: int = 240
+    block: int = 30
+    feature_size: float = 40.0
+    nlcd_confidence: float = 20.0
+
+
+@dataclass
+class WorldParams:
+    """All generator settings; built from ``config['synthetic']`` by :func:`world_params`."""
+
+    seed: int = 0
+    noldo: NoldoParams = field(default_factory=NoldoParams)
+    dw: DwParams = field(default_factory=DwParams)
+    osm: OsmParams = field(default_factory=OsmParams)
+    dfc2020: Dfc2020Params = field(default_factory=Dfc2020Params)
+    lsr: LsrParams = field(default_factory=LsrParams)
+
+
+def world_params(config: dict, seed: int) -> WorldParams:
+    """Typed generator settings from the (schema-validated) ``synthetic`` config section."""
+    kinds = {"noldo": NoldoParams, "dw": DwParams, "osm": OsmParams, "dfc2020": Dfc2020Params, "lsr": LsrParams}
+    sections = {}
+    for name, cls in kinds.items():
+        values = dict(config.get(name, {}))
+        if "season_accuracy_offsets" in values:
+            values["season_accuracy_offsets"] = tuple(values["season_accuracy_offsets"])
+        sections[name] = cls(**values)
+    return WorldParams(seed=seed, **sections)
+
+
+def _rng(seed: int, dataset: str, sample: int) -> np.random.Generator:
+    return np.random.default_rng([seed, _DATASET_CODE[dataset], sample])
+
+
+def _grid(dataset: str, sample: int, size: int, resolution: float) -> GridSpec:
+    """Samples sit side by side on a fake UTM grid, one row of tiles per dataset."""
+    x0 = 300_000.0 + sample * size * resolution * 1.5
+    y0 = 5_000_000.0 - _DATASET_CODE[dataset] * 100_000.0
+    return GridSpec(crs=CRS, transform=(resolution, 0.0, x0, 0.0, -resolution, y0), height=size, width=size)
+
+
+def _colormap(schema: ClassSchema) -> dict[int, tuple[int, int, int]]:
+    rgb = (schema.rgb() * 255).round().astype(int)
+    return {cid: tuple(int(v) for v in rgb[i]) for i, cid in enumerate(schema.ids)}
+
+
+def _map_ids(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    lut = np.full(256, IGNORE, dtype=np.uint8)
+    for src, dst in mapping.items():
+        lut[src] = dst
+    return lut[labels]
+
+
+def _sample_by_region(
+    rng: np.random.Generator, classes: np.ndarray, probs: np.ndarray
+) -> np.ndarray:
+    """Relabel each connected region of a class with one subtype drawn from ``probs[class]``."""
+    out = np.zeros_like(classes)
+    for c in np.unique(classes):
+        regions, n = ndimage.label(classes == c)
+        picks = rng.choice(probs.shape[1], size=n + 1, p=probs[c])
+        out[classes == c] = picks[regions[classes == c]]
+    return out
+
+
+def _boundary(classes: np.ndarray) -> np.ndarray:
+    """Pixels whose 3x3 neighbourhood holds more than one class."""
+    return ndimage.maximum_filter(classes, 3) != ndimage.minimum_filter(classes, 3)
+
+
+class _Writer:
+    """Collects index rows while writing one dataset's GeoTIFFs."""
+
+    def __init__(self, root: Path, meta: DatasetMeta):
+        self.root, self.meta, self.rows = root, meta, []
+        self.schemas = {
+            name: load_schema(spec.schema) for name, spec in meta.layers.items() if spec.schema
+        }
+
+    def add(self, sample_id: str, split: str, season: int, grid: GridSpec, layers: dict[str, np.ndarray]) -> None:
+        row: dict[str, object] = {"id": sample_id, "split": split, "season": season, **grid_columns(grid)}
+        for name, spec in self.meta.layers.items():
+            if name not in layers:
+                row[name] = ""
+                continue
+            rel = Path("samples") / sample_id / (SEASONS[season] if self.meta.seasons else "") / f"{name}.tif"
+            data = layers[name].astype(spec.dtype)
+            schema = self.schemas.get(name)
+            if schema is not None:
+                schema.validate_labels(data, where=f"{self.meta.name}/{sample_id}/{name}")
+            write_geotiff(
+                self.root / rel, data, grid, spec.bands, nodata=spec.nodata,
+                colormap=_colormap(schema) if schema is not None and max(schema.ids) < 255 else None,
+            )
+            row[name] = rel.as_posix()
+        self.rows.append(row)
+
+    def close(self) -> Path:
+        return write_index(self.root, self.meta, self.rows)
+
+
+_S2 = LayerSpec(bands=S2_BANDS, dtype="uint16", role="image")
+_S1 = LayerSpec(bands=S1_BANDS, dtype="float32", role="image")
+
+
+def _dw_layer(role: str) -> LayerSpec:
+    return LayerSpec(bands=("dw_label",), dtype="uint8", role=role, schema="dw", nodata=IGNORE)
+
+
+def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
+    """NoLDO-S12-shaped pretraining set: 4 seasons per location, noisy DW labels + hidden truth."""
+    meta = DatasetMeta(
+        name="noldo", source="synthetic", seasons=SEASONS,
+        layers={"s2": _S2, "s1": _S1, "dw": _dw_layer("label"), "truth": _dw_layer("truth")},
+        description="NoLDO-S12-shaped: S1/S2 x 4 seasons with Dynamic-World-like noisy labels (synthetic)",
+        extra={"target_accuracy": p.target_accuracy, "season_accuracy_offsets": list(p.season_accuracy_offsets)},
+    )
+    confusions = [load_transfer_matrix(f"synthetic_dw_noise_{s}")[0] for s in SEASONS]
+    w = _Writer(root, meta)
+    for i in tqdm(range(p.n_locations), desc="noldo", unit="loc"):
+        rng = _rng(seed, "noldo", i)
+        layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
+        grid = _grid("noldo", i, p.tile_size, 10.0)
+        for s in range(len(SEASONS)):
+            target = float(np.clip(p.target_accuracy + p.season_accuracy_offsets[s], 0.05, 1.0))
+            noisy = noisy_labels(rng, layout.classes, confusions[s], target, p.shift_amplitude, p.blob_scale)
+            w.add(f"loc{i:05d}", "train", s, grid, {
+                "s2": render_s2(rng, layout, s, p.feature_size),
+                "s1": render_s1(rng, layout, s),
+                "dw": noisy,
+                "truth": layout.classes,
+            })
+    return w.close()
+
+
+def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
+    """DW downstream set: one acquisition per tile, expert-like labels with unlabelled areas."""
+    meta = DatasetMeta(
+        name="dw", source="synthetic",
+        layers={"s2": _S2, "s1": _S1, "dw": _dw_layer("label"), "truth": _dw_layer("truth")},
+        description="SSL4EO-S12@DW-shaped: S1/S2 with clean DW labels, 255 = unlabelled (synthetic)",
+    )
+    w = _Writer(root, meta)
+    splits = ["train"] * p.n_train + ["test"] * p.n_test
+    for i, split in enumerate(tqdm(splits, desc="dw", unit="tile")):
+        rng = _rng(seed, "dw", i)
+        layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
+        season = int(rng.integers(len(SEASONS)))
+        labels = layout.classes.copy()
+        gaps = missing_mask(rng, labels.shape, p.unlabelled_fraction, 2 * p.feature_size)
+        gaps |= _boundary(layout.classes) & (rng.random(labels.shape) < p.boundary_unlabelled)
+        labels[gaps] = IGNORE
+        w.add(f"dw{i:05d}", split, season, _grid("dw", i, p.tile_size, 10.0), {
+            "s2": render_s2(rng, layout, season, p.feature_size),
+            "s1": render_s1(rng, layout, season),
+            "dw": labels,
+            "truth": layout.classes,
+        })
+    return w.close()
+
+
+def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
+    """OSM downstream set: misregistered 13-class labels with unmapped areas, plus clean DW labels."""
+    osm_layer = LayerSpec(bands=("osm_label",), dtype="uint8", role="label", schema="osm", nodata=IGNORE)
+    meta = DatasetMeta(
+        name="osm", source="synthetic",
+        layers={
+            "s2": _S2, "s1": _S1, "osm": osm_layer, "dw": _dw_layer("label"),
+            "osm_registered": LayerSpec(bands=("osm_label",), dtype="uint8", role="truth", schema="osm", nodata=IGNORE),
+            "displacement": LayerSpec(bands=("dy_px", "dx_px"), dtype="float32", role="aux"),
+        },
+        description="SSL4EO-S12@OSM-shaped: OSM labels misregistered by a smooth field (synthetic)",
+        extra={"misregistration_px": p.misregistration_px},
+    )
+    subtypes = load_transfer_matrix("synthetic_dw_to_osm")[0]
+    w = _Writer(root, meta)
+    splits = ["train"] * p.n_train + ["test"] * p.n_test
+    for i, split in enumerate(tqdm(splits, desc="osm", unit="tile")):
+        rng = _rng(seed, "osm", i)
+        layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
+        season = int(rng.integers(len(SEASONS)))
+        registered = _sample_by_region(rng, layout.classes, subtypes).astype(np.uint8)
+        field_ = displacement_field(rng, registered.shape, p.misregistration_px, p.misregistration_scale)
+        shifted = warp_labels(registered, field_, fill=IGNORE)
+        shifted[missing_mask(rng, shifted.shape, p.missing_fraction, 2 * p.feature_size)] = IGNORE
+        w.add(f"osm{i:05d}", split, season, _grid("osm", i, p.tile_size, 10.0), {
+            "s2": render_s2(rng, layout, season, p.feature_size),
+            "s1": render_s1(rng, layout, season),
+            "osm": shifted,
+            "dw": layout.classes,
+            "osm_registered": registered,
+            "displacement": field_,
+        })
+    return w.close()
+
+
+def _igbp_candidates() -> dict[int, list[int]]:
+    """IGBP codes per DFC2020 8-class id, through IGBP→DFC2020 and DFC2020→DW-like ids."""
+    igbp_to_dfc = load_mapping("igbp_to_dfc2020")
+    dfc_to_8 = load_mapping("dfc2020_to_dw")
+    n_classes = load_schema("dfc2020").num_classes
+    out: dict[int, list[int]] = {k: [] for k in range(n_classes)}
+    for igbp, dfc in igbp_to_dfc.items():
+        k = dfc_to_8[dfc]
+        if k in out:
+            out[k].append(igbp)
+    return out
+
+
+def _modis_labels(
+    rng: np.random.Generator, truth8: np.ndarray, block: int, noise: float, candidates: dict[int, list[int]]
+) -> np.ndarray:
+    """MODIS-like IGBP labels: per block, an IGBP class of the dominant (or, with prob. ``noise``,
+    the runner-up) high-res class, upsampled to the high-res grid as in SEN12MS."""
+    h, w = truth8.shape
+    out = np.zeros_like(truth8)
+    for y in range(0, h, block):
+        for x in range(0, w, block):
+            counts = np.bincount(truth8[y : y + block, x : x + block].ravel(), minlength=len(candidates))
+            ranked = [k for k in np.argsort(-counts, kind="stable") if counts[k] > 0 and candidates[k]]
+            k = ranked[1] if len(ranked) > 1 and rng.random() < noise else ranked[0]
+            out[y : y + block, x : x + block] = rng.choice(candidates[k])
+    return out
+
+
+def generate_dfc2020(root: Path, p: Dfc2020Params, seed: int) -> Path:
+    """DFC2020-shaped set: S1/S2 patches, MODIS-IGBP-like coarse labels, 8-class high-res labels."""
+    meta = DatasetMeta(
+        name="dfc2020", source="synthetic",
+        layers={
+            "s2": _S2, "s1": _S1,
+            "modis": LayerSpec(bands=("igbp",), dtype="uint8", role="label", schema="igbp", nodata=0),
+            "dfc": LayerSpec(bands=("dfc2020_label",), dtype="uint8", role="label", schema="dfc2020", nodata=IGNORE),
+        },
+        description="DFC2020-shaped: S1/S2 with MODIS IGBP coarse labels and 8-class labels (synthetic)",
+        extra={"modis_block_px": p.modis_block},
+    )
+    candidates = _igbp_candidates()
+    w = _Writer(root, meta)
+    splits = ["validation"] * p.n_validation + ["test"] * p.n_test
+    for i, split in enumerate(tqdm(splits, desc="dfc2020", unit="patch")):
+        rng = _rng(seed, "dfc2020", i)
+        layout = generate_layout(
+            rng, (p.patch_size,) * 2, LayoutParams(feature_size=p.feature_size, snow_fraction=0.0)
+        )
+        truth8 = layout.classes
+        if (truth8 == SNOW).any():  # DFC2020's 8 classes have no snow
+            raise AssertionError("snow in a DFC2020 layout")
+        season = int(rng.integers(len(SEASONS)))
+        w.add(f"dfc{i:05d}", split, season, _grid("dfc2020", i, p.patch_size, 10.0), {
+            "s2": render_s2(rng, layout, season, p.feature_size),
+            "s1": render_s1(rng, layout, season),
+            "modis": _modis_labels(rng, truth8, p.modis_block, p.modis_noise, candidates),
+            "dfc": truth8,
+        })
+    return w.close()
+
+
+def nlcd_from_blocks(
+    rng: np.random.Generator, truth4: np.ndarray, block: int, p_label_given_nlcd: np.ndarray,
+    nlcd_ids: list[int], confidence: float,
+) -> np.ndarray:
+    """NLCD-like coarse labels: per block, draw c with probability ∝ Π_ℓ p(ℓ|c)^(confidence·f_ℓ).
+
+    f_ℓ is the block's fraction of high-res class ℓ, so the coarse class is a noisy but informative
+    summary of the block through the same p(ℓ|c) table the LSR methods assume.
+    """
+    h, w = truth4.shape
+    n_labels = p_label_given_nlcd.shape[1]
+    log_p = np.log(p_label_given_nlcd + 1e-3)
+    out = np.zeros(truth4.shape, dtype=np.uint8)
+    for y in range(0, h, block):
+        for x in range(0, w, block):
+            frac = np.bincount(truth4[y : y + block, x : x + block].ravel(), minlength=n_labels) / truth4[
+                y : y + block, x : x + block
+            ].size
+            score = confidence * log_p @ frac
+            prob = np.exp(score - score.max())
+            out[y : y + block, x : x + block] = nlcd_ids[rng.choice(len(nlcd_ids), p=prob / prob.sum())]
+    return out
+
+
+def generate_lsr(root: Path, p: LsrParams, seed: int) -> Path:
+    """Label-super-resolution tiles: aerial RGBN, NLCD-like coarse labels, 4-class truth."""
+    meta = DatasetMeta(
+        name="lsr", source="synthetic",
+        layers={
+            "image": LayerSpec(bands=AERIAL_BANDS, dtype="uint8", role="image"),
+            "nlcd": LayerSpec(bands=("nlcd",), dtype="uint8", role="label", schema="nlcd", nodata=0),
+            "truth": LayerSpec(bands=("lsr4_label",), dtype="uint8", role="truth", schema="lsr4", nodata=IGNORE),
+        },
+        description="NAIP+NLCD-shaped label super-resolution tiles at 1 m (synthetic)",
+        extra={"block_px": p.block},
+    )
+    p_table, nlcd_ids, _ = load_transfer_matrix("nlcd_to_lsr4_prob", row_sums="renormalize")
+    to4 = load_mapping("synthetic_dw_to_lsr4")
+    w = _Writer(root, meta)
+    for i in tqdm(range(p.n_tiles), desc="lsr", unit="tile"):
+        rng = _rng(seed, "lsr", i)
+        layout = generate_layout(
+            rng, (p.tile_size,) * 2,
+            LayoutParams(feature_size=p.feature_size, road_width=max(2.0, p.feature_size / 10), snow_fraction=0.0),
+        )
+        truth4 = _map_ids(layout.classes, to4)
+        w.add(f"lsr{i:05d}", "test", 1, _grid("lsr", i, p.tile_size, 1.0), {
+            "image": render_aerial(rng, layout, p.feature_size),
+            "nlcd": nlcd_from_blocks(rng, truth4, p.block, p_table, nlcd_ids, p.nlcd_confidence),
+            "truth": truth4,
+        })
+    return w.close()
+
+
+GENERATORS: dict[str, Callable[..., Path]] = {
+    "noldo": generate_noldo,
+    "dw": generate_dw,
+    "osm": generate_osm,
+    "dfc2020": generate_dfc2020,
+    "lsr": generate_lsr,
+}
+
+
+def generate_dataset(name: str, root: str | Path, params: WorldParams) -> Path:
+    """Generate one named dataset under ``root``; returns the index path."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown synthetic dataset {name!r}; choose from {DATASETS}")
+    return GENERATORS[name](Path(root), getattr(params, name), params.seed)
+
+
+__all__ = ["DATASETS", "WorldParams", "world_params", "generate_dataset", "Layout", "nlcd_from_blocks"]
