@@ -156,7 +156,7 @@ def read_geotiff(
     with open_raster(path) as ds:
         grid = GridSpec.from_dataset(ds)
         if expect is not None:
-            _check_grid(path, grid, expect)
+            check_grid(path, grid, expect)
         if expect_count is not None and ds.count != expect_count:
             raise RasterError(f"{path}: has {ds.count} bands, index says {expect_count}")
         indexes = [b + 1 for b in bands] if bands is not None else list(range(1, ds.count + 1))
@@ -168,7 +168,7 @@ def read_geotiff(
     return data, grid, descriptions
 
 
-def _check_grid(path: str | os.PathLike[str], got: GridSpec, want: GridSpec) -> None:
+def check_grid(path: str | os.PathLike[str], got: GridSpec, want: GridSpec) -> None:
     if (got.height, got.width) != (want.height, want.width):
         raise RasterError(
             f"{path}: shape {got.height}x{got.width} disagrees with index {want.height}x{want.width}"

@@ -21,6 +21,7 @@ IGBP→DFC2020 and NLCD→4-class p(ℓ|c).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from eolabels.data.geotiff import GridSpec, write_geotiff
 from eolabels.data.index import DatasetMeta, LayerSpec, grid_columns, write_index
-from eolabels.data.layout import SNOW, Layout, LayoutParams, generate_layout
+from eolabels.data.layout import SNOW, LayoutParams, generate_layout
 from eolabels.data.noise import IGNORE, displacement_field, missing_mask, noisy_labels, warp_labels
 from eolabels.data.render import AERIAL_BANDS, S1_BANDS, S2_BANDS, SEASONS, render_aerial, render_s1, render_s2
 from eolabels.tables import ClassSchema, load_mapping, load_schema, load_transfer_matrix
@@ -91,31 +92,26 @@ class LsrParams:
     tile_size: int = 240
     block: int = 30
     feature_size: float = 40.0
-    nlcd_confidence: float = 20.0
+    nlcd_confidence: float = 40.0
+    # NLCD classes of the conterminous US (the Alaska-only 51, 72-74 and ice 12 never occur there)
+    nlcd_classes: tuple[int, ...] = (11, 21, 22, 23, 24, 31, 41, 42, 43, 52, 71, 81, 82, 90, 95)
 
 
-@dataclass
-class WorldParams:
-    """All generator settings; built from ``config['synthetic']`` by :func:`world_params`."""
-
-    seed: int = 0
-    noldo: NoldoParams = field(default_factory=NoldoParams)
-    dw: DwParams = field(default_factory=DwParams)
-    osm: OsmParams = field(default_factory=OsmParams)
-    dfc2020: Dfc2020Params = field(default_factory=Dfc2020Params)
-    lsr: LsrParams = field(default_factory=LsrParams)
+PARAMS = {"noldo": NoldoParams, "dw": DwParams, "osm": OsmParams, "dfc2020": Dfc2020Params, "lsr": LsrParams}
 
 
-def world_params(config: dict, seed: int) -> WorldParams:
-    """Typed generator settings from the (schema-validated) ``synthetic`` config section."""
-    kinds = {"noldo": NoldoParams, "dw": DwParams, "osm": OsmParams, "dfc2020": Dfc2020Params, "lsr": LsrParams}
-    sections = {}
-    for name, cls in kinds.items():
-        values = dict(config.get(name, {}))
-        if "season_accuracy_offsets" in values:
-            values["season_accuracy_offsets"] = tuple(values["season_accuracy_offsets"])
-        sections[name] = cls(**values)
-    return WorldParams(seed=seed, **sections)
+def dataset_params(name: str, section: dict | None = None):
+    """Typed generator settings of one dataset from its (schema-validated) config section."""
+    if name not in PARAMS:
+        raise ValueError(f"unknown synthetic dataset {name!r}; choose from {DATASETS}")
+    values = dict(section or {})
+    for key in ("season_accuracy_offsets", "nlcd_classes"):
+        if key in values:
+            values[key] = tuple(values[key])
+    try:
+        return PARAMS[name](**values)
+    except TypeError as err:
+        raise ValueError(f"synthetic.{name}: {err}") from err
 
 
 def _rng(seed: int, dataset: str, sample: int) -> np.random.Generator:
@@ -203,7 +199,11 @@ def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
         name="noldo", source="synthetic", seasons=SEASONS,
         layers={"s2": _S2, "s1": _S1, "dw": _dw_layer("label"), "truth": _dw_layer("truth")},
         description="NoLDO-S12-shaped: S1/S2 x 4 seasons with Dynamic-World-like noisy labels (synthetic)",
-        extra={"target_accuracy": p.target_accuracy, "season_accuracy_offsets": list(p.season_accuracy_offsets)},
+        extra={
+            "target_accuracy": p.target_accuracy,
+            "season_accuracy_offsets": list(p.season_accuracy_offsets),
+            "label_quality": [{"label": "dw", "reference": "truth"}],
+        },
     )
     confusions = [load_transfer_matrix(f"synthetic_dw_noise_{s}")[0] for s in SEASONS]
     w = _Writer(root, meta)
@@ -229,6 +229,7 @@ def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
         name="dw", source="synthetic",
         layers={"s2": _S2, "s1": _S1, "dw": _dw_layer("label"), "truth": _dw_layer("truth")},
         description="SSL4EO-S12@DW-shaped: S1/S2 with clean DW labels, 255 = unlabelled (synthetic)",
+        extra={"label_quality": [{"label": "dw", "reference": "truth"}]},
     )
     w = _Writer(root, meta)
     splits = ["train"] * p.n_train + ["test"] * p.n_test
@@ -260,7 +261,10 @@ def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
             "displacement": LayerSpec(bands=("dy_px", "dx_px"), dtype="float32", role="aux"),
         },
         description="SSL4EO-S12@OSM-shaped: OSM labels misregistered by a smooth field (synthetic)",
-        extra={"misregistration_px": p.misregistration_px},
+        extra={
+            "misregistration_px": p.misregistration_px,
+            "label_quality": [{"label": "osm", "reference": "osm_registered"}],
+        },
     )
     subtypes = load_transfer_matrix("synthetic_dw_to_osm")[0]
     w = _Writer(root, meta)
@@ -323,7 +327,10 @@ def generate_dfc2020(root: Path, p: Dfc2020Params, seed: int) -> Path:
             "dfc": LayerSpec(bands=("dfc2020_label",), dtype="uint8", role="label", schema="dfc2020", nodata=IGNORE),
         },
         description="DFC2020-shaped: S1/S2 with MODIS IGBP coarse labels and 8-class labels (synthetic)",
-        extra={"modis_block_px": p.modis_block},
+        extra={
+            "modis_block_px": p.modis_block,
+            "label_quality": [{"label": "modis", "reference": "dfc", "via_mappings": ["igbp_to_dfc2020", "dfc2020_to_dw"]}],
+        },
     )
     candidates = _igbp_candidates()
     w = _Writer(root, meta)
@@ -380,9 +387,17 @@ def generate_lsr(root: Path, p: LsrParams, seed: int) -> Path:
             "truth": LayerSpec(bands=("lsr4_label",), dtype="uint8", role="truth", schema="lsr4", nodata=IGNORE),
         },
         description="NAIP+NLCD-shaped label super-resolution tiles at 1 m (synthetic)",
-        extra={"block_px": p.block},
+        extra={
+            "block_px": p.block,
+            "label_quality": [{"label": "nlcd", "reference": "truth", "via_argmax": "nlcd_to_lsr4_prob"}],
+        },
     )
     p_table, nlcd_ids, _ = load_transfer_matrix("nlcd_to_lsr4_prob", row_sums="renormalize")
+    unknown = sorted(set(p.nlcd_classes) - set(nlcd_ids))
+    if unknown:
+        raise ValueError(f"synthetic.lsr.nlcd_classes: {unknown} are not rows of nlcd_to_lsr4_prob")
+    keep = [nlcd_ids.index(c) for c in p.nlcd_classes]
+    p_table, nlcd_ids = p_table[keep], [nlcd_ids[k] for k in keep]
     to4 = load_mapping("synthetic_dw_to_lsr4")
     w = _Writer(root, meta)
     for i in tqdm(range(p.n_tiles), desc="lsr", unit="tile"):
@@ -409,11 +424,15 @@ GENERATORS: dict[str, Callable[..., Path]] = {
 }
 
 
-def generate_dataset(name: str, root: str | Path, params: WorldParams) -> Path:
-    """Generate one named dataset under ``root``; returns the index path."""
-    if name not in GENERATORS:
-        raise ValueError(f"unknown synthetic dataset {name!r}; choose from {DATASETS}")
-    return GENERATORS[name](Path(root), getattr(params, name), params.seed)
+def generate_dataset(name: str, root: str | Path, section: dict | None = None, seed: int = 0) -> Path:
+    """Generate one named dataset under ``root`` (stale samples removed first); returns the index path."""
+    params = dataset_params(name, section)
+    root = Path(root)
+    shutil.rmtree(root / "samples", ignore_errors=True)
+    log.info("generating synthetic %s (seed %d): %s", name, seed, params)
+    index = GENERATORS[name](root, params, seed)
+    log.info("wrote %s", index)
+    return index
 
 
-__all__ = ["DATASETS", "WorldParams", "world_params", "generate_dataset", "Layout", "nlcd_from_blocks"]
+__all__ = ["DATASETS", "dataset_params", "generate_dataset", "nlcd_from_blocks"]

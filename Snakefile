@@ -1,0 +1,18 @@
+# eolabels: learning land-cover maps from imperfect labels — one DAG from acquisition to tables.
+# Run: snakemake --cores all            (config/config.yaml, the embedded synthetic world)
+#      snakemake --cores all --configfile config/test.yaml   (tiny end-to-end scenario)
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/acquire.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        datacards(),
+        "results/report/summary.md",
+    default_target: True

@@ -1,0 +1,51 @@
+# Acquisition: raw data into the common dataset layout (dataset.json + index.csv + GeoTIFFs).
+
+
+rule acquire_synthetic:
+    """Generate one dataset of the embedded synthetic world (config.source == 'synthetic')."""
+    output:
+        index="results/data/{dataset}/index.csv",
+        meta="results/data/{dataset}/dataset.json",
+    params:
+        generator=generator_params,
+        seed=config["seed"],
+        source=config["source"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "logs/acquire_synthetic/{dataset}.log",
+    benchmark:
+        "benchmarks/acquire_synthetic/{dataset}.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/acquire_synthetic.py"
+
+
+rule write_datacard:
+    """Measure a dataset from its files: sizes, class histograms, label quality, misregistration."""
+    input:
+        index="results/data/{dataset}/index.csv",
+        meta="results/data/{dataset}/dataset.json",
+    output:
+        card="results/data/{dataset}/datacard.json",
+        preview=report(
+            "results/data/{dataset}/preview.png",
+            caption="captions/preview.rst",
+            category="Data cards",
+            subcategory="{dataset}",
+        ),
+    params:
+        preview_samples=config["report"]["preview_samples"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        "logs/write_datacard/{dataset}.log",
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/write_datacard.py"

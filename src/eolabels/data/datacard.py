@@ -1,0 +1,226 @@
+"""Data cards: what a generated (or imported) dataset holds, measured from the files on disk.
+
+A card records sizes, class histograms, how good each imperfect label layer is against its
+reference (``dataset.json`` → ``extra.label_quality``), and misregistration statistics, so every
+number a later stage relies on ("DW-like labels are ~70 % accurate") is checked, not assumed.
+A PNG preview puts imagery and labels side by side in the class colours of ``config/tables``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eolabels.data.geotiff import atomic_path, read_geotiff
+from eolabels.data.index import DatasetIndex
+from eolabels.metrics import SegmentationMetrics
+from eolabels.tables import load_mapping, load_schema, load_transfer_matrix
+
+IGNORE = 255
+
+
+def _lut(mapping: dict[int, int]) -> np.ndarray:
+    lut = np.full(256, IGNORE, dtype=np.int64)
+    for src, dst in mapping.items():
+        lut[src] = dst
+    return lut
+
+
+def _label_transform(spec: dict[str, Any]):
+    """How to bring a coarse / foreign label layer into the reference's class ids before comparing."""
+    if "via_mappings" in spec:
+        luts = [_lut(load_mapping(name)) for name in spec["via_mappings"]]
+
+        def apply(a: np.ndarray) -> np.ndarray:
+            for lut in luts:
+                a = lut[np.minimum(a, 255)]
+            return a
+
+        return apply
+    if "via_argmax" in spec:  # naive baseline: each coarse class becomes its most likely fine class
+        table, src_ids, dst_ids = load_transfer_matrix(spec["via_argmax"], row_sums="renormalize")
+        lut = np.full(256, IGNORE, dtype=np.int64)
+        for i, s in enumerate(src_ids):
+            lut[s] = dst_ids[int(np.argmax(table[i]))]
+        return lambda a: lut[a]
+    return lambda a: a.astype(np.int64)
+
+
+def _class_histogram(index: DatasetIndex, layer: str) -> dict[str, Any]:
+    spec = index.meta.layers[layer]
+    counts = np.zeros(256, dtype=np.int64)
+    for row in index.rows():
+        if row[layer]:
+            data = read_geotiff(index.path(row, layer))[0]
+            counts += np.bincount(data.ravel(), minlength=256)[:256]
+    schema = load_schema(spec.schema)
+    total = int(counts.sum())
+    hist = {name: int(counts[cid]) for cid, name in zip(schema.ids, schema.names)}
+    nodata = int(spec.nodata) if spec.nodata is not None else None
+    return {
+        "schema": spec.schema,
+        "pixels": hist,
+        "fraction": {k: round(v / total, 6) if total else 0.0 for k, v in hist.items()},
+        "unlabelled_fraction": round(counts[nodata] / total, 6) if nodata is not None and total else 0.0,
+    }
+
+
+def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
+    label, reference = spec["label"], spec["reference"]
+    ref_schema = load_schema(index.meta.layers[reference].schema)
+    transform = _label_transform(spec)
+    overall = SegmentationMetrics(ref_schema.num_classes)
+    by_season: dict[int, SegmentationMetrics] = {}
+    labelled = total = 0
+    for row in index.rows():
+        ref = read_geotiff(index.path(row, reference))[0].astype(np.int64)
+        lab = read_geotiff(index.path(row, label))[0]
+        mapped = transform(lab)
+        valid = (mapped != IGNORE) & (ref != IGNORE)
+        labelled += int(valid.sum())
+        total += valid.size
+        overall.update(ref[valid], mapped[valid])
+        by_season.setdefault(int(row["season"]), SegmentationMetrics(ref_schema.num_classes)).update(
+            ref[valid], mapped[valid]
+        )
+    scores = overall.compute()
+    out = {
+        "label": label,
+        "reference": reference,
+        "how": {k: v for k, v in spec.items() if k.startswith("via")} or "same ids",
+        "pixel_accuracy": round(scores["OA"], 4),
+        "mIoU": round(scores["mIoU"], 4),
+        "labelled_fraction": round(labelled / total, 4) if total else 0.0,
+        "recall_per_class": {n: round(float(v), 4) for n, v in zip(ref_schema.names, scores["recall"])},
+    }
+    if len(by_season) > 1:
+        names = index.meta.seasons or tuple(str(s) for s in by_season)
+        out["pixel_accuracy_by_season"] = {
+            names[s] if s < len(names) else str(s): round(m.compute()["OA"], 4)
+            for s, m in sorted(by_season.items())
+        }
+    return out
+
+
+def _misregistration(index: DatasetIndex, layer: str) -> dict[str, float]:
+    norms = []
+    for row in index.rows():
+        field = read_geotiff(index.path(row, layer))[0]
+        norms.append(np.sqrt((field.astype(np.float64) ** 2).sum(0)).ravel())
+    n = np.concatenate(norms)
+    return {
+        "mean_px": round(float(n.mean()), 4),
+        "p95_px": round(float(np.quantile(n, 0.95)), 4),
+        "max_px": round(float(n.max()), 4),
+    }
+
+
+def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """All card statistics of the dataset under ``root``, read from its files."""
+    index = DatasetIndex.open(root)
+    t = index.table
+    card: dict[str, Any] = {
+        "name": index.meta.name,
+        "source": index.meta.source,
+        "synthetic": index.meta.source == "synthetic",
+        "description": index.meta.description,
+        "samples": int(len(t)),
+        "locations": int(t["id"].nunique()),
+        "splits": {str(k): int(v) for k, v in t.groupby("split")["id"].nunique().items()},
+        "seasons": list(index.meta.seasons),
+        "tile_shapes": sorted({f"{h}x{w}" for h, w in zip(t["height"], t["width"])}),
+        "crs": sorted(set(t["crs"])),
+        "layers": {
+            name: {"bands": list(s.bands), "dtype": s.dtype, "role": s.role, "schema": s.schema}
+            for name, s in index.meta.layers.items()
+        },
+        "class_histograms": {
+            name: _class_histogram(index, name) for name, s in index.meta.layers.items() if s.schema
+        },
+        "generator": index.meta.extra,
+    }
+    quality = [_label_quality(index, q) for q in index.meta.extra.get("label_quality", [])]
+    if quality:
+        card["label_quality"] = quality
+    if "displacement" in index.meta.layers:
+        card["misregistration"] = _misregistration(index, "displacement")
+    return card
+
+
+def write_datacard(root: str | os.PathLike[str], out_json: str | os.PathLike[str]) -> dict[str, Any]:
+    card = dataset_card(root)
+    with atomic_path(out_json) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    return card
+
+
+def _rgb(data: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """A 2–98 % stretched true-colour composite (or the first band in grey)."""
+    order = [bands.index(b) for b in ("B4", "B3", "B2") if b in bands] or [
+        bands.index(b) for b in ("R", "G", "B") if b in bands
+    ]
+    img = data[order] if len(order) == 3 else data[:1].repeat(3, 0)
+    img = img.astype(np.float64)
+    lo, hi = np.percentile(img, 2), np.percentile(img, 98)
+    return np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1).transpose(1, 2, 0)
+
+
+def plot_preview(
+    root: str | os.PathLike[str], out_png: str | os.PathLike[str], n_samples: int = 3
+) -> Path:
+    """Imagery and every label layer of the first samples, side by side, in the tables' colours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    index = DatasetIndex.open(root)
+    layers = [n for n, s in index.meta.layers.items() if s.role != "aux" or n == "displacement"]
+    rows = list(index.rows())[:n_samples]
+    fig, axes = plt.subplots(len(rows), len(layers), figsize=(2.6 * len(layers), 2.6 * len(rows) + 0.9), squeeze=False)
+    legends: dict[str, Any] = {}
+    for r, row in enumerate(rows):
+        for c, layer in enumerate(layers):
+            spec = index.meta.layers[layer]
+            data = read_geotiff(index.path(row, layer))[0]
+            ax = axes[r, c]
+            if spec.schema:
+                schema = load_schema(spec.schema)
+                lut = np.full(256, -1)
+                lut[list(schema.ids)] = np.arange(schema.num_classes)
+                pos = lut[data[0]]
+                rgb = np.ones(pos.shape + (3,))
+                rgb[pos >= 0] = schema.rgb()[pos[pos >= 0]]
+                ax.imshow(rgb, interpolation="nearest")
+                legends[spec.schema] = schema
+            elif layer == "displacement":
+                im = ax.imshow(np.sqrt((data.astype(float) ** 2).sum(0)), cmap="magma")
+                fig.colorbar(im, ax=ax, fraction=0.046, label="px")
+            elif "VV" in spec.bands and len(spec.bands) == 2:
+                ax.imshow(data[0], cmap="gray", vmin=-25, vmax=0)
+            else:
+                ax.imshow(_rgb(data, spec.bands))
+            season = index.meta.seasons[int(row["season"])] if index.meta.seasons else ""
+            ax.set_title(f"{row['id']} {season}\n{layer} ({spec.role})" if c == 0 else f"{layer} ({spec.role})", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    handles = [
+        Patch(color=col, label=f"{schema_name}:{name}")
+        for schema_name, schema in legends.items()
+        for name, col in zip(schema.names, schema.colors)
+    ]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(layers) + 1, 5), fontsize=6, frameon=False)
+    tag = "SYNTHETIC WORLD — not real data" if index.meta.source == "synthetic" else f"source: {index.meta.source}"
+    fig.suptitle(f"{index.meta.name}: {tag}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.96))
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return out_png

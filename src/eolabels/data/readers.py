@@ -1,0 +1,134 @@
+"""Reading datasets: lazily as xarray/dask for analysis, and by fast random windows for training.
+
+Both readers go through the index, so every raster is checked against its row (CRS, transform,
+shape, band count) the first time it is opened, imagery is checked for NaN, and label ids are
+checked against the layer's class schema.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+import xarray as xr
+from rasterio.windows import Window
+
+from eolabels.data.geotiff import GridSpec, RasterError, check_finite, check_grid, open_raster
+from eolabels.data.index import DatasetIndex
+from eolabels.tables import ClassSchema, load_schema
+
+
+def open_lazy(index: DatasetIndex, layer: str, row_number: int, chunks: int = 256) -> xr.DataArray:
+    """One sample's layer as a dask-backed DataArray (band, y, x) with band names and CRS."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor and the rasterio backend)
+
+    row = index.table.iloc[row_number]
+    path = index.path(row, layer)
+    with open_raster(path) as ds:
+        check_grid(path, GridSpec.from_dataset(ds), index.grid(row))
+    arr = rioxarray.open_rasterio(path, chunks={"band": -1, "y": chunks, "x": chunks}, masked=False)
+    arr = arr.assign_coords(band=list(index.meta.layers[layer].bands))
+    arr.name = f"{index.meta.name}/{row['id']}/{layer}"
+    return arr
+
+
+def open_stack(index: DatasetIndex, layer: str, split: str | None = None, chunks: int = 256) -> xr.DataArray:
+    """All samples of a split stacked lazily along a ``sample`` dimension (equal shapes required)."""
+    rows = [i for i, r in enumerate(index.table.itertuples()) if split is None or r.split == split]
+    if not rows:
+        raise RasterError(f"{index.root}: no samples in split {split!r}")
+    arrays = [open_lazy(index, layer, i, chunks).drop_vars(["x", "y", "spatial_ref"], errors="ignore") for i in rows]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise RasterError(f"{index.root}/{layer}: samples have different shapes {sorted(shapes)}; cannot stack")
+    ids = [f"{index.table.iloc[i]['id']}/{index.table.iloc[i]['season']}" for i in rows]
+    return xr.concat(arrays, dim="sample").assign_coords(sample=ids)
+
+
+@dataclass
+class WindowReader:
+    """Fast random windows for training: open files are cached, each checked once against the index.
+
+    ``read(row, layers, top, left, size)`` returns ``{layer: (bands, size, size) array}``;
+    ``random(rng, layers, size)`` picks a sample and an offset uniformly.  Keep one reader per data
+    loader worker (rasterio handles are not shared across processes).
+    """
+
+    index: DatasetIndex
+    max_open: int = 64
+    check_labels: bool = True
+    _open: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _schemas: dict[str, ClassSchema] = field(default_factory=dict, init=False, repr=False)
+
+    def _dataset(self, row_number: int, layer: str) -> rasterio.io.DatasetReader:
+        key = (row_number, layer)
+        if key in self._open:
+            self._open.move_to_end(key)
+            return self._open[key]
+        row = self.index.table.iloc[row_number]
+        path = self.index.path(row, layer)
+        ds = open_raster(path)
+        try:
+            check_grid(path, GridSpec.from_dataset(ds), self.index.grid(row))
+            want = len(self.index.meta.layers[layer].bands)
+            if ds.count != want:
+                raise RasterError(f"{path}: has {ds.count} bands, dataset.json says {want}")
+        except RasterError:
+            ds.close()
+            raise
+        self._open[key] = ds
+        if len(self._open) > self.max_open:
+            _, old = self._open.popitem(last=False)
+            old.close()
+        return ds
+
+    def read(
+        self, row_number: int, layers: Sequence[str], top: int, left: int, size: int | tuple[int, int]
+    ) -> dict[str, np.ndarray]:
+        h, w = (size, size) if isinstance(size, int) else size
+        out: dict[str, np.ndarray] = {}
+        for layer in layers:
+            ds = self._dataset(row_number, layer)
+            if top < 0 or left < 0 or top + h > ds.height or left + w > ds.width:
+                raise RasterError(
+                    f"{ds.name}: window ({top},{left},{h}x{w}) outside the {ds.height}x{ds.width} raster"
+                )
+            try:
+                data = ds.read(window=Window(left, top, w, h))
+            except rasterio.errors.RasterioIOError as err:
+                raise RasterError(f"{ds.name}: corrupt or truncated raster data ({err})") from err
+            spec = self.index.meta.layers[layer]
+            where = f"{ds.name} window ({top},{left})"
+            if spec.role == "image":
+                check_finite(data, where)
+            elif spec.schema and self.check_labels:
+                schema = self._schemas.setdefault(spec.schema, load_schema(spec.schema))
+                schema.validate_labels(data, ignore_index=spec.nodata, where=where)
+            out[layer] = data
+        return out
+
+    def random(
+        self, rng: np.random.Generator, layers: Sequence[str], size: int, rows: Sequence[int] | None = None
+    ) -> tuple[int, dict[str, np.ndarray]]:
+        candidates = np.arange(len(self.index)) if rows is None else np.asarray(rows)
+        row_number = int(rng.choice(candidates))
+        row = self.index.table.iloc[row_number]
+        h, w = int(row["height"]), int(row["width"])
+        if size > min(h, w):
+            raise RasterError(f"{self.index.root}: crop {size} larger than sample {row['id']} ({h}x{w})")
+        top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        return row_number, self.read(row_number, layers, top, left, size)
+
+    def close(self) -> None:
+        for ds in self._open.values():
+            ds.close()
+        self._open.clear()
+
+    def __enter__(self) -> WindowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

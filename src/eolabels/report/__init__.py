@@ -1,0 +1,1 @@
+"""Tables, figures and the summary report built from the workflow's outputs."""
