@@ -97,11 +97,9 @@ def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
         "labelled_fraction": round(labelled / total, 4) if total else 0.0,
         "recall_per_class": {n: round(float(v), 4) for n, v in zip(ref_schema.names, scores["recall"])},
     }
-    if len(by_season) > 1:
-        names = index.meta.seasons or tuple(str(s) for s in by_season)
+    if index.meta.seasons:  # multi-season datasets: noise is season-dependent by design
         out["pixel_accuracy_by_season"] = {
-            names[s] if s < len(names) else str(s): round(m.compute()["OA"], 4)
-            for s, m in sorted(by_season.items())
+            index.meta.seasons[s]: round(m.compute()["OA"], 4) for s, m in sorted(by_season.items())
         }
     return out
 

@@ -84,40 +84,51 @@ def class_spectra(season: int) -> np.ndarray:
 
 
 def _texture(rng: np.random.Generator, layout: Layout, scale: float) -> np.ndarray:
-    """Zero-mean per-pixel texture amplitude along the vegetation direction, per class."""
+    """Zero-mean per-pixel texture amplitude along the vegetation direction, per class.
+
+    Paired classes get the same per-pixel mean and variance and differ only in spatial correlation,
+    so no per-pixel (colour) classifier separates them while a spatial one can:
+    crops = oriented rows, grass = smooth patches; shrub = fine bush speckle, bare = smooth patches.
+    """
     c = layout.classes
     shape = c.shape
     tex = np.zeros(shape)
     yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
-    period = max(2.5, scale / 4)
+    period = max(4.0, scale / 3)
     theta = layout.parcel_angle
-    rows = np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)
+    rows = np.sqrt(2) * np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)
     n_parcels = int(layout.parcel_id.max()) + 1
     parcel_vigour = rng.normal(0, 0.08, size=n_parcels)[layout.parcel_id]
-    fine = smooth_noise(rng, shape, max(0.6, scale / 16), octaves=1)
+    fine = smooth_noise(rng, shape, 0.6, octaves=1)
+    patches = smooth_noise(rng, shape, max(3.0, scale), octaves=1)
     medium = smooth_noise(rng, shape, max(1.0, scale / 6), octaves=2)
-    tex[c == CROPS] = (0.28 * rows + parcel_vigour)[c == CROPS]
-    tex[c == GRASS] = (0.05 * medium + parcel_vigour)[c == GRASS]
-    tex[c == SHRUB] = 0.35 * np.tanh(2 * fine[c == SHRUB])
-    tex[c == TREES] = 0.10 * medium[c == TREES]
-    tex[c == FLOODED] = 0.08 * medium[c == FLOODED]
+    amplitude = 0.2  # unit-variance fields times this: equal variance within each pair
+    for cls, field in (
+        (CROPS, amplitude * rows + parcel_vigour),
+        (GRASS, amplitude * patches + parcel_vigour),
+        (SHRUB, amplitude * fine),
+        (BARE, amplitude * patches),
+        (TREES, 0.10 * medium),
+        (FLOODED, 0.08 * medium),
+    ):
+        tex[c == cls] = field[c == cls]
     return tex
 
 
 def render_reflectance(
     rng: np.random.Generator, layout: Layout, season: int, scale: float
 ) -> np.ndarray:
-    """(13, H, W) surface reflectance: class spectra + texture + mixed-pixel blur + sensor noise."""
+    """(13, H, W) surface reflectance: class spectra, mixed-pixel blur at borders, texture, noise."""
     spectra = class_spectra(season)
     refl = spectra[layout.classes].transpose(2, 0, 1).copy()
-    veg_direction = np.asarray(_ENDMEMBERS["green"]) - np.asarray(_ENDMEMBERS["soil"])
-    refl += veg_direction[:, None, None] * _texture(rng, layout, scale)[None]
     built = layout.classes == BUILT
     h, w = built.shape
     roofs = rng.normal(0, 0.25, size=((h + 1) // 2, (w + 1) // 2)).repeat(2, 0).repeat(2, 1)[:h, :w]
     refl[:, built] *= 1 + roofs[built][None]  # 2x2-pixel roofs and yards
     refl *= rng.normal(1.0, 0.03)  # per-scene illumination
     refl = ndimage.gaussian_filter(refl, sigma=(0, 0.5, 0.5))  # mixed pixels at class borders
+    veg_direction = np.asarray(_ENDMEMBERS["green"]) - np.asarray(_ENDMEMBERS["soil"])
+    refl += veg_direction[:, None, None] * _texture(rng, layout, scale)[None]
     refl += rng.normal(0, 0.004, size=refl.shape)
     return np.clip(refl, 0.0, 1.5)
 
