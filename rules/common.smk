@@ -24,5 +24,8 @@ def datacards():
 
 
 def generator_params(wildcards):
-    """The config values one dataset depends on: changing another dataset's never re-runs this one."""
-    return config["synthetic"][wildcards.dataset]
+    """The config values one dataset depends on: changing another dataset's never re-runs this one.
+
+    Keys are sorted so that reordering or reformatting the YAML does not count as a change.
+    """
+    return dict(sorted(config["synthetic"][wildcards.dataset].items()))

@@ -1,0 +1,78 @@
+"""The workflow as a user runs it: dry run, lint, and the whole DAG on config/test.yaml in a temp dir."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "config", "envs")
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(repo_root, tmp_path_factory):
+    """A copy of the workflow, so tests never touch the repository's results/."""
+    dest = tmp_path_factory.mktemp("workflow")
+    for part in WORKFLOW_PARTS:
+        src = repo_root / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
+    return dest
+
+
+def planned_jobs(proc):
+    """(rule, wildcards) of every job a dry run lists."""
+    return re.findall(r"(?:rule|localrule) (\w+):.*?\n(?:\s+\S.*\n)*?\s+wildcards: ([^\n]+)", proc.stdout)
+
+
+def test_dry_run_of_default_config(workflow_copy):
+    proc = snakemake(workflow_copy, "-n")
+    assert "acquire_synthetic" in proc.stdout and "write_datacard" in proc.stdout
+
+
+def test_lint_is_clean(workflow_copy):
+    proc = snakemake(workflow_copy, "--lint", check=False)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_bad_config_fails_with_the_key_named(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "--config", "seed=minus-one", check=False)
+    assert proc.returncode != 0 and "seed" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_on_test_config(workflow_copy):
+    snakemake(workflow_copy, "--configfile", "config/test.yaml")
+    results = workflow_copy / "results"
+    for name in ("noldo", "dw", "osm", "dfc2020", "lsr"):
+        card = json.loads((results / "data" / name / "datacard.json").read_text())
+        assert card["synthetic"] and card["samples"] > 0
+        assert (results / "data" / name / "preview.png").stat().st_size > 1000
+        assert (workflow_copy / "logs" / "acquire_synthetic" / f"{name}.log").is_file()
+    noldo = json.loads((results / "data" / "noldo" / "datacard.json").read_text())
+    assert abs(noldo["label_quality"][0]["pixel_accuracy"] - 0.70) < 0.05
+    summary = (results / "report" / "summary.md").read_text()
+    assert "Synthetic world" in summary and "noldo" in summary
+
+    rerun = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+    # changing one dataset's setting re-runs that dataset's branch and the summary, nothing else
+    config = yaml.safe_load((workflow_copy / "config" / "test.yaml").read_text())
+    config["synthetic"]["lsr"]["n_tiles"] = 2
+    (workflow_copy / "config" / "changed.yaml").write_text(yaml.safe_dump(config))
+    changed = snakemake(workflow_copy, "-n", "--configfile", "config/changed.yaml")
+    text = changed.stdout + changed.stderr
+    assert re.search(r"wildcards: dataset=lsr", text)
+    for other in ("noldo", "dw", "osm", "dfc2020"):
+        assert f"dataset={other}" not in text
