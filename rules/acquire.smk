@@ -1,27 +1,54 @@
 # Acquisition: raw data into the common dataset layout (dataset.json + index.csv + GeoTIFFs).
 
 
-rule acquire_synthetic:
-    """Generate one dataset of the embedded synthetic world (config.source == 'synthetic')."""
-    output:
-        index="results/data/{dataset}/index.csv",
-        meta="results/data/{dataset}/dataset.json",
-    params:
-        generator=generator_params,
-        seed=config["seed"],
-        source=config["source"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    log:
-        "logs/acquire_synthetic/{dataset}.log",
-    benchmark:
-        "benchmarks/acquire_synthetic/{dataset}.tsv"
-    conda:
-        "../envs/eolabels.yaml"
-    script:
-        "../workflow_scripts/acquire_synthetic.py"
+if config["source"] == "synthetic":
+
+    rule acquire_synthetic:
+        """Generate one dataset of the embedded synthetic world (config.source == 'synthetic')."""
+        output:
+            index="results/data/{dataset}/index.csv",
+            meta="results/data/{dataset}/dataset.json",
+        params:
+            generator=generator_params,
+            seed=config["seed"],
+            source=config["source"],
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        log:
+            "logs/acquire_synthetic/{dataset}.log",
+        benchmark:
+            "benchmarks/acquire_synthetic/{dataset}.tsv"
+        conda:
+            "../envs/eolabels.yaml"
+        script:
+            "../workflow_scripts/acquire_synthetic.py"
+
+else:
+
+    rule acquire_local:
+        """Import one dataset from already-downloaded files (config.source == 'local')."""
+        input:
+            local_files,
+        output:
+            index="results/data/{dataset}/index.csv",
+            meta="results/data/{dataset}/dataset.json",
+        params:
+            settings=local_settings,
+            source=config["source"],
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        log:
+            "logs/acquire_local/{dataset}.log",
+        benchmark:
+            "benchmarks/acquire_local/{dataset}.tsv"
+        conda:
+            "../envs/eolabels.yaml"
+        script:
+            "../workflow_scripts/acquire_local.py"
 
 
 rule write_datacard:

@@ -1,16 +1,27 @@
 # Config validation, path helpers and wildcard constraints shared by every rule.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from eolabels.data.local import local_inputs
 
 min_version("8.20")
 
 validate(config, schema="../config/schema.yaml", set_default=True)
 
 DATASETS = config["datasets"]
-SYNTHETIC_DATASETS = ["noldo", "dw", "osm", "dfc2020", "lsr"]
+ALL_DATASETS = ["noldo", "dw", "osm", "dfc2020", "lsr"]
+
+if config["source"] == "local":
+    _unconfigured = [d for d in DATASETS if d not in config["local"]]
+    if _unconfigured:
+        raise WorkflowError(
+            f"source is 'local' but config.local has no entry for datasets {_unconfigured}: "
+            "add their format and paths, or remove them from config.datasets"
+        )
 
 
 wildcard_constraints:
-    dataset="|".join(SYNTHETIC_DATASETS),
+    dataset="|".join(ALL_DATASETS),
 
 
 def dataset_index(dataset):
@@ -29,3 +40,12 @@ def generator_params(wildcards):
     Keys are sorted so that reordering or reformatting the YAML does not count as a change.
     """
     return dict(sorted(config["synthetic"][wildcards.dataset].items()))
+
+
+def local_settings(wildcards):
+    return dict(sorted(config["local"][wildcards.dataset].items()))
+
+
+def local_files(wildcards):
+    """The real files a local import reads; missing ones fail the DAG with their path."""
+    return [str(p) for p in local_inputs(wildcards.dataset, config["local"][wildcards.dataset])]

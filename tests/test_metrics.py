@@ -72,3 +72,16 @@ def test_summary_row_names_classes():
     assert row["OA"] == 1.0 and row["IoU_water"] == 1.0 and set(row) >= {"AA", "mIoU", "mF1"}
     with pytest.raises(ValueError):
         summary_row(s, ["only_one"])
+
+
+def test_average_over_present_classes_skips_classes_absent_from_targets():
+    # LSR convention: water absent from a tile is not scored (Chesapeake reference numbers use it)
+    m = np.array([[0, 0, 0], [0, 6, 2], [0, 1, 3]])
+    s_all = metrics_from_confusion(m, average_over="all")
+    s_present = metrics_from_confusion(m, average_over="present")
+    assert s_all["mIoU"] == pytest.approx((1 + 6 / 9 + 3 / 6) / 3)
+    assert s_present["mIoU"] == pytest.approx((6 / 9 + 3 / 6) / 2)
+    assert s_present["AA"] == pytest.approx((6 / 8 + 3 / 4) / 2)
+    assert s_present["OA"] == s_all["OA"] == pytest.approx(9 / 12)
+    with pytest.raises(ValueError, match="average_over"):
+        metrics_from_confusion(m, average_over="some")

@@ -76,3 +76,19 @@ def test_end_to_end_on_test_config(workflow_copy):
     assert re.search(r"wildcards: dataset=lsr", text)
     for other in ("noldo", "dw", "osm", "dfc2020"):
         assert f"dataset={other}" not in text
+
+
+def test_local_source_without_settings_names_the_dataset(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "--config", "source=local", check=False)
+    assert proc.returncode != 0 and "config.local has no entry" in proc.stdout + proc.stderr
+
+
+@pytest.mark.real
+def test_real_chesapeake_config_runs(workflow_copy, real_dir):
+    config = yaml.safe_load((workflow_copy / "config" / "real_chesapeake.yaml").read_text())
+    config["local"]["lsr"]["patches_dir"] = str(real_dir / "chesapeake_wv" / "patches")
+    (workflow_copy / "config" / "real_abs.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workflow_copy, "--configfile", "config/real_abs.yaml", "--directory", str(workflow_copy / "real_run"),
+              "--snakefile", str(workflow_copy / "Snakefile"))
+    card = json.loads((workflow_copy / "real_run" / "results" / "data" / "lsr" / "datacard.json").read_text())
+    assert card["source"] == "local:chesapeake_npz" and card["samples"] == 8 and not card["synthetic"]

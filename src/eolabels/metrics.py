@@ -67,6 +67,7 @@ class SegmentationMetrics:
     num_classes: int
     ignore_index: int | None = IGNORE_INDEX
     zero_division: float = 1.0
+    average_over: str = "all"
     matrix: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,11 +82,21 @@ class SegmentationMetrics:
         self.matrix[:] = 0
 
     def compute(self) -> dict[str, Any]:
-        return metrics_from_confusion(self.matrix, self.zero_division)
+        return metrics_from_confusion(self.matrix, self.zero_division, self.average_over)
 
 
-def metrics_from_confusion(matrix: np.ndarray, zero_division: float = 1.0) -> dict[str, Any]:
-    """OA, AA, mIoU, mF1 and per-class scores from a ``[target, prediction]`` count matrix."""
+def metrics_from_confusion(
+    matrix: np.ndarray, zero_division: float = 1.0, average_over: str = "all"
+) -> dict[str, Any]:
+    """OA, AA, mIoU, mF1 and per-class scores from a ``[target, prediction]`` count matrix.
+
+    ``average_over="all"`` divides the means by the number of classes (CromSS spec §8, where a class
+    absent from targets and predictions scores 1); ``"present"`` averages only over classes that occur
+    in the targets, the convention of the LSR evaluations (a tile with no water says nothing about
+    water).
+    """
+    if average_over not in ("all", "present"):
+        raise ValueError(f"average_over must be 'all' or 'present', got {average_over!r}")
     m = np.asarray(matrix, dtype=np.int64)
     tp = np.diag(m)
     fp = m.sum(axis=0) - tp
@@ -96,11 +107,13 @@ def metrics_from_confusion(matrix: np.ndarray, zero_division: float = 1.0) -> di
     recall = _ratio(tp, tp + fn, zero_division)
     total = m.sum()
     oa = float(tp.sum() / total) if total else float(zero_division)
+    present = m.sum(axis=1) > 0
+    keep = present if average_over == "present" and present.any() else np.ones_like(present)
     return {
         "OA": oa,
-        "AA": float(recall.mean()),
-        "mIoU": float(iou.mean()),
-        "mF1": float(f1.mean()),
+        "AA": float(recall[keep].mean()),
+        "mIoU": float(iou[keep].mean()),
+        "mF1": float(f1[keep].mean()),
         "iou": iou,
         "f1": f1,
         "precision": precision,

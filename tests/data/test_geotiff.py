@@ -90,3 +90,14 @@ def test_expectations_from_the_index_are_checked(tmp_path):
         read_geotiff(path, expect=shifted)
     with pytest.raises(RasterError, match="shape"):
         read_geotiff(path, expect=GridSpec(GRID.crs, GRID.transform, 41, 30))
+
+
+def test_pixel_grid_without_crs_round_trips(tmp_path):
+    import warnings
+
+    grid = GridSpec(crs="", transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0), height=8, width=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_geotiff(tmp_path / "p.tif", np.ones((1, 8, 8), np.uint8), grid, ("x",))
+    _, back, _ = read_geotiff(tmp_path / "p.tif", expect=grid)
+    assert back.crs == "" and back.transform == grid.transform

@@ -17,7 +17,7 @@ import numpy as np
 
 from eolabels.data.geotiff import atomic_path, read_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.metrics import SegmentationMetrics
+from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
 from eolabels.tables import load_mapping, load_schema, load_transfer_matrix
 
 IGNORE = 255
@@ -88,12 +88,14 @@ def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
             ref[valid], mapped[valid]
         )
     scores = overall.compute()
+    present = metrics_from_confusion(overall.matrix, average_over="present")
     out = {
         "label": label,
         "reference": reference,
         "how": {k: v for k, v in spec.items() if k.startswith("via")} or "same ids",
         "pixel_accuracy": round(scores["OA"], 4),
         "mIoU": round(scores["mIoU"], 4),
+        "mIoU_present_classes": round(present["mIoU"], 4),
         "labelled_fraction": round(labelled / total, 4) if total else 0.0,
         "recall_per_class": {n: round(float(v), 4) for n, v in zip(ref_schema.names, scores["recall"])},
     }
@@ -157,14 +159,14 @@ def write_datacard(root: str | os.PathLike[str], out_json: str | os.PathLike[str
 
 
 def _rgb(data: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
-    """A 2–98 % stretched true-colour composite (or the first band in grey)."""
+    """A per-channel 2–98 % stretched true-colour composite (or the first band in grey)."""
     order = [bands.index(b) for b in ("B4", "B3", "B2") if b in bands] or [
         bands.index(b) for b in ("R", "G", "B") if b in bands
     ]
-    img = data[order] if len(order) == 3 else data[:1].repeat(3, 0)
-    img = img.astype(np.float64)
-    lo, hi = np.percentile(img, 2), np.percentile(img, 98)
-    return np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1).transpose(1, 2, 0)
+    img = (data[order] if len(order) == 3 else data[:1].repeat(3, 0)).astype(np.float64)
+    lo = np.percentile(img, 2, axis=(1, 2), keepdims=True)
+    hi = np.percentile(img, 98, axis=(1, 2), keepdims=True)
+    return np.clip((img - lo) / np.maximum(hi - lo, 1e-9), 0, 1).transpose(1, 2, 0)
 
 
 def plot_preview(

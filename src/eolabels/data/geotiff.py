@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -28,7 +29,11 @@ class RasterError(ValueError):
 
 @dataclass(frozen=True)
 class GridSpec:
-    """The georeference shared by every layer of one sample: CRS, affine transform and shape."""
+    """The georeference shared by every layer of one sample: CRS, affine transform and shape.
+
+    A source without georeference uses ``crs=""`` and the identity transform (GDAL's default for
+    such rasters, so files read back equal to their index rows).
+    """
 
     crs: str
     transform: tuple[float, float, float, float, float, float]
@@ -119,7 +124,9 @@ def write_geotiff(
     if np.issubdtype(arr.dtype, np.floating):
         profile["predictor"] = 3 if compress == "deflate" else 1
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        if not grid.crs:  # a bare pixel grid is intended here (source without georeference)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(arr)
             for i, desc in enumerate(descriptions, start=1):

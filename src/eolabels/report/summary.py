@@ -47,6 +47,7 @@ def label_quality_table(cards: list[dict]) -> pd.DataFrame:
                 "mapped": how,
                 "OA": q["pixel_accuracy"],
                 "mIoU": q["mIoU"],
+                "mIoU (present classes)": q["mIoU_present_classes"],
                 "labelled": q["labelled_fraction"],
                 "OA by season": " ".join(f"{k}:{v:.3f}" for k, v in by_season.items()),
             })
