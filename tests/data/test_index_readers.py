@@ -106,3 +106,42 @@ def test_lazy_reader_is_dask_backed_and_named(tmp_path):
     np.testing.assert_allclose(arr.values, read_geotiff(tmp_path / "s0" / "s2.tif")[0])
     stack = open_stack(ix, "dw", split="train")
     assert stack.sizes["sample"] == 2 and stack.shape[1:] == (1, 32, 32)
+
+
+def make_seasonal(root, seasons=(0, 1, 2, 3), s1_grid=GRID):
+    meta = DatasetMeta(
+        name="seasonal", source="test", seasons=("spring", "summer", "autumn", "winter"),
+        layers={"s2": META.layers["s2"], "s1": LayerSpec(bands=("VV", "VH"), dtype="float32", role="image"),
+                "dw": META.layers["dw"]},
+    )
+    rows = []
+    for s in seasons:
+        base = root / "loc0" / str(s)
+        write_geotiff(base / "s2.tif", np.full((3, 32, 32), s, np.float32), GRID, ("B2", "B3", "B4"))
+        write_geotiff(base / "s1.tif", np.full((2, 32, 32), -s, np.float32), s1_grid, ("VV", "VH"))
+        write_geotiff(base / "dw.tif", np.full((32, 32), s, np.uint8), GRID, ("dw_label",))
+        rows.append({"id": "loc0", "split": "train", "season": s, **grid_columns(GRID),
+                     "s2": f"loc0/{s}/s2.tif", "s1": f"loc0/{s}/s1.tif", "dw": f"loc0/{s}/dw.tif"})
+    write_index(root, meta, rows[::-1])  # index order must not matter
+    return DatasetIndex.open(root)
+
+
+def test_location_reader_stacks_seasons_in_order(tmp_path):
+    from eolabels.data.readers import LocationReader
+
+    reader = LocationReader(make_seasonal(tmp_path))
+    out = reader.read("loc0", ["s2", "s1", "dw"])
+    assert out["s2"].shape == (4, 3, 32, 32) and out["dw"].shape == (4, 1, 32, 32)
+    assert out["s2"][:, 0, 0, 0].tolist() == [0, 1, 2, 3] and out["s1"][:, 1, 5, 5].tolist() == [0, -1, -2, -3]
+    reader.close()
+
+
+def test_location_reader_names_missing_season_and_mismatched_modality(tmp_path):
+    from eolabels.data.readers import LocationReader
+
+    with pytest.raises(RasterError, match=r"loc0 is missing season\(s\) \['autumn'\]"):
+        LocationReader(make_seasonal(tmp_path / "a", seasons=(0, 1, 3)))
+    shifted = GridSpec(GRID.crs, (20.0, 0.0, 0.0, 0.0, -20.0, 1000.0), 32, 32)
+    reader = LocationReader(make_seasonal(tmp_path / "b", s1_grid=shifted))
+    with pytest.raises(RasterError, match=r"s1.tif: transform"):
+        reader.read("loc0", ["s2", "s1"])

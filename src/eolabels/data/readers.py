@@ -132,3 +132,52 @@ class WindowReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class LocationReader:
+    """All seasons of one location at once, as multi-season pretraining needs (NoLDO-S12 layout).
+
+    ``read(location, layers)`` returns ``{layer: (seasons, bands, H, W)}`` in season order. It fails
+    with the location named when a season listed in ``dataset.json`` is missing, and every raster is
+    checked against its index row (so modalities on different grids fail with the file named).
+    """
+
+    index: DatasetIndex
+    require_all_seasons: bool = True
+    windows: WindowReader = field(init=False, repr=False)
+    _rows: dict[str, list[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.windows = WindowReader(self.index)
+        self._rows = {}
+        for number, (sample, season) in enumerate(zip(self.index.table["id"], self.index.table["season"])):
+            self._rows.setdefault(str(sample), []).append(number)
+        n_seasons = len(self.index.meta.seasons) or 1
+        for sample, numbers in self._rows.items():
+            seasons = sorted(int(self.index.table.iloc[n]["season"]) for n in numbers)
+            if len(set(seasons)) != len(seasons):
+                raise RasterError(f"{self.index.root}: location {sample} lists season(s) twice: {seasons}")
+            if self.require_all_seasons and seasons != list(range(n_seasons)):
+                missing = sorted(set(range(n_seasons)) - set(seasons))
+                names = [self.index.meta.seasons[s] if s < n_seasons else str(s) for s in missing]
+                raise RasterError(f"{self.index.root}: location {sample} is missing season(s) {names}")
+            self._rows[sample] = sorted(numbers, key=lambda n: int(self.index.table.iloc[n]["season"]))
+
+    @property
+    def locations(self) -> list[str]:
+        return list(self._rows)
+
+    def read(self, location: str, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        if location not in self._rows:
+            raise RasterError(f"{self.index.root}: no location {location!r}")
+        numbers = self._rows[location]
+        shapes = {(int(self.index.table.iloc[n]["height"]), int(self.index.table.iloc[n]["width"])) for n in numbers}
+        if len(shapes) != 1:
+            raise RasterError(f"{self.index.root}: location {location} changes shape across seasons: {sorted(shapes)}")
+        size = shapes.pop()
+        per_season = [self.windows.read(n, layers, 0, 0, size) for n in numbers]
+        return {layer: np.stack([s[layer] for s in per_season]) for layer in layers}
+
+    def close(self) -> None:
+        self.windows.close()
