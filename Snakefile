@@ -8,11 +8,12 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/acquire.smk"
+# method stages register their outputs in TARGETS / REPORT_TABLES (rules/common.smk)
 include: "rules/report.smk"
 
 
 rule all:
     input:
-        datacards(),
+        all_targets(),
         "results/report/summary.md",
     default_target: True

@@ -1,4 +1,6 @@
 # Config validation, path helpers and wildcard constraints shared by every rule.
+from pathlib import Path
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
@@ -7,6 +9,10 @@ from eolabels.data.local import local_inputs
 min_version("8.20")
 
 validate(config, schema="../config/schema.yaml", set_default=True)
+
+# Each method stage owns one config section with its own schema: config/schemas/<section>.yaml.
+for _section_schema in sorted((Path(workflow.basedir) / "config" / "schemas").glob("*.yaml")):
+    validate(config.setdefault(_section_schema.stem, {}), schema=str(_section_schema), set_default=True)
 
 DATASETS = config["datasets"]
 ALL_DATASETS = ["noldo", "dw", "osm", "dfc2020", "lsr"]
@@ -49,3 +55,13 @@ def local_settings(wildcards):
 def local_files(wildcards):
     """The real files a local import reads; missing ones fail the DAG with their path."""
     return [str(p) for p in local_inputs(wildcards.dataset, config["local"][wildcards.dataset])]
+
+
+# Extension points for method stages: each rules/<stage>.smk registers what `all` builds and which
+# result tables (CSV, with a Markdown twin beside them) the summary report shows.
+TARGETS = {"data": datacards()}
+REPORT_TABLES = []
+
+
+def all_targets():
+    return [path for paths in TARGETS.values() for path in paths]

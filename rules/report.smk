@@ -2,9 +2,10 @@
 
 
 rule summarize_results:
-    """Collect the data cards (and, as method stages land, their tables) into results/report/."""
+    """Collect the data cards and every registered result table into results/report/."""
     input:
         cards=expand("results/data/{dataset}/datacard.json", dataset=DATASETS),
+        tables=REPORT_TABLES,
     output:
         markdown=report(
             "results/report/summary.md",

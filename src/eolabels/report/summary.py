@@ -58,8 +58,9 @@ def write_summary(
     card_paths: Sequence[str | os.PathLike[str]],
     out_markdown: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],
+    tables: Sequence[str | os.PathLike[str]] = (),
 ) -> pd.DataFrame:
-    """Write the summary page and the datasets CSV (label quality included as columns per layer)."""
+    """Write the summary page and the datasets CSV; each result table (CSV) gets its own section."""
     cards = _cards(card_paths)
     datasets, quality = dataset_table(cards), label_quality_table(cards)
     lines = ["# eolabels run summary", ""]
@@ -81,6 +82,9 @@ def write_summary(
             "",
         ]
     lines += ["Each dataset's `results/data/<name>/preview.png` shows samples side by side.", ""]
+    for path in tables:
+        path = Path(path)
+        lines += [f"## {path.stem}", "", f"From `{path}`.", "", pd.read_csv(path).to_markdown(index=False, floatfmt=".4f"), ""]
     merged = datasets.merge(quality, on="dataset", how="left") if not quality.empty else datasets
     with atomic_path(out_csv) as tmp:
         merged.to_csv(tmp, index=False)
