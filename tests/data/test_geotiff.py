@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from eolabels.data.geotiff import GridSpec, RasterError, atomic_path, read_geotiff, write_geotiff
+from eolabels.atomic import atomic_path
+from eolabels.data.geotiff import GridSpec, RasterError, read_geotiff, write_geotiff
 
 GRID = GridSpec(crs="EPSG:32632", transform=(10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0), height=40, width=30)
 

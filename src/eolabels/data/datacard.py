@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from eolabels.data.geotiff import atomic_path, read_geotiff
+from eolabels.atomic import atomic_path
+from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
 from eolabels.tables import load_mapping, load_schema, load_transfer_matrix

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from eolabels.data.geotiff import GridSpec, atomic_path
+from eolabels.atomic import atomic_path
+from eolabels.data.geotiff import GridSpec
 
 INDEX_FILE = "index.csv"
 META_FILE = "dataset.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eolabels.data.geotiff import atomic_path
+from eolabels.atomic import atomic_path
 
 
 def _cards(card_paths: Sequence[str | os.PathLike[str]]) -> list[dict]:

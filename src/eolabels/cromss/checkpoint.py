@@ -1,0 +1,117 @@
+"""Reading the authors' Lightning checkpoints and handing encoders to fine-tuning (spec §1, §7).
+
+The authors' checkpoints hold ``state_dict`` keys ``net.<model keys>``; our models use the same
+names without ``net.``.  Fine-tuning keeps only one encoder, renamed to the ``encoder.*`` of an smp
+model; the four encoders of the released weights are addressed by the reference's tags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from eolabels.cromss.models import encoders_of
+
+LIGHTNING_PREFIX = "net."
+# ``--weight_load_tag`` prefixes of utils/finetune.py: mid/late fusion, S1/S2 encoder
+ENCODER_PREFIXES: dict[str, str] = {
+    "mfs1": "net.encoder1.",
+    "mfs2": "net.encoder.",
+    "lfs1": "net.model1.encoder.",
+    "lfs2": "net.model2.encoder.",
+}
+
+
+def read_lightning_state_dict(path: str | Path, weights_only: bool = True) -> dict[str, Tensor]:
+    """The ``state_dict`` of a Lightning checkpoint file (or of a plain state-dict file).
+
+    ``weights_only=True`` refuses arbitrary pickled objects; pass False only for a trusted file
+    whose hyper-parameters were pickled as Python objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
+        hint = " (for a trusted file with pickled objects, pass weights_only=False)" if weights_only else ""
+        raise ValueError(f"cannot read checkpoint {path}: {err}{hint}") from err
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state_dict of tensors")
+    return state
+
+
+def strip_prefix(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """Keys starting with ``prefix``, with the prefix removed; other keys are dropped."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def check_state_matches(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """Raise a ValueError naming ``source`` and the differing keys unless ``state`` fits ``model`` exactly."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if state[k].shape != expected[k].shape
+    )
+    if missing or unexpected or mismatched:
+        parts = [
+            f"{label} ({len(keys)}): {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                ("shape mismatch", mismatched))
+            if keys
+        ]
+        raise ValueError(
+            f"{source} does not match {type(model).__name__} (another architecture?): "
+            + "; ".join(parts)
+        )
+
+
+def load_pretrain_checkpoint(model: nn.Module, path: str | Path, weights_only: bool = True) -> nn.Module:
+    """Load an authors' (or our) pretraining checkpoint into ``model``, strictly (§1).
+
+    Lightning keys lose their ``net.`` prefix; a checkpoint without that prefix loads as is.
+    """
+    state = read_lightning_state_dict(path, weights_only)
+    if any(k.startswith(LIGHTNING_PREFIX) for k in state):
+        state = strip_prefix(state, LIGHTNING_PREFIX)
+    check_state_matches(model, state, str(path))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def export_encoders(model: nn.Module) -> dict[str, dict[str, Tensor]]:
+    """``{"s1": state_dict, "s2": state_dict}`` of a fusion model's encoders, for fine-tuning."""
+    return {
+        modality: {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+        for modality, encoder in encoders_of(model).items()
+    }
+
+
+def encoder_state_from_checkpoint(
+    state: Mapping[str, Tensor], tag: str, source: str = "checkpoint"
+) -> dict[str, Tensor]:
+    """One encoder's weights from a Lightning ``state_dict`` by reference tag (``mfs1``…``lfs2``, §7)."""
+    if tag not in ENCODER_PREFIXES:
+        raise ValueError(f"unknown encoder tag {tag!r}; expected one of {sorted(ENCODER_PREFIXES)}")
+    encoder_state = strip_prefix(state, ENCODER_PREFIXES[tag])
+    if not encoder_state:
+        raise ValueError(f"{source} has no keys with prefix {ENCODER_PREFIXES[tag]!r} (tag {tag})")
+    return encoder_state
+
+
+def load_encoder(encoder: nn.Module, state: Mapping[str, Tensor], source: str = "encoder state") -> nn.Module:
+    """Put exported encoder weights into a fresh smp encoder, every tensor accounted for.
+
+    The reference loads with ``strict=False`` into ``model.encoder``; a strict check here turns a
+    wrong encoder or band count into an error instead of a silently random encoder.
+    """
+    check_state_matches(encoder, state, source)
+    encoder.load_state_dict(dict(state), strict=True)
+    return encoder
