@@ -1,0 +1,131 @@
+"""Label embedding into the epitome and reconstruction of high-res labels (spec §5).
+
+Posteriors follow the model's convention q[l, b, u, v] (L×B×H×W, each patch summing to 1 over
+(l, u, v)); label counts are K×L×H×W, K classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from eolabels.epitome.model import GaussianEpitome, Method, log_joint, posterior
+from eolabels.epitome.patches import covering_origins, crop
+
+
+def one_hot_labels(labels: Tensor, num_classes: int, ignore_index: int | None = 255) -> Tensor:
+    """B×w×w class ids → B×K×w×w one-hot floats; ``ignore_index`` pixels are all-zero."""
+    valid = labels != ignore_index if ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
+    safe = torch.where(valid, labels, torch.zeros_like(labels)).long()
+    encoded = F.one_hot(safe, num_classes).movedim(-1, 1).float()
+    return encoded * valid.unsqueeze(1)
+
+
+def embed_labels_exact(posteriors: Tensor, labels: Tensor) -> Tensor:
+    """Σ_b q_b ⊛ y_b on the torus (spec §5, exact form), K×L×H×W.
+
+    N[ℓ, l, m, n] = Σ_b Σ_{u,v} q_b(l, u, v) · y_b[ℓ, m − u + p, n − v + p], over the windows
+    that cover (m, n).
+    """
+    size = labels.shape[-1]
+    half = size // 2
+    padded = F.pad(posteriors, (half, half, half, half), mode="circular") if half else posteriors
+    counts = F.conv2d(padded, labels.to(posteriors.dtype).flip(-2, -1).transpose(0, 1))
+    return counts.transpose(0, 1)
+
+
+def sample_positions(posteriors: Tensor, samples: int, generator: torch.Generator | None = None) -> Tensor:
+    """``samples`` positions per patch drawn from q (spec §5), B×samples flat indices into L·H·W."""
+    rows = posteriors.transpose(0, 1).flatten(1)
+    if generator is not None:
+        rows = rows.to(generator.device)
+    return torch.multinomial(rows, samples, replacement=True, generator=generator).to(posteriors.device)
+
+
+def window_indices(flat_positions: Tensor, shape: tuple[int, int, int], size: int) -> Tensor:
+    """Flat L·H·W indices of the w×w window centred on each position (wrapping), (...)×w×w."""
+    layers, height, width = shape
+    half = size // 2
+    layer = flat_positions // (height * width)
+    row = flat_positions // width % height
+    col = flat_positions % width
+    offsets = torch.arange(size, device=flat_positions.device) - half
+    rows = (row[..., None] + offsets) % height
+    cols = (col[..., None] + offsets) % width
+    return (layer[..., None, None] * height + rows[..., :, None]) * width + cols[..., None, :]
+
+
+def embed_labels_sampled(
+    posteriors: Tensor, labels: Tensor, samples: int = 16, generator: torch.Generator | None = None
+) -> Tensor:
+    """Sampled embedding (spec §5, K=16): add each label patch into the window around s_k ~ q."""
+    layers, batch, height, width = posteriors.shape
+    classes, size = labels.shape[1], labels.shape[-1]
+    positions = sample_positions(posteriors, samples, generator)
+    index = window_indices(positions, (layers, height, width), size)  # B×S×w×w
+    values = labels.to(posteriors.dtype).unsqueeze(1).expand(batch, samples, classes, size, size)
+    counts = posteriors.new_zeros(classes, layers * height * width)
+    counts.index_add_(1, index.flatten(), values.movedim(2, 0).reshape(classes, -1))
+    return counts.view(classes, layers, height, width)
+
+
+def embed_coarse_labels(posteriors: Tensor, centre_classes: Tensor, num_classes: int) -> Tensor:
+    """lrmap[c] += q_b for every patch whose centre pixel has coarse class c (spec §5), K×L×H×W."""
+    lrmap = posteriors.new_zeros(num_classes, *posteriors.shape[:1], *posteriors.shape[2:])
+    lrmap.index_add_(0, centre_classes.long(), posteriors.transpose(0, 1))
+    return lrmap
+
+
+def label_distribution(counts: Tensor) -> Tensor:
+    """p(ℓ | s) = N_ℓ / Σ_ℓ N_ℓ (spec §5); positions never hit get the uniform distribution."""
+    total = counts.sum(0, keepdim=True)
+    uniform = torch.full_like(counts, 1.0 / counts.shape[0])
+    return torch.where(total > 0, counts / total.clamp_min(torch.finfo(counts.dtype).tiny), uniform)
+
+
+def reconstruct_patch_labels(label_probs: Tensor, positions: Tensor, size: int) -> Tensor:
+    """Σ over sampled positions of the aligned w×w window of p(ℓ|·) (spec §5), B×K×w×w."""
+    classes, layers, height, width = label_probs.shape
+    index = window_indices(positions, (layers, height, width), size)  # B×S×w×w
+    windows = label_probs.reshape(classes, -1)[:, index]  # K×B×S×w×w
+    return windows.sum(2).transpose(0, 1)
+
+
+@torch.no_grad()
+def reconstruct_tile(
+    epitome: GaussianEpitome,
+    image: Tensor,
+    label_probs: Tensor,
+    patch_size: int,
+    stride: int | None = None,
+    samples: int = 1,
+    temperature: float | None = None,
+    generator: torch.Generator | None = None,
+    windows_per_batch: int = 256,
+    method: Method = "auto",
+) -> Tensor:
+    """High-res label scores K×H×W for one C×H×W tile (spec §5).
+
+    Sliding w×w windows (``stride`` defaults to w; the last window is flush with the border) cover
+    every pixel; for each window ``samples`` positions are drawn from q(·|x) with temperature T
+    (default (w/11)²) and the aligned p(ℓ|·) windows are summed into the tile.  Argmax over K gives
+    the map.
+    """
+    stride = patch_size if stride is None else stride
+    temperature = (patch_size / 11) ** 2 if temperature is None else temperature
+    origins = covering_origins(image.shape[-2], image.shape[-1], patch_size, stride)
+    fields = epitome.fields(patch_size)
+    scores = torch.zeros(label_probs.shape[0], *image.shape[-2:], dtype=label_probs.dtype)
+    offsets = torch.arange(patch_size)
+    for start in range(0, len(origins), windows_per_batch):
+        part = origins[start : start + windows_per_batch]
+        patches = crop([image], part).to(epitome.mean)
+        q = posterior(log_joint(fields, patches, method=method), temperature)
+        positions = sample_positions(q, samples, generator).to(label_probs.device)
+        votes = reconstruct_patch_labels(label_probs, positions, patch_size).cpu()
+        rows = (part.top[:, None] + offsets)[:, :, None].expand(-1, -1, patch_size)
+        cols = (part.left[:, None] + offsets)[:, None, :].expand(-1, patch_size, -1)
+        flat = (rows * image.shape[-1] + cols).flatten()
+        scores.view(scores.shape[0], -1).index_add_(1, flat, votes.movedim(1, 0).reshape(scores.shape[0], -1))
+    return scores

@@ -1,0 +1,163 @@
+"""Gaussian epitome log joint (spec §2, §4; checklist §12.1–§12.3)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eolabels.epitome.model import (
+    GaussianEpitome,
+    choose_method,
+    chunk_size,
+    log_joint,
+    log_joint_direct,
+    log_joint_fft,
+    next_fast_length,
+    patch_log_likelihood,
+    posterior,
+)
+
+
+def random_epitome(layers, channels, height, width, dtype=torch.float64, seed=0) -> GaussianEpitome:
+    g = torch.Generator().manual_seed(seed)
+    return GaussianEpitome(
+        torch.rand(layers, channels, height, width, generator=g, dtype=dtype),
+        1 + 9 * torch.rand(layers, channels, height, width, generator=g, dtype=dtype),
+        torch.randn(layers, height, width, generator=g, dtype=dtype),
+    )
+
+
+def brute_force_log_joint(epitome: GaussianEpitome, patches: torch.Tensor) -> np.ndarray:
+    """Per-position wrapped Gaussian log-density (+ log prior), written with explicit loops."""
+    mean = epitome.mean.detach().numpy()
+    ivar = epitome.ivar.detach().numpy()
+    logits = epitome.prior_logits.detach().numpy()
+    x = patches.numpy()
+    layers, channels, height, width = mean.shape
+    size = x.shape[-1]
+    half = size // 2
+    out = np.zeros((layers, len(x), height, width))
+    for l in range(layers):
+        log_prior = logits[l] - np.log(np.exp(logits[l]).sum())
+        for u in range(height):
+            for v in range(width):
+                rows = [(u + i - half) % height for i in range(size)]
+                cols = [(v + j - half) % width for j in range(size)]
+                mu = mean[l][:, rows][:, :, cols]
+                lam = ivar[l][:, rows][:, :, cols]
+                for b in range(len(x)):
+                    out[l, b, u, v] = 0.5 * np.sum(-lam * (x[b] - mu) ** 2 + np.log(lam)) + log_prior[u, v]
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_log_joint_matches_brute_force(size, method):
+    epitome = random_epitome(2, 3, 9, 8, dtype=torch.float32)
+    patches = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(1))
+    expected = brute_force_log_joint(epitome, patches)
+    got = log_joint(epitome.fields(size), patches, method=method).detach().numpy()
+    assert got.shape == (2, 4, 9, 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_direct_and_fft_agree_in_float32_with_gradients():
+    epitome = random_epitome(1, 4, 40, 33, dtype=torch.float32)
+    patches = torch.rand(6, 4, 11, 11, generator=torch.Generator().manual_seed(2))
+    values = {}
+    grads = {}
+    for method in ("direct", "fft"):
+        epitome.zero_grad()
+        energy = log_joint(epitome.fields(11), patches, method=method)
+        patch_log_likelihood(energy).sum().backward()
+        values[method] = energy.detach()
+        grads[method] = [p.grad.clone() for p in epitome.parameters()]
+    scale = values["direct"].abs().max()
+    assert (values["direct"] - values["fft"]).abs().max() <= 1e-4 * scale
+    for a, b in zip(grads["direct"], grads["fft"]):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4 * a.abs().max())
+
+
+def test_chunking_does_not_change_values():
+    epitome = random_epitome(2, 2, 12, 12)
+    patches = torch.rand(10, 2, 3, 3, dtype=torch.float64)
+    fields = epitome.fields(3)
+    whole = log_joint(fields, patches, method="direct", max_chunk_elements=1 << 30)
+    for method in ("direct", "fft"):
+        chunked = log_joint(fields, patches, method=method, max_chunk_elements=3 * 2 * 12 * 14 * 3)
+        assert chunk_size(fields, 3 * 2 * 12 * 14 * 3) == 3
+        assert torch.allclose(whole, chunked, rtol=1e-12, atol=1e-12)
+
+
+def test_patch_of_side_one_is_a_per_pixel_diagonal_gmm():
+    """Spec §12.2: w = 1 gives N² components N(μ[:, m, n], diag 1/λ) weighted by the prior."""
+    epitome = random_epitome(1, 3, 5, 4)
+    pixels = torch.rand(7, 3, 1, 1, dtype=torch.float64)
+    energy = log_joint(epitome.fields(1), pixels)[0].detach()  # B×H×W
+    mean = epitome.mean.detach()[0].reshape(3, -1).T.numpy()
+    var = 1 / epitome.ivar.detach()[0].reshape(3, -1).T.numpy()
+    weights = torch.softmax(epitome.prior_logits.detach().flatten(), 0).numpy()
+    x = pixels[:, :, 0, 0].numpy()
+    for b in range(len(x)):
+        log_normal = -0.5 * (((x[b] - mean) ** 2 / var) + np.log(2 * math.pi * var)).sum(1)
+        expected = log_normal + np.log(weights) + 1.5 * math.log(2 * math.pi)  # constant dropped in §2
+        np.testing.assert_allclose(energy[b].flatten().numpy(), expected, rtol=1e-10)
+
+
+def test_posterior_sums_to_one_jointly_over_layers_and_positions():
+    energy = torch.randn(3, 5, 6, 7, dtype=torch.float64) * 20
+    q = posterior(energy, temperature=2.0)
+    assert torch.allclose(q.sum(dim=(0, 2, 3)), torch.ones(5, dtype=torch.float64))
+    # Joint over layers: shifting one layer's energies moves mass between layers.
+    shifted = energy.clone()
+    shifted[0] += 10
+    assert posterior(shifted)[0].sum() > posterior(energy)[0].sum()
+
+
+def test_patch_cut_from_self_epitome_maps_to_its_own_centre():
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(3, 20, 17, generator=g)
+    epitome = GaussianEpitome.from_image(image)
+    size, half = 5, 2
+    centres = [(2, 2), (10, 8), (17, 14), (5, 12)]
+    patches = torch.stack([image[:, r - half : r + half + 1, c - half : c + half + 1] for r, c in centres])
+    energy = log_joint(epitome.fields(size), patches)
+    flat = energy[0].flatten(1).argmax(1)
+    assert [(int(i) // 17, int(i) % 17) for i in flat] == centres
+
+
+def test_initialisation_matches_the_paper():
+    epitome = GaussianEpitome.initialise(2, 4, 6, generator=torch.Generator().manual_seed(0))
+    assert epitome.shape == (2, 4, 6, 6)
+    mean = epitome.mean.detach()
+    assert 0.5 <= float(mean.min()) and float(mean.max()) <= 0.6
+    assert torch.all(epitome.ivar == 10) and torch.all(epitome.prior_logits == 0)
+
+
+def test_rejects_even_or_oversized_patches():
+    epitome = random_epitome(1, 1, 6, 6)
+    with pytest.raises(ValueError, match="odd"):
+        epitome.fields(4)
+    with pytest.raises(ValueError, match="exceeds"):
+        epitome.fields(7)
+    with pytest.raises(ValueError, match="patches must be"):
+        log_joint_direct(epitome.fields(3), torch.zeros(2, 2, 3, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="patches must be"):
+        log_joint_fft(epitome.fields(3), torch.zeros(2, 1, 5, 5, dtype=torch.float64))
+
+
+def test_cost_model_picks_fft_for_large_patches_and_direct_for_small():
+    assert choose_method(1, 4, 299, 299, 31) == "fft"
+    assert choose_method(1, 4, 299, 299, 11) == "fft"
+    assert choose_method(1, 4, 512, 512, 7) == "direct"
+    assert choose_method(1, 4, 299, 299, 1) == "direct"
+
+
+def test_next_fast_length():
+    assert next_fast_length(299) == 300
+    assert next_fast_length(309) == 315
+    assert next_fast_length(512) == 512
+    assert next_fast_length(11) == 12
