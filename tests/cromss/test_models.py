@@ -94,5 +94,9 @@ def test_bad_input_fails():
         model(torch.rand(1, 2, 48, 48), torch.rand(1, 13, 48, 48))
     with pytest.raises(ValueError, match="unknown model kind"):
         build_pretrain_model("early_fusion", "resnet18")
-    with pytest.raises(ValueError, match="not a CromSS fusion model"):
-        encoders_of(build_pretrain_model("single", "resnet18"))
+    single = build_pretrain_model("single", "resnet18", modality="s1")
+    with pytest.raises(ValueError, match="needs its modality"):
+        encoders_of(single)
+    assert encoders_of(single, "s1") == {"s1": single.encoder}
+    with pytest.raises(ValueError, match="not a CromSS pretraining model"):
+        encoders_of(torch.nn.Linear(2, 2))

@@ -81,3 +81,13 @@ def test_bad_input_fails():
         s2_band_indices(7)
     with pytest.raises(ValueError, match="uint8"):
         uint8_to_unit(np.zeros((2, 4, 4), dtype=np.float32))
+
+
+def test_remap_tables_match_spec():
+    from eolabels.tables import load_mapping, load_schema
+
+    # cromss §6: DW 0 → ignore, k → k−1, cloud 10 → ignore; OSM 0 → ignore, k → k−1
+    assert load_mapping("dw_expert_to_dw") == {0: 255, **{k: k - 1 for k in range(1, 10)}, 10: 255}
+    assert load_mapping("osm_legend_to_osm") == {0: 255, **{k: k - 1 for k in range(1, 14)}}
+    assert load_schema("osm_legend").names[1:] == load_schema("osm").names
+    assert load_schema("dw_expert").names[1:10] == load_schema("dw").names

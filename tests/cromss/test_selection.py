@@ -161,3 +161,23 @@ def test_shape_mismatch_between_modalities_fails():
 def test_unknown_confidence_type_fails():
     with pytest.raises(ValueError, match="entity confidence type"):
         entity_confidence(torch.zeros(1, 3, 1, 1), "margin")
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.85675, 0.99663])
+def test_sorted_thresholds_equal_a_per_class_top_k(ratio):
+    """The one-sort implementation against the reference's masked top-k per class, with ties,
+    zero confidences, an absent class and a one-pixel class (k_c = 0)."""
+    g = torch.Generator().manual_seed(int(ratio * 1e5))
+    conf = (torch.rand(3, 17, 19, generator=g) * 4).round() / 4  # many ties, some zeros
+    labels = torch.randint(0, 7, conf.shape, generator=g)
+    labels[0, 0, 0] = 8  # class 8 has one pixel, class 7 none
+    expected = torch.zeros_like(conf)
+    for c in range(9):
+        in_class = labels == c
+        n_c = int(in_class.sum())
+        k_c = int(n_c * ratio)
+        if n_c == 0 or k_c == 0:
+            continue
+        tau = torch.topk(conf[in_class], k_c).values[-1]
+        expected[in_class] = (conf[in_class] / tau).clamp(0, 1) if tau > 0 else 1.0
+    assert torch.equal(classwise_label_weights(conf, labels, ratio, 9), expected)

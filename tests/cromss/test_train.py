@@ -80,7 +80,7 @@ def test_checkpoint_is_readable_as_an_authors_checkpoint(tmp_path):
 
 
 def test_single_modal_baseline_trains(tmp_path):
-    trainer = PretrainTrainer(_config(variant="single_s1", epochs=1, label_smoothing=None),
+    trainer = PretrainTrainer(_config(variant="s1", epochs=1, label_smoothing=None),
                               TinyNoisyLabelSet(), tmp_path, progress=False)
     history = trainer.fit()
     assert np.isfinite(history[0]["tr_loss"]) and "v1_mIoU" in history[0] and "v2_mIoU" not in history[0]
@@ -129,3 +129,24 @@ def test_optimiser_defaults_match_reference(cases):
     assert (c.plateau_factor, c.plateau_patience, c.plateau_threshold) == (factor, patience, threshold)
     assert is_min == 1 and (c.lr, c.weight_decay) == (lr, weight_decay)
     assert (c.val_fraction, c.split_seed, c.batch_size, c.val_batch_size) == (0.01, 42, 128, 5)
+
+
+class WithTruth(TinyNoisyLabelSet):
+    """Adds a hidden truth map and counts the samples drawn."""
+
+    drawn = 0
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        WithTruth.drawn += 1
+        sample = super().__getitem__(i)
+        return {**sample, "truth": sample["label"].roll(1, -1)}
+
+
+def test_truth_metrics_selection_ratio_and_batch_limit(tmp_path):
+    WithTruth.drawn = 0
+    trainer = PretrainTrainer(_config(epochs=1, max_batches_per_epoch=1), WithTruth(), tmp_path, progress=False)
+    row = trainer.fit()[0]
+    # one training batch of 4 plus the single validation sample (13 samples, 1 % → 1)
+    assert WithTruth.drawn == 4 + 1
+    assert 0 <= row["v1_truth_OA"] <= 1 and 0 <= row["v2_truth_mIoU"] <= 1
+    assert row["sel_ratio"] == pytest.approx(0.99663, abs=1e-5) and 0 < row["tr_selweight_1"] <= 1

@@ -8,14 +8,16 @@ model; the four encoders of the released weights are addressed by the reference'
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from eolabels.cromss.models import encoders_of
+from eolabels.atomic import atomic_path
+from eolabels.cromss.models import build_encoder, encoders_of
 
 LIGHTNING_PREFIX = "net."
+ENCODERS_FORMAT = "eolabels.cromss.encoders/1"
 # ``--weight_load_tag`` prefixes of utils/finetune.py: mid/late fusion, S1/S2 encoder
 ENCODER_PREFIXES: dict[str, str] = {
     "mfs1": "net.encoder1.",
@@ -86,12 +88,62 @@ def load_pretrain_checkpoint(model: nn.Module, path: str | Path, weights_only: b
     return model
 
 
-def export_encoders(model: nn.Module) -> dict[str, dict[str, Tensor]]:
-    """``{"s1": state_dict, "s2": state_dict}`` of a fusion model's encoders, for fine-tuning."""
+def export_encoders(model: nn.Module, modality: str | None = None) -> dict[str, dict[str, Tensor]]:
+    """``{"s1": state_dict, "s2": state_dict}`` of a model's encoders, for fine-tuning.
+
+    A single-modal U-Net gives one entry, under ``modality``.
+    """
     return {
-        modality: {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-        for modality, encoder in encoders_of(model).items()
+        name: {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
+        for name, encoder in encoders_of(model, modality).items()
     }
+
+
+def save_encoders(path: str | Path, encoders: Mapping[str, Mapping[str, Tensor]], encoder_name: str,
+                  in_channels: Mapping[str, int], **meta: Any) -> None:
+    """Write ``encoders.pt``: plain per-modality state_dicts plus what is needed to rebuild them.
+
+    Layout: ``{"format", "encoder_name", "in_channels": {modality: n}, "encoders": {modality:
+    state_dict}, "meta": {...}}``; it loads with ``torch.load(weights_only=True)``.
+    """
+    payload = {
+        "format": ENCODERS_FORMAT,
+        "encoder_name": encoder_name,
+        "in_channels": {m: int(in_channels[m]) for m in encoders},
+        "encoders": {m: dict(state) for m, state in encoders.items()},
+        "meta": meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_encoders(path: str | Path) -> dict[str, Any]:
+    """The payload of an ``encoders.pt`` written by :func:`save_encoders`, checked for its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
+        raise ValueError(f"cannot read encoder file {path}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != ENCODERS_FORMAT:
+        raise ValueError(f"{path} is not an encoder file of format {ENCODERS_FORMAT!r}")
+    return payload
+
+
+def load_pretrained_encoder(path: str | Path, modality: str, encoder: nn.Module | None = None) -> nn.Module:
+    """The ``modality`` encoder of an ``encoders.pt``, loaded strictly into ``encoder``.
+
+    Without ``encoder`` a fresh one of the recorded architecture is built; with one (e.g. the
+    ``encoder`` of a fine-tuning smp model), a different architecture or band count fails with
+    the file and the differing keys named.
+    """
+    payload = read_encoders(path)
+    if modality not in payload["encoders"]:
+        raise ValueError(f"{path} has no {modality!r} encoder (has {sorted(payload['encoders'])})")
+    if encoder is None:
+        encoder = build_encoder(payload["encoder_name"], payload["in_channels"][modality])
+    return load_encoder(encoder, payload["encoders"][modality], f"{path} [{modality} encoder]")
 
 
 def encoder_state_from_checkpoint(

@@ -157,11 +157,21 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def encoders_of(model: nn.Module) -> dict[str, nn.Module]:
-    """The per-modality encoders of a fusion model: ``{"s1": …, "s2": …}``."""
+def encoders_of(model: nn.Module, modality: str | None = None) -> dict[str, nn.Module]:
+    """The per-modality encoders: ``{"s1": …, "s2": …}`` of a fusion model, or
+    ``{modality: encoder}`` of a single-modal U-Net (whose input the model itself does not record)."""
     if isinstance(model, MidFusionUnet):
         return {"s1": model.encoder1, "s2": model.encoder}
     if isinstance(model, LateFusionUnet):
         return {"s1": model.model1.encoder, "s2": model.model2.encoder}
-    raise ValueError(f"{type(model).__name__} is not a CromSS fusion model")
+    if isinstance(model, smp.Unet):
+        if modality not in ("s1", "s2"):
+            raise ValueError(f"a single-modal U-Net needs its modality ('s1' or 's2'), got {modality!r}")
+        return {modality: model.encoder}
+    raise ValueError(f"{type(model).__name__} is not a CromSS pretraining model")
+
+
+def build_encoder(encoder_name: str, in_channels: int, depth: int = len(DECODER_CHANNELS)) -> nn.Module:
+    """A fresh, randomly initialised smp encoder, the shape the pretraining models use."""
+    return get_encoder(encoder_name, in_channels=in_channels, depth=depth, weights=None)
 

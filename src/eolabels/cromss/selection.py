@@ -105,24 +105,20 @@ def classwise_label_weights(
         return torch.ones_like(conf)
     if ratio == 0.0:
         return conf.clone()
-    weights = torch.zeros_like(conf)
-    for c in range(num_classes):
-        in_class = labels == c
-        n_c = int(in_class.sum())
-        if n_c == 0:
-            continue
-        k_c = int(n_c * ratio)  # floor, as the reference's int()
-        if k_c == 0:
-            # quirk of models/pl_pretrain_mm_sscom.py (_get_selection_mask_by_label_confidence)
-            weights[in_class] = zero_k_weight
-            continue
-        values = conf[in_class]
-        tau = torch.topk(values, k_c).values[-1]
-        if tau > 0:
-            weights[in_class] = (values / tau).clamp(0.0, 1.0)
-        else:
-            weights[in_class] = 1.0
-    return weights
+    # one sort of (class, confidence) keys instead of a masked top-k per class: class c's pixels
+    # form the block [start_c, start_c + n_c) in ascending order, its k_c-th largest at the end
+    flat_labels = labels.reshape(-1).long()
+    counts = torch.bincount(flat_labels, minlength=num_classes)
+    k = torch.floor(counts.to(torch.float64) * ratio).long()  # floor, as the reference's int()
+    keys = torch.sort(flat_labels.to(torch.float64) * 2.0 + conf.reshape(-1).to(torch.float64)).values
+    starts = torch.cumsum(counts, 0) - counts
+    at = (starts + counts - k).clamp(max=max(keys.numel() - 1, 0))
+    tau = (keys[at] - 2.0 * torch.arange(num_classes, dtype=torch.float64, device=conf.device)).to(conf.dtype)
+    tau_i, k_i = tau[labels.long()], k[labels.long()]
+    weights = torch.where(tau_i > 0, (conf / tau_i.where(tau_i > 0, torch.ones_like(tau_i))).clamp(0.0, 1.0),
+                          torch.ones_like(conf))
+    # quirk of models/pl_pretrain_mm_sscom.py (_get_selection_mask_by_label_confidence): k_c = 0
+    return torch.where(k_i == 0, torch.full_like(conf, zero_k_weight), weights)
 
 
 def entity_weights(enhanced_entity_confidence: Tensor, ramp: float) -> Tensor:

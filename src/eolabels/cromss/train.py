@@ -8,7 +8,9 @@ states, metric history).  Checkpoints keep the authors' ``state_dict`` layout (`
 so :mod:`eolabels.cromss.checkpoint` reads ours and theirs alike.
 
 Samples are dicts ``{"s1": (2,H,W) float, "s2": (13|9,H,W) float, "label": (H,W) int64,
-"prior": (9,H,W) float}``; ``prior`` is only read when label smoothing uses it.
+"prior": (9,H,W) float[, "truth": (H,W) int64]}``; only the variant's modalities are needed,
+``prior`` is only read when label smoothing uses it, and ``truth`` (a hidden true map, never a
+training target) adds validation metrics against it.
 Under torchrun (an initialised process group) the model is wrapped in DistributedDataParallel
 without SyncBN, each process draws its own shard (``DistributedSampler``) with the per-process
 batch size of the reference (128 per GPU), so BN and sample selection see per-GPU batches as in the
@@ -19,6 +21,7 @@ writes files.
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import math
 import random
@@ -38,6 +41,7 @@ from tqdm.auto import tqdm
 from eolabels.cromss.checkpoint import LIGHTNING_PREFIX
 from eolabels.cromss.losses import ConsistencyKind, cromss_loss, segmentation_loss, validation_loss
 from eolabels.cromss.models import ModelKind, build_pretrain_model
+from eolabels.cromss.schedules import selection_ratio
 from eolabels.cromss.selection import SelectionConfig, cross_modal_selection
 from eolabels.cromss.smoothing import smoothed_target
 from eolabels.atomic import atomic_path
@@ -77,6 +81,7 @@ class PretrainConfig:
     plateau_threshold: float = 1e-4
     amp: bool = True  # used on CUDA only
     num_workers: int = 0
+    max_batches_per_epoch: int | None = None  # Lightning's limit_train_batches, for short runs
     checkpoint_every: int = 10  # kept epoch checkpoints; ``last.ckpt`` is written every epoch
 
     def __post_init__(self) -> None:
@@ -85,11 +90,16 @@ class PretrainConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The inputs the variant reads, in the order its branches are numbered (1 = S1)."""
+        return (self.modality,) if self.kind == "single" else ("s1", "s2")
+
 
 # the six pretraining variants compared in the paper
 VARIANTS: dict[str, dict[str, Any]] = {
-    "single_s1": {"kind": "single", "modality": "s1", "sample_selection": False},
-    "single_s2": {"kind": "single", "modality": "s2", "sample_selection": False},
+    "s1": {"kind": "single", "modality": "s1", "sample_selection": False},
+    "s2": {"kind": "single", "modality": "s2", "sample_selection": False},
     "midF": {"kind": "mid_fusion", "sample_selection": False},
     "lateF": {"kind": "late_fusion", "sample_selection": False},
     "cromss_midF": {"kind": "mid_fusion", "sample_selection": True},
@@ -102,6 +112,11 @@ def variant_config(name: str, **overrides: Any) -> PretrainConfig:
     if name not in VARIANTS:
         raise ValueError(f"unknown pretraining variant {name!r}; expected one of {sorted(VARIANTS)}")
     return PretrainConfig(**{**VARIANTS[name], **overrides})
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """File name of a kept epoch checkpoint, 0-based as the authors' ``epoch=199.ckpt``."""
+    return f"epoch={epoch:03d}.ckpt"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -166,12 +181,16 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _check_batch(batch: dict[str, Tensor], config: PretrainConfig) -> None:
-    s1, s2, label = batch["s1"], batch["s2"], batch["label"]
-    if s1.shape[0] != s2.shape[0] or s1.shape[2:] != s2.shape[2:] or label.shape[1:] != s1.shape[2:]:
-        raise ValueError(
-            f"batch shapes disagree: s1 {tuple(s1.shape)}, s2 {tuple(s2.shape)}, label {tuple(label.shape)}"
-        )
-    if s2.shape[1] != config.in_channels_s2:
+    missing = [k for k in (*config.modalities, "label") if k not in batch]
+    if missing:
+        raise ValueError(f"batch lacks {missing} (has {sorted(batch)})")
+    label = batch["label"]
+    images = {m: batch[m] for m in config.modalities}
+    if any(x.shape[0] != label.shape[0] or x.shape[2:] != label.shape[1:] for x in images.values()):
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in {**images, "label": label}.items())
+        raise ValueError(f"batch shapes disagree: {shapes}")
+    s2 = batch.get("s2")
+    if "s2" in config.modalities and s2.shape[1] != config.in_channels_s2:
         raise ValueError(f"S2 input has {s2.shape[1]} bands, the model expects {config.in_channels_s2}")
 
 
@@ -266,7 +285,12 @@ class PretrainTrainer:
                             self.config.consistency_weight)
         names = ("tr_segloss_1", "tr_segloss_2", "tr_segloss", "tr_conloss_2t", "tr_conloss_2i",
                  "tr_conloss", "tr_loss")
-        return terms.total, dict(zip(names, terms.components().tolist()))
+        parts = dict(zip(names, terms.components().tolist()))
+        if selection is not None:
+            # mean segmentation weight per branch: the share of the batch the selection keeps
+            parts.update({f"tr_selweight_{d}": float(w.mean()) for d, w in
+                          enumerate(selection.segmentation, start=1)})
+        return terms.total, parts
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the training split; returns the mean of each logged loss term."""
@@ -274,7 +298,10 @@ class PretrainTrainer:
         sums: dict[str, float] = {}
         n_batches = 0
         loader = self._loader(self.train_set, self.config.batch_size, epoch, shuffle=True)
-        for batch in tqdm(loader, desc=f"epoch {epoch}", disable=not self.progress, leave=False):
+        limit = self.config.max_batches_per_epoch
+        total = len(loader) if limit is None else min(limit, len(loader))
+        batches = itertools.islice(loader, total)
+        for batch in tqdm(batches, desc=f"epoch {epoch}", total=total, disable=not self.progress, leave=False):
             batch = self._to_device(batch)
             loss, parts = self._training_loss(batch, epoch)
             if not math.isfinite(loss.item()):
@@ -286,7 +313,11 @@ class PretrainTrainer:
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_batches += 1
-        return {k: v / max(n_batches, 1) for k, v in sums.items()}
+        row = {k: v / max(n_batches, 1) for k, v in sums.items()}
+        if self.config.sample_selection:
+            sel = self.config.selection
+            row["sel_ratio"] = selection_ratio(epoch, sel.final_ratio, sel.rampdown_epochs, sel.ramp)
+        return row
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
@@ -294,8 +325,10 @@ class PretrainTrainer:
         if len(self.val_set) == 0:
             return {}
         self.network.eval()
-        metrics = [SegmentationMetrics(self.config.classes, ignore_index=None)
-                   for _ in range(1 if self.config.kind == "single" else 2)]
+        n_branches = 1 if self.config.kind == "single" else 2
+        metrics = [SegmentationMetrics(self.config.classes, ignore_index=None) for _ in range(n_branches)]
+        truth_metrics = [SegmentationMetrics(self.config.classes) for _ in range(n_branches)]
+        has_truth = False
         total, n_batches = 0.0, 0
         batch_size = min(self.config.val_batch_size, len(self.val_set))
         for batch in self._loader(self.val_set, batch_size, epoch, shuffle=False):
@@ -311,13 +344,19 @@ class PretrainTrainer:
             n_batches += 1
             for m, x in zip(metrics, logits):
                 m.update(labels, x.argmax(dim=1))
+            if "truth" in batch:
+                has_truth = True
+                for m, x in zip(truth_metrics, logits):
+                    m.update(batch["truth"], x.argmax(dim=1))
         total, n_batches = _sum_over_processes(
             torch.tensor([total, n_batches], dtype=torch.float64, device=self.device)).tolist()
         row = {"v_loss": total / max(n_batches, 1)}
-        for i, m in enumerate(metrics, start=1):
-            m.matrix = _sum_over_processes(torch.from_numpy(m.matrix).to(self.device)).cpu().numpy()
-            scores = m.compute()
-            row.update({f"v{i}_{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+        groups = [("", metrics)] + ([("truth_", truth_metrics)] if has_truth else [])
+        for prefix, group in groups:
+            for i, m in enumerate(group, start=1):
+                m.matrix = _sum_over_processes(torch.from_numpy(m.matrix).to(self.device)).cpu().numpy()
+                scores = m.compute()
+                row.update({f"v{i}_{prefix}{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
         return row
 
     # ------------------------------------------------------------------ loop
@@ -348,7 +387,7 @@ class PretrainTrainer:
             if _is_main_process():
                 self.save_checkpoint(last)
                 if self.epoch % self.config.checkpoint_every == 0 or self.epoch == epochs:
-                    self.save_checkpoint(self.out_dir / f"epoch={epoch:03d}.ckpt")
+                    self.save_checkpoint(self.out_dir / epoch_checkpoint_name(epoch))
                 self.write_metrics_csv()
             log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
         return self.history
@@ -369,6 +408,11 @@ class PretrainTrainer:
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
+
+    def can_resume_from(self, path: str | Path) -> bool:
+        """Whether ``path`` is an unfinished run of this very configuration (worth resuming)."""
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return payload.get("config") == _plain(asdict(self.config)) and payload["epoch"] < self.config.epochs
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` of the same configuration."""

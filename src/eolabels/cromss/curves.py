@@ -1,0 +1,81 @@
+"""Training curves of CromSS pretraining (paper Fig. 8 a,b) from a run's ``metrics.csv``.
+
+Kept free of torch so the plotting job starts in a second; a figure from the synthetic world says
+so in its title.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eolabels.atomic import atomic_path
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (jobs run without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, out_png: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as PNG atomically and release it."""
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    pyplot().close(fig)
+    return out_png
+
+
+def source_tag(source: str) -> str:
+    """Title suffix naming the data; synthetic-world figures say so."""
+    return "SYNTHETIC WORLD — not the paper's data" if source == "synthetic" else f"source: {source}"
+
+
+def plot_pretrain_curves(metrics_csv: str | os.PathLike[str], summary_json: str | os.PathLike[str],
+                         out_png: str | os.PathLike[str]) -> Path:
+    """(a) training and validation losses, (b) accuracy and mIoU per branch against the noisy labels
+    and, where present, the truth, (c) learning rate and selection ratio r(e) — per epoch."""
+    plt = pyplot()
+    m = pd.read_csv(metrics_csv)
+    summary = json.loads(Path(summary_json).read_text())
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    for col in ("tr_loss", "tr_segloss_1", "tr_segloss_2", "tr_conloss", "v_loss"):
+        if col in m:
+            ax.plot(m["epoch"], m[col], marker=".", label=col, ls="--" if col == "v_loss" else "-")
+    ax.set(title="(a) losses", xlabel="epoch", ylabel="loss")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    branches = {f"v{i}_": modality.upper() for i, modality in enumerate(summary["modalities"], start=1)}
+    for col in [c for c in m.columns if c[:3] in branches and c.endswith(("_OA", "_mIoU"))]:
+        label = branches[col[:3]] + " " + col[3:].replace("truth_", "").replace("_", " ")
+        ax.plot(m["epoch"], m[col], marker=".", label=label + (" (truth)" if "truth" in col else " (noisy)"),
+                ls="-" if "truth" in col else ":")
+    ax.set(title="(b) validation: OA / mIoU per branch (dotted = vs noisy labels, solid = vs truth)",
+           xlabel="epoch", ylim=(0, 1))
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=6, ncol=2)
+    ax = axes[2]
+    ax.plot(m["epoch"], m["lr"], marker=".", color="k", label="lr")
+    ax.set(title="(c) learning rate and selection", xlabel="epoch", ylabel="lr")
+    ax.set_yscale("log")
+    if "sel_ratio" in m:
+        twin = ax.twinx()
+        for col in ("sel_ratio", "tr_selweight_1", "tr_selweight_2"):
+            twin.plot(m["epoch"], m[col], marker=".", label=col)
+        twin.set(ylim=(0, 1.05), ylabel="ratio / mean weight")
+        twin.legend(fontsize=7, loc="lower left")
+    title = f"{summary['variant']}_{summary['bands']} ({summary['encoder']}, {'+'.join(summary['modalities'])})"
+    note = f"\n{summary['prior_note']}" if summary.get("prior_note") else ""
+    fig.suptitle(f"CromSS pretraining {title} — {source_tag(summary['source'])}{note}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.9 if note else 0.94))
+    return save_figure(fig, out_png)

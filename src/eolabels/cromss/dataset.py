@@ -1,0 +1,146 @@
+"""The CromSS pretraining dataset over a NoLDO-S12-shaped dataset directory (spec §4–5).
+
+Directory layout (:mod:`eolabels.data.index`)::
+
+    <root>/dataset.json   layers and seasons; <root>/index.csv one row per (location, season)
+    layers  s2     uint16, 13 bands B1…B12 with B8A: Sentinel-2 L1C digital numbers
+            s1     float32, VV and VH in dB (optional: a single-modal S2 set has none)
+            dw     uint8 noisy Dynamic World labels, ids 0–8 (no unlabelled pixels in pretraining)
+            truth  uint8 hidden true labels (optional; evaluation only, never a training target)
+
+One item is one location: a season drawn uniformly and shared by S1, S2 and the label; the
+label-smoothing prior computed on the full tile from the labels of *all* seasons; then the joint
+random crop / flip / rotation.  Imagery goes through the uint8 encoding of the SSL4EO-S12 release
+(clip to μ ± 2σ, 0..255, truncate) and is divided by 255, as the reference's uint8 LMDB input.
+With a single season the temporal prior P_t equals the spatial prior P_s, so every prior kind
+gives P_s (:attr:`prior_note` says so for logs and outputs).
+
+Randomness comes from torch's generator: in the main process it is the global one (saved in the
+trainer's checkpoints, so a resumed run draws the same samples), in a loader worker the one
+PyTorch seeds per worker from the loader's generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
+from eolabels.cromss.pretrain_sample import assemble_sample
+from eolabels.cromss.smoothing import PriorKind
+from eolabels.data.index import DatasetIndex
+from eolabels.data.readers import LocationReader
+
+log = logging.getLogger(__name__)
+MODALITIES = ("s1", "s2")
+LABEL_LAYER = "dw"
+TRUTH_LAYER = "truth"
+
+
+class PretrainDataError(ValueError):
+    """A sample of the pretraining set cannot be used; the message names the location or file."""
+
+
+class NoisyLabelPretrainDataset(Dataset):
+    """Pretraining samples ``{"s1", "s2", "label", "prior"[, "truth"]}`` from a dataset directory.
+
+    ``modalities`` picks the inputs (``("s2",)`` for single-modal S2 without any S1 layer);
+    ``s2_bands`` is 13 or 9 (spec §6); ``prior_kind`` None drops the prior; ``augment`` False
+    returns the full tile of a random season without crop, flip or rotation.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        modalities: Sequence[str] = MODALITIES,
+        s2_bands: int = 13,
+        prior_kind: PriorKind | None = "ts",
+        crop_size: int | None = 256,
+        augment: bool = True,
+        with_truth: bool = True,
+        seed: int = 0,
+        num_classes: int = 9,
+    ) -> None:
+        self.root = Path(root)
+        self.index = DatasetIndex.open(self.root)
+        unknown = [m for m in modalities if m not in MODALITIES]
+        missing = [m for m in (*modalities, LABEL_LAYER) if m not in self.index.meta.layers]
+        if unknown or not modalities:
+            raise PretrainDataError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
+        if missing:
+            raise PretrainDataError(
+                f"{self.root}: dataset has no layer(s) {missing} (layers: {sorted(self.index.meta.layers)})"
+            )
+        self.modalities = tuple(modalities)
+        self.band_indices = s2_band_indices(s2_bands)
+        self.prior_kind = prior_kind
+        self.crop_size = crop_size
+        self.augment = augment
+        self.with_truth = with_truth and TRUTH_LAYER in self.index.meta.layers
+        self.seed = seed
+        self.num_classes = num_classes
+        self.layers = [*self.modalities, LABEL_LAYER] + ([TRUTH_LAYER] if self.with_truth else [])
+        try:
+            # checks every location for missing or duplicated seasons up front
+            self.locations = LocationReader(self.index).locations
+        except ValueError as err:
+            raise PretrainDataError(str(err)) from err
+        self.n_seasons = len(self.index.meta.seasons) or 1
+        self._reader: LocationReader | None = None
+        if self.prior_note:
+            log.info("%s: %s", self.root, self.prior_note)
+
+    @property
+    def prior_note(self) -> str:
+        """Why the temporal prior adds nothing here ("" when there are several seasons)."""
+        if self.prior_kind is None or self.n_seasons > 1:
+            return ""
+        return (f"one season only: the temporal prior P_t equals the spatial prior P_s, so the "
+                f"'{self.prior_kind}' label-smoothing prior is the spatial prior of that season")
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def __getstate__(self) -> dict:
+        # rasterio handles do not cross process boundaries: each loader worker opens its own
+        return {**self.__dict__, "_reader": None}
+
+    def _location_reader(self) -> LocationReader:
+        if self._reader is None:
+            self._reader = LocationReader(self.index)
+        return self._reader
+
+    def _rng(self) -> np.random.Generator:
+        draw = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        return np.random.default_rng([self.seed, draw])
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        location = self.locations[item]
+        rng = self._rng()
+        try:
+            arrays = self._location_reader().read(location, self.layers)
+            season = int(rng.integers(0, self.n_seasons))
+            images = {}
+            if "s1" in self.modalities:
+                images["s1"] = normalise_s1(arrays["s1"][season])
+            if "s2" in self.modalities:
+                images["s2"] = normalise_s2(arrays["s2"][season], self.band_indices)
+            truth = arrays[TRUTH_LAYER][season, 0] if self.with_truth else None
+            return assemble_sample(
+                images, arrays[LABEL_LAYER][:, 0], season, self.prior_kind,
+                rng if self.augment else None, self.crop_size, self.num_classes, truth,
+            )
+        except ValueError as err:
+            raise PretrainDataError(f"{self.root}: location {location}: {err}") from err
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

@@ -1,0 +1,195 @@
+"""One pretraining variant as a workflow stage: config section → dataset + trainer → files.
+
+The rule ``pretrain_encoder`` calls :func:`run_pretraining`, which trains in-process or, when the
+config asks for several data-parallel processes, under ``torchrun`` (each process then runs
+:func:`pretrain_variant` through ``python -m eolabels.cromss.launch``).  Files written into the
+variant's folder: ``epoch=<last>.ckpt`` (the full final checkpoint, the authors' naming),
+``last.ckpt`` (rewritten every epoch: a killed run resumes from it), ``metrics.csv`` (one row per
+epoch), ``encoders.pt`` (per-modality encoder state_dicts for fine-tuning) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from eolabels.atomic import atomic_path
+from eolabels.cromss.checkpoint import export_encoders, save_encoders
+from eolabels.cromss.dataset import NoisyLabelPretrainDataset
+from eolabels.cromss.models import count_parameters
+from eolabels.cromss.selection import SelectionConfig
+from eolabels.cromss.train import (
+    LAST_CHECKPOINT,
+    PretrainConfig,
+    PretrainTrainer,
+    epoch_checkpoint_name,
+    variant_config,
+)
+
+log = logging.getLogger(__name__)
+ENCODERS_FILE = "encoders.pt"
+SUMMARY_FILE = "summary.json"
+BAND_SETS = {"b13": 13, "b9": 9}
+
+
+def s2_channels(bands: str) -> int:
+    """``b13`` → 13, ``b9`` → 9 (the wildcard's band sets, spec §6)."""
+    if bands not in BAND_SETS:
+        raise ValueError(f"unknown S2 band set {bands!r}; expected one of {sorted(BAND_SETS)}")
+    return BAND_SETS[bands]
+
+
+def smoothing_settings(settings: dict[str, Any]) -> tuple[tuple[float, ...] | None, str | None]:
+    """(label_smoothing factors, prior kind) from the config's ``label_smoothing`` section (§4)."""
+    section = settings.get("label_smoothing", {})
+    factors = tuple(float(f) for f in section.get("factors", (0.15, 0.05)))
+    prior = section.get("prior", "ts")
+    if not factors:
+        return None, None
+    if prior == "none" and len(factors) != 1:
+        raise ValueError(f"label_smoothing without a prior takes one factor [alpha], got {list(factors)}")
+    return factors, (None if prior == "none" else prior)
+
+
+def pretrain_config(variant: str, bands: str, settings: dict[str, Any], seed: int) -> PretrainConfig:
+    """The trainer's settings for one variant from the ``cromss:`` config section."""
+    factors, prior = smoothing_settings(settings)
+    plateau, consistency = settings.get("plateau", {}), settings.get("consistency", {})
+    return variant_config(
+        variant,
+        encoder_name=settings["encoder"],
+        in_channels_s2=s2_channels(bands),
+        selection=SelectionConfig(**settings.get("selection", {})),
+        label_smoothing=factors,
+        use_prior=prior is not None,
+        consistency=consistency.get("kind", "ce"),
+        consistency_weight=float(consistency.get("weight", 1.0)),
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        val_batch_size=settings["val_batch_size"],
+        val_fraction=settings["val_fraction"],
+        seed=seed,
+        lr=settings["lr"],
+        weight_decay=settings["weight_decay"],
+        plateau_factor=plateau.get("factor", 0.5),
+        plateau_patience=plateau.get("patience", 30),
+        plateau_threshold=plateau.get("threshold", 1e-4),
+        amp=settings.get("amp", True),
+        num_workers=settings.get("num_workers", 0),
+        max_batches_per_epoch=settings.get("max_batches_per_epoch"),
+        checkpoint_every=settings.get("checkpoint_every", 10),
+    )
+
+
+def pretrain_dataset(dataset_dir: str | Path, config: PretrainConfig, settings: dict[str, Any],
+                     seed: int) -> NoisyLabelPretrainDataset:
+    """The variant's view of the dataset: its modalities and bands, the prior only if smoothed."""
+    _, prior = smoothing_settings(settings)
+    return NoisyLabelPretrainDataset(
+        dataset_dir, config.modalities, config.in_channels_s2,
+        prior_kind=prior if config.label_smoothing and config.use_prior else None,
+        crop_size=settings["crop_size"], seed=seed,
+    )
+
+
+def _setup_process_group(device: str) -> str:
+    """Join the torchrun group (gloo on CPU, nccl on CUDA); returns this process's device."""
+    if "LOCAL_RANK" not in os.environ or dist.is_initialized():
+        return device
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return "cpu"
+
+
+def pretrain_variant(dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
+                     settings: dict[str, Any], seed: int = 0, device: str = "auto",
+                     progress: bool = True) -> PretrainTrainer:
+    """Train one variant into ``out_dir`` (resuming from its ``last.ckpt``) and export its encoders."""
+    out_dir = Path(out_dir)
+    device = _setup_process_group(device)
+    config = pretrain_config(variant, bands, settings, seed)
+    dataset = pretrain_dataset(dataset_dir, config, settings, seed)
+    trainer = PretrainTrainer(config, dataset, out_dir, device=device, progress=progress)
+    last = out_dir / LAST_CHECKPOINT
+    if last.is_file() and not trainer.can_resume_from(last):
+        # a finished run (Snakemake re-runs it for a reason) or other settings: start afresh
+        log.warning("discarding %s: finished, or written with other settings", last)
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            last.unlink()
+        if dist.is_initialized():
+            dist.barrier()
+    log.info("%s_%s: %s, %d parameters, %d train / %d validation locations", variant, bands,
+             config.encoder_name, count_parameters(trainer.model), len(trainer.train_set), len(trainer.val_set))
+    trainer.fit()
+    dataset.close()
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        in_channels = {"s1": 2, "s2": config.in_channels_s2}
+        save_encoders(out_dir / ENCODERS_FILE, export_encoders(trainer.model, config.modality),
+                      config.encoder_name, in_channels, variant=variant, bands=bands,
+                      epochs=trainer.epoch)
+        write_summary(out_dir / SUMMARY_FILE, trainer, dataset, variant, bands)
+    return trainer
+
+
+def write_summary(path: Path, trainer: PretrainTrainer, dataset: NoisyLabelPretrainDataset,
+                  variant: str, bands: str) -> None:
+    """What the table rule needs: settings, data provenance and the last epoch's metrics."""
+    meta = dataset.index.meta
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    summary = {
+        "variant": variant,
+        "bands": bands,
+        "modalities": list(trainer.config.modalities),
+        "encoder": trainer.config.encoder_name,
+        "epochs": trainer.epoch,
+        "processes": world,
+        "effective_batch": trainer.config.batch_size * world,
+        "parameters": count_parameters(trainer.model),
+        "dataset": str(dataset.root),
+        "source": meta.source,
+        "synthetic": meta.source == "synthetic",
+        "seasons": list(meta.seasons),
+        "train_locations": len(trainer.train_set),
+        "val_locations": len(trainer.val_set),
+        "prior_note": dataset.prior_note,
+        "final": trainer.history[-1] if trainer.history else {},
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+
+
+def run_pretraining(dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
+                    settings: dict[str, Any], seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+    """Entry point of the rule: in-process for one process, else ``torchrun`` with N processes."""
+    processes = int(settings.get("processes", 1))
+    if processes == 1:
+        torch.set_num_threads(threads)
+        pretrain_variant(dataset_dir, out_dir, variant, bands, settings, seed, device)
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"dataset_dir": str(dataset_dir), "out_dir": str(out_dir), "variant": variant,
+                   "bands": bands, "settings": settings, "seed": seed, "device": device}, f)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "eolabels.cromss.launch", f.name]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
+    log.info("launching %s", " ".join(cmd))
+    try:
+        subprocess.run(cmd, check=True, env=env)
+    finally:
+        os.unlink(f.name)
+    final = Path(out_dir) / epoch_checkpoint_name(int(settings["epochs"]) - 1)
+    if not final.is_file():
+        raise RuntimeError(f"torchrun finished without writing {final}")

@@ -1,0 +1,89 @@
+"""Config section → trainer settings, and the pretraining table from run summaries."""
+
+import json
+
+import pandas as pd
+import pytest
+from snakemake.utils import validate
+
+from eolabels.cromss.report import tabulate_pretraining
+from eolabels.cromss.stage import pretrain_config, s2_channels, smoothing_settings
+
+
+@pytest.fixture()
+def settings(repo_root) -> dict:
+    """The ``cromss:`` section with every schema default filled in."""
+    section: dict = {}
+    validate(section, str(repo_root / "config" / "schemas" / "cromss.yaml"), set_default=True)
+    return section
+
+
+def test_paper_settings_reach_the_trainer(settings, repo_root):
+    import yaml
+
+    paper = yaml.safe_load((repo_root / "config" / "paper.yaml").read_text())["cromss"]
+    validate(paper, str(repo_root / "config" / "schemas" / "cromss.yaml"), set_default=True)
+    c = pretrain_config("cromss_midF", "b9", paper, seed=42)
+    assert (c.kind, c.sample_selection, c.encoder_name, c.in_channels_s2) == ("mid_fusion", True, "resnet50", 9)
+    assert (c.epochs, c.batch_size, c.lr, c.val_fraction, c.label_smoothing) == (200, 128, 0.005, 0.01, (0.15, 0.05))
+    assert (c.selection.final_ratio, c.selection.rampdown_epochs, c.selection.ramp) == (0.5, 80, "exp")
+    assert c.modalities == ("s1", "s2") and pretrain_config("s1", "b13", paper, 0).modalities == ("s1",)
+
+
+def test_smoothing_settings(settings):
+    assert smoothing_settings(settings) == ((0.15, 0.05), "ts")
+    assert smoothing_settings({"label_smoothing": {"factors": [], "prior": "ts"}}) == (None, None)
+    assert smoothing_settings({"label_smoothing": {"factors": [0.1], "prior": "none"}}) == ((0.1,), None)
+    with pytest.raises(ValueError, match="takes one factor"):
+        smoothing_settings({"label_smoothing": {"factors": [0.15, 0.05], "prior": "none"}})
+    with pytest.raises(ValueError, match="unknown S2 band set"):
+        s2_channels("b12")
+
+
+def _summary(path, variant, modalities, final, synthetic=True, note=""):
+    path.write_text(json.dumps({"variant": variant, "bands": "b13", "modalities": modalities, "encoder": "e",
+                                "epochs": 2, "synthetic": synthetic, "source": "synthetic" if synthetic else "local:x",
+                                "prior_note": note, "final": final}))
+    return path
+
+
+def test_table_puts_each_branch_under_its_modality(tmp_path):
+    runs = [
+        _summary(tmp_path / "a.json", "s1", ["s1"], {"v1_OA": 0.5, "v1_truth_OA": 0.6, "v_loss": 1.0}),
+        _summary(tmp_path / "b.json", "cromss_midF", ["s1", "s2"],
+                 {"v1_OA": 0.1, "v2_OA": 0.2, "v1_truth_OA": 0.3, "v2_truth_OA": 0.4, "sel_ratio": 0.5}),
+    ]
+    table = tabulate_pretraining(runs, tmp_path / "t.csv", tmp_path / "t.md")
+    assert table.loc[0, "S1 OA (truth)"] == 0.6 and pd.isna(table.loc[0, "S2 OA (truth)"])
+    assert table.loc[1, "S2 OA (noisy)"] == 0.2 and table.loc[1, "selection ratio"] == 0.5
+    assert table.loc[0, "bands"] == "-" and "note" not in table
+    assert "Synthetic world" in (tmp_path / "t.md").read_text()
+    real = tabulate_pretraining([_summary(tmp_path / "c.json", "s2", ["s2"], {"v1_OA": 0.7}, False, "one season")],
+                                tmp_path / "r.csv", tmp_path / "r.md")
+    assert real.loc[0, "data"] == "local:x" and real.loc[0, "note"] == "one season"
+    assert "Synthetic" not in (tmp_path / "r.md").read_text() and "truth" not in (tmp_path / "r.md").read_text()
+
+
+def test_killed_run_resumes_and_finished_or_changed_runs_restart(tmp_path, settings):
+    from eolabels.cromss.stage import pretrain_dataset, pretrain_variant
+    from eolabels.cromss.train import PretrainTrainer
+    from eolabels.data.synthetic import generate_dataset
+
+    generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
+    settings.update(epochs=2, batch_size=2, val_batch_size=1, crop_size=32)
+    config = pretrain_config("s2", "b9", settings, seed=0)
+    killed = PretrainTrainer(config, pretrain_dataset(tmp_path / "noldo", config, settings, 0), tmp_path / "run",
+                             progress=False)
+    killed.fit(stop_after=1)
+    resumed = pretrain_variant(tmp_path / "noldo", tmp_path / "run", "s2", "b9", settings, progress=False)
+    assert [row["epoch"] for row in resumed.history] == [0, 1]
+    assert resumed.history[0] == killed.history[0]
+    assert (tmp_path / "run" / "epoch=001.ckpt").is_file() and (tmp_path / "run" / "encoders.pt").is_file()
+    again = pretrain_variant(tmp_path / "noldo", tmp_path / "run", "s2", "b9", settings, progress=False)
+    # retrained from scratch with the same seed: the same numbers, fresh timings
+    assert len(again.history) == 2 and again.history[0]["seconds"] != resumed.history[0]["seconds"]
+    assert {k: v for k, v in again.history[0].items() if k != "seconds"} == {
+        k: v for k, v in resumed.history[0].items() if k != "seconds"}
+    changed = pretrain_variant(tmp_path / "noldo", tmp_path / "run", "s2", "b9", {**settings, "lr": 1e-4},
+                               progress=False)
+    assert len(changed.history) == 2 and changed.history[0]["lr"] == 1e-4
