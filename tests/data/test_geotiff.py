@@ -102,3 +102,15 @@ def test_pixel_grid_without_crs_round_trips(tmp_path):
         write_geotiff(tmp_path / "p.tif", np.ones((1, 8, 8), np.uint8), grid, ("x",))
     _, back, _ = read_geotiff(tmp_path / "p.tif", expect=grid)
     assert back.crs == "" and back.transform == grid.transform
+
+
+def test_atomic_outputs_respect_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "shared.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644

@@ -1,48 +1,83 @@
-"""LSR variants on the real Chesapeake WV patches, reduced size (the full run is reported in issue notes)."""
+"""LSR variants on the real Chesapeake WV patches read through the ``lsr`` dataset index, reduced size.
+
+The patches are imported by the data layer (``eolabels.data.local.import_chesapeake``) into a temp
+dir, read in place from ../shared/real; the full-size run is the workflow on config/real_chesapeake.yaml.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from eolabels.epitome.chesapeake import VariantSettings, evaluate_lsr_variants, load_chesapeake_tiles
-from eolabels.tables import load_mapping, load_transfer_matrix
+from eolabels.data.local import import_chesapeake
+from eolabels.epitome.evaluate import POOLED, score_variants
+from eolabels.epitome.stages import load_tiles, load_transfer
+from eolabels.epitome.variants import (
+    ColourSettings,
+    EMSettings,
+    EmbedSettings,
+    EpitomeSettings,
+    ReconstructSettings,
+    SelfEpitomicSettings,
+    embed_coarse,
+    epitome_label_probs,
+    predict_colour,
+    predict_epitome,
+    predict_naive,
+    predict_self_epitomic,
+    train_all_tile_epitome,
+)
 
 pytestmark = pytest.mark.real
+SIZE = 48
+TABLE = {"kind": "file", "name": "nlcd_to_lsr4_prob"}  # config/tables = spec §10, used as listed (§6)
 
 
 @pytest.fixture(scope="module")
-def nlcd_table():
-    # config/tables/nlcd_to_lsr4_prob.csv = spec §10, used as listed (rows not renormalised, spec §6)
-    matrix, nlcd_codes, _ = load_transfer_matrix("nlcd_to_lsr4_prob", row_sums="as_listed")
-    return torch.from_numpy(matrix), nlcd_codes
+def chesapeake(real_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("chesapeake")
+    import_chesapeake(real_dir / "chesapeake_wv" / "patches", root)
+    tiles = load_tiles("lsr", root, {"image_scale": 255})
+    transfer = load_transfer("lsr", root, TABLE, tiles)
+    small = [
+        dataclasses.replace(t, image=t.image[:, :SIZE, :SIZE], coarse=t.coarse[:SIZE, :SIZE], truth=t.truth[:SIZE, :SIZE])
+        for t in tiles
+    ]
+    return small, transfer
 
 
-def test_lsr_variants_on_real_patches(real_dir, nlcd_table):
-    table, codes = nlcd_table
-    fine_to_lsr = load_mapping("chesapeake_to_lsr4")
-    tiles = load_chesapeake_tiles(real_dir / "chesapeake_wv", fine_to_lsr, codes, size=48)
-    assert len(tiles) == 8 and tiles[0].image.shape == (4, 48, 48)
-    assert float(tiles[0].image.max()) <= 1.0
-    settings = VariantSettings(
-        self_samples=256, colour_components=6, epitome_side=24, epitome_iterations=3,
-        epitome_batch_size=16, epitome_patch_sizes=(7,), embed_patch_size=7, embed_samples=128,
-        reconstruct_stride=7,
-    )
-    scores = evaluate_lsr_variants(tiles[:3], table, settings)
-    assert set(scores["variant"]) == {"naive", "colour", "self_epitomic", "epitome"}
-    assert len(scores) == 4 * (3 + 1)
-    assert scores[["OA", "mIoU", "mIoU_present"]].apply(lambda c: c.between(0, 1).all()).all()
-    assert (scores["mIoU_present"] <= scores["mIoU"] + 1e-12).all()
-
-    # The naive baseline, recomputed independently from the raw archives.
+def test_naive_baseline_matches_the_raw_archives(chesapeake, real_dir):
+    tiles, transfer = chesapeake
+    assert len(tiles) == 8 and float(tiles[0].image.max()) <= 1.0
     path = sorted((real_dir / "chesapeake_wv" / "patches").glob("*.npz"))[0]
-    raw = np.load(path)["arr_0"][0, :, :48, :48]
+    raw = np.load(path)["arr_0"][0, :, :SIZE, :SIZE]
     fine = np.vectorize({1: 0, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 15: 255}.get)(raw[8].astype(int))
-    row = {code: i for i, code in enumerate(codes)}
-    naive = table.numpy().argmax(1)[np.vectorize(row.get)(raw[9].astype(int))]
+    row = {code: i for i, code in enumerate(transfer.coarse_codes)}
+    naive = transfer.table.numpy().argmax(1)[np.vectorize(row.get)(raw[9].astype(int))]
     valid = fine != 255
-    expected_oa = float((naive[valid] == fine[valid]).mean())
-    got = scores[(scores.variant == "naive") & (scores.tile == path.stem)]["OA"].item()
-    assert got == pytest.approx(expected_oa)
+    tile = next(t for t in tiles if t.name == path.stem)
+    scores = score_variants([tile], {"naive": predict_naive([tile], transfer)}, ["w", "f", "g", "i"])
+    assert scores.iloc[0].OA == pytest.approx(float((naive[valid] == fine[valid]).mean()))
+
+
+def test_every_variant_runs_on_real_patches(chesapeake):
+    tiles, transfer = chesapeake
+    tiles = tiles[:3]
+    epitome, _ = train_all_tile_epitome(
+        tiles, EpitomeSettings(side=24, iterations=3, batch_size=16, patch_sizes=(7,)), seed=0, progress=False
+    )
+    probs = epitome_label_probs(embed_coarse(epitome, tiles, transfer, EmbedSettings(7, 128), 0), transfer, EMSettings(), 0)
+    maps = {
+        "naive": predict_naive(tiles, transfer),
+        "colour": predict_colour(tiles, transfer, ColourSettings(components=6, pooled=False), 0),
+        "self_epitomic": predict_self_epitomic(tiles, transfer, SelfEpitomicSettings(samples=256), EMSettings(), 0),
+        "epitome": predict_epitome(epitome, probs, tiles, 7, ReconstructSettings(stride=7), 0),
+    }
+    scores = score_variants(tiles, maps, ["water", "forest", "field", "impervious"])
+    assert len(scores) == 4 * (3 + 1) and set(scores[scores.tile == POOLED].variant) == set(maps)
+    assert scores[["OA", "mIoU", "mIoU_present"]].apply(lambda c: c.between(0, 1).all()).all()
+    assert all(m.shape == (SIZE, SIZE) and int(m.max()) < 4 for ms in maps.values() for m in ms)
+    assert torch.all(probs.sum(0).sub(1).abs() < 1e-9)

@@ -1,0 +1,145 @@
+"""LSR inputs and outputs in the project's dataset layout (``dataset.json`` + ``index.csv`` + GeoTIFFs).
+
+Inputs are read through :class:`eolabels.data.index.DatasetIndex`, so every raster is checked against
+its index row: the ``lsr`` dataset (layers ``image`` RGBN uint8, ``nlcd`` coarse codes, ``truth``
+4-class labels; synthetic or the real Chesapeake patches) and ``dfc2020`` (``s2`` uint16, ``modis``
+IGBP codes, ``dfc`` 8-class labels).  Predictions are written as a dataset of their own, one label
+GeoTIFF per sample on the input's grid, so they open in QGIS beside the imagery.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from eolabels.data.geotiff import GridSpec, read_geotiff, write_geotiff
+from eolabels.data.index import DatasetIndex, DatasetMeta, LayerSpec, grid_columns, write_index
+from eolabels.tables import UNLABELLED, load_schema
+
+PREDICTION_LAYER = "prediction"
+
+
+@dataclass(frozen=True)
+class LayerNames:
+    """Which dataset layers play image, coarse labels and truth (e.g. ``image``/``nlcd``/``truth``)."""
+
+    image: str
+    coarse: str
+    truth: str
+
+
+@dataclass(frozen=True)
+class LabelledTile:
+    """One sample: image scaled to ~[0, 1] (C×H×W float32), coarse codes and truth ids (H×W int64)."""
+
+    name: str
+    image: Tensor
+    coarse: Tensor
+    truth: Tensor
+    grid: GridSpec
+
+
+def read_tiles(
+    root: str | os.PathLike[str],
+    layers: LayerNames,
+    image_scale: float,
+    bands: Sequence[str] | None = None,
+    split: str | None = None,
+) -> list[LabelledTile]:
+    """Every sample of ``split`` (all when None), checked against the index; ``bands`` picks image bands
+    by name (all when None); the image is divided by ``image_scale`` (255 for NAIP, 10⁴ for S2 DN)."""
+    index = DatasetIndex.open(root)
+    band_names = index.meta.layers[layers.image].bands
+    unknown = [b for b in bands or () if b not in band_names]
+    if unknown:
+        raise ValueError(f"{index.root}: image layer {layers.image!r} has no bands {unknown} (has {band_names})")
+    picks = [band_names.index(b) for b in bands] if bands else None
+    truth_positions = _position_lut(index.meta.layers[layers.truth].schema)
+    tiles = []
+    for row in index.rows(split=split):
+        grid = index.grid(row)
+        image = read_geotiff(index.path(row, layers.image), bands=picks, expect=grid)[0]
+        coarse = read_geotiff(index.path(row, layers.coarse), expect=grid)[0][0]
+        truth = read_geotiff(index.path(row, layers.truth), expect=grid)[0][0]
+        tiles.append(
+            LabelledTile(
+                name=str(row["id"]),
+                image=torch.from_numpy(image.astype(np.float32) / image_scale),
+                coarse=torch.from_numpy(coarse.astype(np.int64)),
+                truth=torch.from_numpy(truth_positions[truth]),
+                grid=grid,
+            )
+        )
+    if not tiles:
+        raise ValueError(f"{index.root}: no samples in split {split!r}")
+    return tiles
+
+
+def _position_lut(schema_name: str | None) -> np.ndarray:
+    """Label id → class position of ``schema_name`` (ids need not be 0..K−1); 255 stays unlabelled."""
+    if schema_name is None:
+        raise ValueError("the truth layer names no class schema in dataset.json")
+    schema = load_schema(schema_name)
+    lut = np.full(256, UNLABELLED, dtype=np.int64)
+    lut[list(schema.ids)] = np.arange(schema.num_classes)
+    return lut
+
+
+def dataset_source(root: str | os.PathLike[str]) -> str:
+    """``source`` of a dataset's ``dataset.json`` (``synthetic`` or ``local:<format>``)."""
+    return DatasetIndex.open(root).meta.source
+
+
+def write_predictions(
+    root: str | os.PathLike[str],
+    tiles: Sequence[LabelledTile],
+    maps: Sequence[Tensor],
+    schema_name: str,
+    description: str,
+    source: str,
+) -> Path:
+    """One uint8 label GeoTIFF per tile on the tile's grid (class colours embedded), plus the index."""
+    root = Path(root)
+    schema = load_schema(schema_name)
+    colormap = {i: tuple(int(255 * v) for v in rgb) for i, rgb in zip(schema.ids, schema.rgb())}
+    meta = DatasetMeta(
+        name=root.name,
+        source=source,
+        layers={
+            PREDICTION_LAYER: LayerSpec(
+                bands=(f"{schema_name}_label",), dtype="uint8", role="label", schema=schema_name, nodata=UNLABELLED
+            )
+        },
+        description=description,
+    )
+    rows = []
+    for tile, labels in zip(tiles, maps, strict=True):
+        ids = np.asarray(schema.ids, dtype=np.uint8)[labels.cpu().numpy()]
+        rel = Path("samples") / f"{tile.name}.tif"
+        bands = meta.layers[PREDICTION_LAYER].bands
+        write_geotiff(root / rel, ids, tile.grid, bands, nodata=UNLABELLED, colormap=colormap)
+        row = {"id": tile.name, "split": "test", "season": 0, **grid_columns(tile.grid)}
+        rows.append({**row, PREDICTION_LAYER: rel.as_posix()})
+    return write_index(root, meta, rows)
+
+
+def read_predictions(root: str | os.PathLike[str], tiles: Sequence[LabelledTile]) -> list[Tensor]:
+    """The prediction of every tile (class positions of the layer's schema), in ``tiles`` order."""
+    index = DatasetIndex.open(root)
+    lut = _position_lut(index.meta.layers[PREDICTION_LAYER].schema)
+    by_id = {str(row["id"]): row for row in index.rows()}
+    missing = [tile.name for tile in tiles if tile.name not in by_id]
+    if missing:
+        raise ValueError(f"{index.root}: no prediction for samples {missing}")
+    maps = []
+    for tile in tiles:
+        row = by_id[tile.name]
+        data = read_geotiff(index.path(row, PREDICTION_LAYER), expect=index.grid(row))[0][0]
+        maps.append(torch.from_numpy(lut[data]))
+    return maps

@@ -1,0 +1,313 @@
+"""One function per workflow rule of rules/epitome.smk: read the inputs, call the math, write outputs.
+
+Each takes paths and plain settings (the config's ``epitome.<dataset>`` subsections) so that it runs
+without Snakemake.  Datasets are read through their index (:mod:`eolabels.epitome.data`); tensors
+between rules are ``torch.save`` files written atomically; every reported output names its data
+source, and an oracle p(ℓ|c) table is named as such in every table and figure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from eolabels.atomic import atomic_path
+from eolabels.data.index import DatasetIndex
+from eolabels.epitome.data import LabelledTile, LayerNames, read_predictions, read_tiles, write_predictions
+from eolabels.epitome.dfc import DistilledFCN, ensemble_colour_epitome, standardise_bands, train_distilled_fcn
+from eolabels.epitome.evaluate import POOLED, score_variants, synthetic_tag, write_table
+from eolabels.epitome.figures import (
+    plot_epitome_means,
+    plot_losses,
+    plot_lsr_comparison,
+    plot_posterior_usage,
+    plot_promotion,
+    posterior_usage,
+)
+from eolabels.epitome.model import GaussianEpitome
+from eolabels.epitome.patches import crop, sample_origins
+from eolabels.epitome.train import TrainHistory, patch_temperature
+from eolabels.epitome.transfer import LabelTransfer, igbp_soft_table, oracle_table, table_from_file
+from eolabels.epitome.variants import (
+    ColourSettings,
+    EMSettings,
+    EmbedSettings,
+    EpitomeSettings,
+    ReconstructSettings,
+    SelfEpitomicSettings,
+    embed_coarse,
+    epitome_label_probs,
+    predict_colour,
+    predict_epitome,
+    predict_naive,
+    predict_self_epitomic,
+    train_all_tile_epitome,
+)
+from eolabels.tables import load_schema
+
+log = logging.getLogger(__name__)
+
+# Which layers of each dataset (data/synthetic.py, data/local.py) are image, coarse labels and truth.
+DATASET_LAYERS = {"lsr": LayerNames("image", "nlcd", "truth"), "dfc2020": LayerNames("s2", "modis", "dfc")}
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` = CUDA when present, else CPU (DESIGN.md conventions)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_tiles(dataset: str, root: str | os.PathLike[str], reading: Mapping[str, Any]) -> list[LabelledTile]:
+    """The tiles LSR works on: ``reading`` holds image_scale and optionally bands and split."""
+    return read_tiles(
+        root, DATASET_LAYERS[dataset], reading["image_scale"], reading.get("bands"), reading.get("split")
+    )
+
+
+def load_transfer(
+    dataset: str, root: str | os.PathLike[str], table: Mapping[str, Any], tiles: Sequence[LabelledTile]
+) -> LabelTransfer:
+    """p(ℓ|c) as configured (``kind``: file / soft_igbp / oracle), with a zero row for coarse no-data."""
+    meta = DatasetIndex.open(root).meta
+    layers = DATASET_LAYERS[dataset]
+    coarse, fine_schema = meta.layers[layers.coarse], meta.layers[layers.truth].schema
+    if table["kind"] == "file":
+        transfer = table_from_file(table["name"], fine_schema)
+    elif table["kind"] == "soft_igbp":
+        transfer = igbp_soft_table(table["confidence"], table["unscored_splits"])
+    else:
+        codes = load_schema(coarse.schema).ids
+        transfer = oracle_table([t.coarse for t in tiles], [t.truth for t in tiles], codes, fine_schema)
+    if transfer.fine_schema != fine_schema:
+        raise ValueError(
+            f"{root}: the p(l|c) table ({transfer.label}) gives {transfer.fine_schema!r} classes, "
+            f"the truth is {fine_schema!r}"
+        )
+    return transfer.with_nodata(None if coarse.nodata is None else int(coarse.nodata))
+
+
+def _save(obj: Any, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+
+
+def _load_epitome(path: str | os.PathLike[str]) -> GaussianEpitome:
+    state = torch.load(Path(path), map_location="cpu", weights_only=False)["epitome"]
+    return GaussianEpitome(state["mean"], state["ivar"], state["prior_logits"])
+
+
+def train_epitome(
+    dataset: str, root: str, reading: Mapping[str, Any], settings: Mapping[str, Any], seed: int, device: str,
+    threads: int, out_epitome: str, out_history: str, out_means: str, out_usage: str, out_promotion: str,
+    out_loss: str,
+) -> None:
+    """Rule train_epitome: one epitome over all tiles (spec §3) and the training figures.
+
+    ``checkpoint.pt`` beside the epitome lets an interrupted job resume; it is removed once the
+    epitome is written, so a later run with other data never resumes from it.
+    """
+    torch.set_num_threads(threads)
+    tiles = load_tiles(dataset, root, reading)
+    config = EpitomeSettings(**{**settings, "patch_sizes": tuple(settings["patch_sizes"])})
+    checkpoint = Path(out_epitome).with_name("checkpoint.pt")
+    log.info("training a %s epitome on %d %s tiles (%s)", config.side, len(tiles), dataset, config)
+    epitome, history = train_all_tile_epitome(tiles, config, seed, resolve_device(device), checkpoint)
+    epitome = epitome.cpu()
+    _save({"epitome": epitome.state_dict(), "settings": asdict(config), "history": asdict(history)}, out_epitome)
+    checkpoint.unlink(missing_ok=True)
+    write_history_csv(history, out_history)
+    tag = synthetic_tag(DatasetIndex.open(root).meta.source)
+    _save_figure(_titled(plot_epitome_means(epitome), f"{dataset} epitome means\n{tag}"), out_means)
+    size = min(config.patch_sizes)
+    generator = torch.Generator().manual_seed(seed)
+    origins = sample_origins([tuple(t.image.shape[-2:]) for t in tiles], size, 512, generator)
+    usage = posterior_usage(epitome, crop([t.image for t in tiles], origins), patch_temperature(size))
+    usage_title = f"{dataset}: posterior usage, {size}×{size} patches\n{tag}"
+    _save_figure(_titled(plot_posterior_usage(usage), usage_title), out_usage)
+    _save_figure(_titled(plot_promotion(history), f"{dataset}: location promotion — {tag}"), out_promotion)
+    _save_figure(plot_losses(history.loss, f"{dataset} epitome training loss — {tag}"), out_loss)
+
+
+def _titled(fig: Any, title: str) -> Any:
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def embed_labels(
+    dataset: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any], settings: Mapping[str, Any],
+    seed: int, threads: int, in_epitome: str, out_lrmap: str,
+) -> None:
+    """Rule embed_labels: coarse labels of sampled patches into the epitome (spec §5)."""
+    torch.set_num_threads(threads)
+    tiles = load_tiles(dataset, root, reading)
+    transfer = load_transfer(dataset, root, table, tiles)
+    log.info("embedding coarse labels of %d tiles with p(l|c) %s", len(tiles), transfer.label)
+    lrmap = embed_coarse(_load_epitome(in_epitome), tiles, transfer, EmbedSettings(**settings), seed)
+    _save({"lrmap": lrmap, "transfer": asdict(transfer)}, out_lrmap)
+
+
+def lsr(in_lrmap: str, em: Mapping[str, Any], seed: int, threads: int, out_probs: str) -> None:
+    """Rule lsr: p(ℓ|s) on the epitome positions by the EM of spec §6."""
+    torch.set_num_threads(threads)
+    state = torch.load(Path(in_lrmap), map_location="cpu", weights_only=False)
+    transfer = LabelTransfer(**state["transfer"])
+    probs = epitome_label_probs(state["lrmap"], transfer, EMSettings(**em), seed)
+    _save({"label_probs": probs, "transfer": state["transfer"]}, out_probs)
+
+
+def predict_hr(
+    dataset: str, variant: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any],
+    settings: Mapping[str, Any], seed: int, threads: int, out_index: str,
+    in_epitome: str | None = None, in_probs: str | None = None,
+) -> None:
+    """Rule predict_hr: one variant's high-res maps of every tile, written as GeoTIFFs on the input grids.
+
+    ``settings`` holds the variant's subsections: ``colour``; ``self_epitomic`` + ``em``; or
+    (``epitome``) ``reconstruct`` + ``patch_size`` of the embedding.
+    """
+    torch.set_num_threads(threads)
+    tiles = load_tiles(dataset, root, reading)
+    transfer = load_transfer(dataset, root, table, tiles)
+    log.info("%s LSR of %d %s tiles, p(l|c) %s, settings %s", variant, len(tiles), dataset, transfer.label, settings)
+    if variant == "naive":
+        maps = predict_naive(tiles, transfer)
+    elif variant == "colour":
+        maps = predict_colour(tiles, transfer, ColourSettings(**settings["colour"]), seed)
+    elif variant == "self_epitomic":
+        maps = predict_self_epitomic(
+            tiles, transfer, SelfEpitomicSettings(**settings["self_epitomic"]), EMSettings(**settings["em"]), seed
+        )
+    elif variant == "epitome":
+        if in_epitome is None or in_probs is None:
+            raise ValueError("the epitome variant needs the trained epitome and its p(l|s)")
+        probs = torch.load(Path(in_probs), map_location="cpu", weights_only=False)["label_probs"]
+        maps = predict_epitome(
+            _load_epitome(in_epitome), probs, tiles, settings["patch_size"],
+            ReconstructSettings(**settings["reconstruct"]), seed,
+        )
+    else:
+        raise ValueError(f"unknown LSR variant {variant!r}")
+    source = DatasetIndex.open(root).meta.source
+    write_predictions(
+        Path(out_index).parent, tiles, maps, transfer.fine_schema,
+        f"{variant} LSR of {dataset} ({synthetic_tag(source)}); p(l|c): {transfer.label}", source,
+    )
+
+
+def dfc2020_ensemble(
+    root: str, reading: Mapping[str, Any], colour_classes: Sequence[str], in_colour: str, in_epitome: str,
+    out_index: str,
+) -> None:
+    """Rule dfc2020_ensemble (spec §9, interpretation): the colour model's label where it predicts one of
+    ``colour_classes`` (shrubland, barren), the epitome model's elsewhere."""
+    tiles = load_tiles("dfc2020", root, reading)
+    schema = load_schema(DatasetIndex.open(root).meta.layers["dfc"].schema)
+    positions = [schema.names.index(name) for name in colour_classes]
+    colour, epitome = read_predictions(Path(in_colour).parent, tiles), read_predictions(Path(in_epitome).parent, tiles)
+    maps = [ensemble_colour_epitome(c, e, positions) for c, e in zip(colour, epitome)]
+    meta = DatasetIndex.open(Path(in_epitome).parent).meta
+    write_predictions(
+        Path(out_index).parent, tiles, maps, schema.name,
+        f"colour for {list(colour_classes)}, epitome elsewhere; {meta.description}", meta.source,
+    )
+
+
+def dfc2020_distill(
+    root: str, reading: Mapping[str, Any], settings: Mapping[str, Any], seed: int, device: str, threads: int,
+    in_ensemble: str, out_index: str, out_model: str, out_loss: str,
+) -> None:
+    """Rule dfc2020_distill: the 5-layer FCN of spec §9 trained on the ensemble's hard labels, then
+    applied to the same images."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)  # weight initialisation
+    tiles = load_tiles("dfc2020", root, reading)
+    shapes = {tuple(t.image.shape) for t in tiles}
+    if len(shapes) != 1:
+        raise ValueError(f"{root}: the distilled FCN needs equally sized patches, got {sorted(shapes)}")
+    schema = load_schema(DatasetIndex.open(root).meta.layers["dfc"].schema)
+    target = torch.stack(read_predictions(Path(in_ensemble).parent, tiles))
+    images = standardise_bands(torch.stack([t.image for t in tiles]))
+    run_on = resolve_device(device)
+    model = DistilledFCN(images.shape[1], schema.num_classes, settings["width"]).to(run_on)
+    losses = train_distilled_fcn(
+        model, images.to(run_on), target.to(run_on), settings["epochs"], settings["batch_size"],
+        settings["learning_rate"], seed=seed,
+    )
+    model.eval()
+    with torch.no_grad():
+        maps = [model(image[None].to(run_on))[0].argmax(0).cpu() for image in images]
+    _save({"model": model.cpu().state_dict(), "settings": dict(settings), "losses": losses}, out_model)
+    meta = DatasetIndex.open(Path(in_ensemble).parent).meta
+    description = f"distilled FCN of: {meta.description}"
+    write_predictions(Path(out_index).parent, tiles, maps, schema.name, description, meta.source)
+    loss_title = f"distilled FCN (DFC2020, {synthetic_tag(meta.source)})"
+    _save_figure(plot_losses(losses, loss_title, "cross-entropy"), out_loss)
+
+
+def evaluate_lsr(
+    dataset: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any],
+    predictions: Mapping[str, str], per_tile: bool, preview_tiles: int,
+    out_csv: str, out_markdown: str, out_figure: str, title: str,
+) -> pd.DataFrame:
+    """Rules evaluate_lsr / dfc2020_evaluate: score every variant's maps against the truth (per tile when
+    ``per_tile``, and pooled), write the table and the side-by-side figure.
+
+    ``predictions`` maps the row name of each variant to its prediction index.
+    """
+    tiles = load_tiles(dataset, root, reading)
+    transfer = load_transfer(dataset, root, table, tiles)
+    meta = DatasetIndex.open(root).meta
+    fine = load_schema(meta.layers[DATASET_LAYERS[dataset].truth].schema)
+    coarse = load_schema(meta.layers[DATASET_LAYERS[dataset].coarse].schema)
+    maps = {name: read_predictions(Path(index).parent, tiles) for name, index in predictions.items()}
+    oracle = " [ORACLE p(l|c)]" if transfer.oracle else ""
+    maps = {f"{name}{oracle}": value for name, value in maps.items()}  # every row uses the table
+    scores = score_variants(tiles, maps, fine.names, per_tile)
+    full_title = f"{title} — {synthetic_tag(meta.source)}"
+    notes = [
+        f"Data: {meta.description}.",
+        f"p(l|c): {transfer.label}.",
+        "mIoU averages over all classes (absent ones score 1); mIoU_present over classes present in the truth.",
+    ]
+    if meta.source == "synthetic":
+        notes.insert(0, "SYNTHETIC world: these numbers describe the embedded synthetic data, not the papers' results.")
+    write_table(scores, out_csv, out_markdown, full_title, notes)
+    log.info("%s:\n%s", full_title, scores[scores.tile == POOLED].to_string(index=False))
+    rgb = _rgb_channels(meta.layers[DATASET_LAYERS[dataset].image].bands, reading.get("bands"))
+    fig = plot_lsr_comparison(tiles[:preview_tiles], {k: v[:preview_tiles] for k, v in maps.items()}, coarse, fine, rgb,
+                              f"{full_title}\np(l|c): {transfer.label}")
+    _save_figure(fig, out_figure, dpi=90)
+    return scores
+
+
+def _rgb_channels(layer_bands: Sequence[str], picked: Sequence[str] | None) -> list[int]:
+    """Positions of the red, green and blue bands among the bands read (NAIP R,G,B or S2 B4,B3,B2)."""
+    bands = list(picked or layer_bands)
+    for names in (("R", "G", "B"), ("B4", "B3", "B2")):
+        if all(n in bands for n in names):
+            return [bands.index(n) for n in names]
+    return [0, 0, 0]
+
+
+def write_history_csv(history: TrainHistory, path: str) -> None:
+    """Per-iteration loss, patch size, masked fraction and whether the promotion counter reset."""
+    resets = set(history.resets)
+    table = pd.DataFrame({
+        "iteration": range(1, len(history.loss) + 1), "loss": history.loss, "patch_size": history.patch_size,
+        "masked_fraction": history.masked_fraction,
+    })
+    table["reset"] = table["iteration"].isin(resets)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)

@@ -1,0 +1,203 @@
+"""The LSR variants on a set of labelled tiles, each returning one fine-label map per tile.
+
+* ``naive``: every pixel takes argmax p(ℓ|c) of its coarse class (the baseline);
+* ``colour``: a diagonal colour GMM whose components play the positions (spec §8);
+* ``self_epitomic``: each tile is its own epitome (spec §7);
+* ``epitome``: one epitome trained over all tiles (the paper's all-tile setting, spec §3), coarse
+  labels embedded (§5), EM (§6) and tiles reconstructed by sampling positions (§5).
+
+Settings are small dataclasses whose fields are the keys of the config's ``epitome.<dataset>``
+subsections (config/schemas/epitome.yaml), so the workflow passes them through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from eolabels.epitome.embed import reconstruct_tile
+from eolabels.epitome.data import LabelledTile
+from eolabels.epitome.lsr import colour_mixture_lsr, embed_coarse_dataset, lsr_em, naive_labels, self_epitomic_lsr
+from eolabels.epitome.model import GaussianEpitome
+from eolabels.epitome.train import EpitomeTrainer, TrainConfig, TrainHistory
+from eolabels.epitome.transfer import LabelTransfer
+
+
+@dataclass(frozen=True)
+class EpitomeSettings:
+    """Size and training of the all-tile epitome (spec §3; the paper: 499², 11–31 px, 50,000 iterations)."""
+
+    side: int = 64
+    layers: int = 1
+    iterations: int = 200
+    batch_size: int = 64
+    patch_sizes: tuple[int, ...] = (11, 15, 21)
+    learning_rate: float = 0.003
+    diversify: bool = False
+    checkpoint_every: int = 100
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            patch_sizes=tuple(self.patch_sizes), batch_size=self.batch_size, learning_rate=self.learning_rate,
+            diversify=self.diversify, seed=seed,
+        )
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Coarse-label embedding (spec §5): patch side, number of sampled patches, temperature (None = (w/11)²)."""
+
+    patch_size: int = 11
+    samples: int = 5000
+    batch_size: int = 64
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class EMSettings:
+    """LSR EM (spec §6): the authors' form by default; the paper's p(c) and the present-class flag."""
+
+    iterations: int = 20
+    weight_by_class_frequency: bool = False
+    restrict_to_present_classes: bool = False
+
+
+@dataclass(frozen=True)
+class ReconstructSettings:
+    """Tile reconstruction (spec §5): window stride, positions sampled per window, temperature."""
+
+    stride: int = 4
+    samples: int = 1
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class SelfEpitomicSettings:
+    """Self-epitomic LSR (spec §7): the notebook's 7×7 patches, 20,000 samples, λ = 100, T = w²."""
+
+    patch_size: int = 7
+    samples: int = 20000
+    batch_size: int = 64
+    ivar: float = 100.0
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class ColourSettings:
+    """Colour-mixture LSR (spec §8): 48 diagonal components; ``pooled`` fits one mixture over all tiles."""
+
+    components: int = 48
+    fit_pixels: int = 20000
+    soft: bool = False
+    pooled: bool = False
+
+
+def predict_naive(tiles: Sequence[LabelledTile], transfer: LabelTransfer) -> list[Tensor]:
+    """argmax p(ℓ|c) of each pixel's coarse class."""
+    return [naive_labels(transfer.slots(tile.coarse, tile.name), transfer.table) for tile in tiles]
+
+
+def predict_colour(
+    tiles: Sequence[LabelledTile], transfer: LabelTransfer, settings: ColourSettings, seed: int
+) -> list[Tensor]:
+    """Colour LSR per tile (spec §8), or over all tiles at once when ``settings.pooled`` (the DFC2020
+    colour model is fitted on the whole validation set, spec §9)."""
+    slots = [transfer.slots(tile.coarse, tile.name) for tile in tiles]
+
+    def run(image: Tensor, slot_map: Tensor) -> Tensor:
+        return colour_mixture_lsr(
+            image, slot_map, transfer.table, settings.components, seed, settings.soft, settings.fit_pixels
+        ).argmax(-1)
+
+    if not settings.pooled:
+        return [run(tile.image, slot_map) for tile, slot_map in zip(tiles, slots)]
+    # pixels side by side: the mixture only sees pixel values, so tiles may be concatenated
+    flat_images = torch.cat([tile.image.flatten(1) for tile in tiles], dim=1)[:, None]
+    flat_slots = torch.cat([slot_map.flatten() for slot_map in slots])[None]
+    labels = run(flat_images, flat_slots)[0].split([tile.truth.numel() for tile in tiles])
+    return [part.view(tile.truth.shape) for part, tile in zip(labels, tiles)]
+
+
+def predict_self_epitomic(
+    tiles: Sequence[LabelledTile], transfer: LabelTransfer, settings: SelfEpitomicSettings, em: EMSettings, seed: int
+) -> list[Tensor]:
+    """Self-epitomic LSR of every tile separately (spec §7)."""
+    return [
+        self_epitomic_lsr(
+            tile.image, transfer.slots(tile.coarse, tile.name), transfer.table, settings.patch_size,
+            settings.samples, settings.batch_size, settings.ivar, settings.temperature, em.iterations,
+            torch.Generator().manual_seed(seed), weight_by_class_frequency=em.weight_by_class_frequency,
+            restrict_to_present_classes=em.restrict_to_present_classes,
+        ).argmax(-1)
+        for tile in tiles
+    ]
+
+
+def train_all_tile_epitome(
+    tiles: Sequence[LabelledTile],
+    settings: EpitomeSettings,
+    seed: int,
+    device: torch.device | str = "cpu",
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[GaussianEpitome, TrainHistory]:
+    """One epitome over all tiles (spec §3), resuming from ``checkpoint`` when it was written with the
+    same settings."""
+    images = [tile.image for tile in tiles]
+    generator = torch.Generator().manual_seed(seed)
+    epitome = GaussianEpitome.initialise(settings.layers, images[0].shape[0], settings.side, generator=generator)
+    trainer = EpitomeTrainer(epitome.to(device), images, settings.train_config(seed))
+    if checkpoint is not None and Path(checkpoint).is_file():
+        try:
+            trainer.load_checkpoint(checkpoint)
+        except (ValueError, RuntimeError, KeyError):
+            trainer = None  # written with other settings or shapes: start over
+        if trainer is None or trainer.iteration > settings.iterations:
+            channels = images[0].shape[0]
+            epitome = GaussianEpitome.initialise(settings.layers, channels, settings.side, generator=generator)
+            trainer = EpitomeTrainer(epitome.to(device), images, settings.train_config(seed))
+    history = trainer.train(settings.iterations, checkpoint, settings.checkpoint_every, progress)
+    return trainer.epitome, history
+
+
+def embed_coarse(
+    epitome: GaussianEpitome, tiles: Sequence[LabelledTile], transfer: LabelTransfer, settings: EmbedSettings, seed: int
+) -> Tensor:
+    """lrmap K×L×H×W: posterior mass that patches of each coarse slot put on every position (spec §5)."""
+    return embed_coarse_dataset(
+        epitome, [tile.image for tile in tiles], [transfer.slots(tile.coarse, tile.name) for tile in tiles],
+        transfer.table.shape[0], settings.patch_size, settings.samples, settings.batch_size, settings.temperature,
+        torch.Generator().manual_seed(seed),
+    )
+
+
+def epitome_label_probs(lrmap: Tensor, transfer: LabelTransfer, em: EMSettings, seed: int) -> Tensor:
+    """p(ℓ | s) on the epitome positions by EM (spec §6), Lc×L×H×W."""
+    probs = lsr_em(
+        lrmap, transfer.table, em.iterations, em.weight_by_class_frequency, em.restrict_to_present_classes,
+        torch.Generator().manual_seed(seed),
+    )
+    return probs.permute(3, 0, 1, 2).contiguous()
+
+
+def predict_epitome(
+    epitome: GaussianEpitome,
+    label_probs: Tensor,
+    tiles: Sequence[LabelledTile],
+    patch_size: int,
+    settings: ReconstructSettings,
+    seed: int,
+) -> list[Tensor]:
+    """Reconstruct every tile from sampled epitome positions (spec §5), argmax over classes."""
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        reconstruct_tile(
+            epitome, tile.image.to(epitome.mean.device), label_probs.to(epitome.mean), patch_size,
+            settings.stride, settings.samples, settings.temperature, generator,
+        ).argmax(0)
+        for tile in tiles
+    ]

@@ -1,0 +1,65 @@
+"""LSR variants over several tiles (epitome/variants.py): pooled colour model, naive, all-tile epitome."""
+
+from __future__ import annotations
+
+import torch
+
+from eolabels.data.geotiff import GridSpec
+from eolabels.epitome.data import LabelledTile
+from eolabels.epitome.transfer import LabelTransfer
+from eolabels.epitome.variants import (
+    ColourSettings,
+    EMSettings,
+    EmbedSettings,
+    EpitomeSettings,
+    ReconstructSettings,
+    embed_coarse,
+    epitome_label_probs,
+    predict_colour,
+    predict_epitome,
+    predict_naive,
+    train_all_tile_epitome,
+)
+
+COLOURS = torch.tensor([[0.1, 0.2, 0.7], [0.1, 0.6, 0.1]])  # fine class 0, 1
+
+
+def tiles_and_transfer(sizes=((16, 20), (12, 12))):
+    """Halves of class 0 / class 1 with class-determined colours; the coarse code says the class (10, 20)."""
+    g = torch.Generator().manual_seed(0)
+    tiles = []
+    for k, (h, w) in enumerate(sizes):
+        fine = (torch.arange(w) >= w // 2).long().expand(h, w).clone()
+        image = COLOURS[fine].permute(2, 0, 1) + 0.02 * torch.randn(3, h, w, generator=g)
+        tiles.append(LabelledTile(f"t{k}", image, 10 + 10 * fine, fine, GridSpec("", (1.0, 0, 0, 0, 1.0, 0), h, w)))
+    table = torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=torch.float64)
+    return tiles, LabelTransfer(table, (10, 20), "lsr4", "hand table")
+
+
+def test_naive_and_pooled_colour_keep_tile_shapes():
+    tiles, transfer = tiles_and_transfer()
+    naive = predict_naive(tiles, transfer)
+    assert all(torch.equal(m, t.truth) for m, t in zip(naive, tiles))
+    pooled = predict_colour(tiles, transfer, ColourSettings(components=2, pooled=True), seed=0)
+    assert [m.shape for m in pooled] == [(16, 20), (12, 12)]
+    assert all(torch.equal(m, t.truth) for m, t in zip(pooled, tiles))
+
+
+def test_all_tile_epitome_resumes_and_reconstructs(tmp_path):
+    tiles, transfer = tiles_and_transfer(((16, 16), (16, 16)))
+    settings = EpitomeSettings(side=8, iterations=4, batch_size=8, patch_sizes=(3,), checkpoint_every=2)
+    checkpoint = tmp_path / "ckpt.pt"
+    straight, _ = train_all_tile_epitome(tiles, settings, seed=1, progress=False)
+    train_all_tile_epitome(tiles, EpitomeSettings(**{**settings.__dict__, "iterations": 2}), 1, checkpoint=checkpoint,
+                           progress=False)
+    resumed, history = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
+    assert len(history.loss) == 4 and torch.allclose(resumed.mean, straight.mean)
+    # a checkpoint from a longer run is not resumed into a shorter one
+    shorter, history = train_all_tile_epitome(
+        tiles, EpitomeSettings(**{**settings.__dict__, "iterations": 3}), 1, checkpoint=checkpoint, progress=False
+    )
+    assert len(history.loss) == 3
+    probs = epitome_label_probs(embed_coarse(resumed, tiles, transfer, EmbedSettings(3, 64, 16), 0), transfer, EMSettings(), 0)
+    assert probs.shape == (2, 1, 8, 8)
+    maps = predict_epitome(resumed, probs, tiles, 3, ReconstructSettings(stride=3), 0)
+    assert [m.shape for m in maps] == [(16, 16), (16, 16)] and int(max(m.max() for m in maps)) <= 1
