@@ -7,6 +7,7 @@ with L1 the hard counts at tau 0.5/0.6 rise from f = 4 to f = 8).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 
@@ -26,8 +27,12 @@ from eolabels.similarity.kernel import (
 )
 from eolabels.similarity.toy import (
     TOY_JACOBIAN,
+    ToyMLP,
     ToySetting,
+    circle_inputs,
     circle_positions,
+    fit_toy,
+    fit_toy_ensemble,
     plot_toy_density,
     run_toys,
     sinusoid_curvature,
@@ -83,18 +88,43 @@ def test_toy_table_rows_and_plot(toy_runs, tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))
 
 
+B1_SEEDS = range(5)
+
+
 def test_b1_noisy_regression_toy_denoises():
-    # seed 1: with seed 0 the same settings give rmse 0.503 sigma and noise ratio 0.31 (misses).
-    # The noise ratio is a single-draw statistic: near-uniform kernel weights make E_k[eps]_i
-    # almost the same number for every i, so it scatters like |N(0, 1)| across noise draws;
+    # spec §5.b B1, judged on the median over 5 fixed seeds: every statistic is a single draw of
+    # label noise per seed (the noise ratio in particular scatters like |N(0, 1)|, because
+    # near-uniform kernel weights make E_k[eps]_i almost one number per draw);
     # test_denoising_factor_predicts_averaged_noise checks the formula over many draws.
     sigma = 0.2
-    (run,) = run_toys([ToySetting(2, noise_std=sigma, seed=1)], dtype=torch.float32, progress=False)
-    diagnostics = toy_denoising_diagnostics(run)
-    assert diagnostics["rmse_clean"] <= 0.5 * sigma
-    assert diagnostics["stationarity"] <= 0.05
-    assert 0.5 <= diagnostics["noise_ratio"] <= 2
-    assert diagnostics["median_rho"] == pytest.approx(1 / math.sqrt(256), rel=0.5)
+    runs = run_toys(
+        [ToySetting(2, noise_std=sigma, seed=s) for s in B1_SEEDS], dtype=torch.float32, progress=False
+    )
+    diagnostics = [toy_denoising_diagnostics(run) for run in runs]
+
+    def median(key: str) -> float:
+        return float(np.median([d[key] for d in diagnostics]))
+
+    assert median("rmse_clean") <= 0.5 * sigma
+    assert median("stationarity") <= 0.05
+    assert 0.5 <= median("noise_ratio") <= 2
+    assert median("median_rho") == pytest.approx(1 / math.sqrt(256), rel=0.5)
+
+
+def test_ensemble_fit_follows_each_models_own_fit():
+    models, inputs, targets = [], [], []
+    for seed in (0, 1):
+        a = circle_positions(64, "uniform", seed)
+        inputs.append(torch.as_tensor(circle_inputs(a)))
+        targets.append(torch.as_tensor(np.sin(4 * np.pi * a)))
+        torch.manual_seed(seed)
+        models.append(ToyMLP(16, 3).double())
+    references = [copy.deepcopy(m) for m in models]
+    fit_toy_ensemble(models, torch.stack(inputs), torch.stack(targets), 100, progress=False)
+    for model, reference, x, y in zip(models, references, inputs, targets):
+        fit_toy(reference, x, y, 100, progress=False)
+        for p, q in zip(model.parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
 
 
 def test_denoising_factor_predicts_averaged_noise(toy_runs):

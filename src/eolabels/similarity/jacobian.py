@@ -47,7 +47,8 @@ class JacobianConfig:
     """What is differentiated: parameter ``subset``, output ``pixel``, logit centring, sketch.
 
     ``sketch_dim=None`` keeps the exact Jacobian (m = p); otherwise m = ``sketch_dim`` with the
-    seeded Gaussian sketch of spec §2.3.
+    seeded Gaussian sketch of spec §2.3.  ``crop_tail`` lets a tail subset be differentiated on the
+    window of its input that reaches the output pixel only (same numbers, checked per batch).
     """
 
     subset: str = "last_block+head"
@@ -55,6 +56,7 @@ class JacobianConfig:
     centred: bool = True
     sketch_dim: int | None = None
     sketch_seed: int = 0
+    crop_tail: bool = True
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
@@ -221,6 +223,83 @@ def _capture_tail_input(
     return None if nested else (args, kwargs, out)
 
 
+# Leaf modules that act on each pixel's neighbourhood only (no pooling, no global context).
+LOCAL_LEAVES = (
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout2d,
+)
+
+
+def tail_radius(modules: list[tuple[str, nn.Module]]) -> int | None:
+    """Receptive-field radius (output pixels) of a tail made of stride-1 convolutions and
+    pixel-wise layers; ``None`` when another kind of layer could see beyond it."""
+    radius = 0
+    for _, module in modules:
+        for leaf in (m for m in module.modules() if not list(m.children())):
+            if not isinstance(leaf, LOCAL_LEAVES):
+                return None
+            if isinstance(leaf, nn.Conv2d):
+                if any(s != 1 for s in leaf.stride):
+                    return None
+                radius += max((k - 1) // 2 * d for k, d in zip(leaf.kernel_size, leaf.dilation))
+    return radius
+
+
+def _crop_tail_input(
+    args: tuple, kwargs: dict, out: Tensor, pixel: tuple[int, int], radius: int
+) -> tuple[tuple, dict, tuple[int, int]] | None:
+    """The tail's tensor inputs cropped to the window that determines output ``pixel``, and the
+    pixel's position in the cropped output; ``None`` when the inputs are not one grid whose size
+    divides the output's (an upsampling factor) or the window is the whole input.
+
+    Why: the tail runs d backward passes per sample; over a whole patch most of that work is for
+    pixels that never reach the centre output (the cheap fix of bench/similarity.py).
+    """
+    tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)]
+    if not tensors or any(t.ndim != 4 or t.shape[2:] != tensors[0].shape[2:] for t in tensors):
+        return None
+    height, width = tensors[0].shape[2:]
+    out_height, out_width = out.shape[2:]
+    if out_height % height or out_width % width or out_height // height != out_width // width:
+        return None
+    scale = out_height // height
+    half = -(-radius // scale) + 1
+    starts, stops = [], []
+    for position, size in zip(pixel, (height, width)):
+        starts.append(max(0, position // scale - half))
+        stops.append(min(size, position // scale + half + 1))
+    if stops[0] - starts[0] >= height and stops[1] - starts[1] >= width:
+        return None
+
+    rows, cols = (scale * (stop - start) for start, stop in zip(starts, stops))
+    sizes = [v for v in (*args, *kwargs.values()) if isinstance(v, int) and not isinstance(v, bool)]
+    if rows != cols and out_height == out_width and out_height in sizes:
+        return None  # an explicit square target size would be ambiguous
+
+    def crop(v: object) -> object:
+        """Tensors are cropped; integers equal to the output size (an explicit upsampling target,
+        as smp's decoder blocks take) become the cropped output size."""
+        if isinstance(v, Tensor):
+            return v[:, :, starts[0] : stops[0], starts[1] : stops[1]]
+        if isinstance(v, int) and not isinstance(v, bool) and v in (out_height, out_width):
+            return rows if v == out_height else cols
+        return v
+
+    new_pixel = (pixel[0] - scale * starts[0], pixel[1] - scale * starts[1])
+    return tuple(crop(v) for v in args), {k: crop(v) for k, v in kwargs.items()}, new_pixel
+
+
 def _sketch_cache(
     tail: dict[str, Tensor], names: list[str], config: JacobianConfig, device: torch.device
 ) -> dict[str, list[tuple[slice, Tensor]]]:
@@ -259,6 +338,8 @@ def per_sample_jacobians(
     batch without autograd, the tail's input is captured, and only ``head(last_block(...))`` is
     differentiated per sample.  The split is used when it reproduces the network output (to
     rounding); otherwise (e.g. something runs after the head) the whole network is differentiated.
+    With a pixel output and a tail of local layers, the tail input is further cropped to the
+    pixel's receptive field when that reproduces the pixel's output (``tail_radius``).
     """
     names = select_parameters(model, config.subset)
     state = {k: v.detach() for k, v in model.named_parameters()}
@@ -282,8 +363,8 @@ def per_sample_jacobians(
                 n_classes = _select_output(out[0], config.pixel).shape[0]
                 basis = centring_basis(n_classes, some.dtype).to(some.device)
 
-        def project(out: Tensor) -> Tensor:
-            z = _select_output(out, config.pixel)
+        def project(out: Tensor, pixel: Pixel = config.pixel) -> Tensor:
+            z = _select_output(out, pixel)
             return z if basis is None else basis.T @ z
 
         def whole_network(tail_params: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -306,19 +387,32 @@ def per_sample_jacobians(
             with torch.no_grad():
                 if not torch.allclose(run_tail(module_params, args, kwargs), out, 1e-5, 1e-7):
                     return None
+            pixel = config.pixel
+            if pixel is not None and radius is not None and out.ndim == 4:
+                centre = (out.shape[2] // 2, out.shape[3] // 2) if pixel == "centre" else pixel
+                cropped = _crop_tail_input(args, kwargs, out, centre, radius)
+                if cropped is not None:
+                    with torch.no_grad():
+                        crop_out = run_tail(module_params, *cropped[:2])
+                    row, col = cropped[2]
+                    if torch.allclose(
+                        crop_out[:, :, row, col], out[:, :, centre[0], centre[1]], 1e-5, 1e-7
+                    ):
+                        args, kwargs, pixel = cropped
             tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)]
 
             def tail_output(params: list[dict[str, Tensor]], sample: list[Tensor]) -> Tensor:
                 it = iter(t.unsqueeze(0) for t in sample)
                 a = tuple(next(it) if isinstance(v, Tensor) else v for v in args)
                 k = {key: next(it) if isinstance(v, Tensor) else v for key, v in kwargs.items()}
-                return project(run_tail(params, a, k)[0])
+                return project(run_tail(params, a, k)[0], pixel)
 
             grads = vmap(jacrev(tail_output), in_dims=(None, 0))(module_params, tensors)
             return {
                 f"{prefix}.{k}": v for (prefix, _), g in zip(modules, grads) for k, v in g.items()
             }
 
+        radius = tail_radius(modules) if config.crop_tail else None
         sketches = _sketch_cache(tail, names, config, some.device) if config.sketch_dim else {}
         chunks = []
         starts = range(0, inputs.shape[0], batch_size)

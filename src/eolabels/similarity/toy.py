@@ -1,5 +1,6 @@
 """The paper's toy: sinusoids on the unit circle, neighbour density vs frequency and curvature
-(spec netsimilarity.md §2.4, acceptance A1 of §5.a, B1 of §5.b).
+(spec netsimilarity.md §2.4, acceptance A1 of §5.a, B1 of §5.b), and the toy stage of the workflow
+(``run_toy_study``: table and log-scale figures).
 
 Inputs ``x = (cos 2 pi a, sin 2 pi a)``, ``a`` from a scrambled Sobol sequence (uniform) or with
 density ``2a`` (triangular), target ``sin(2 pi f a)`` plus optional Gaussian noise; a ReLU MLP is
@@ -8,6 +9,7 @@ fitted full-batch and the density estimators of §2.1 are computed from all its 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.stats import qmc, spearmanr
 from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from eolabels.similarity.denoise import denoising_factor, kernel_mean, stationarity_residual
@@ -28,6 +32,7 @@ from eolabels.similarity.kernel import (
     feature_map,
     neighbour_counts,
 )
+from eolabels.similarity.report import save_figure, write_table
 
 Sampling = Literal["uniform", "triangular"]
 TOY_JACOBIAN = JacobianConfig(subset="all", pixel=None, centred=False)
@@ -102,6 +107,43 @@ def fit_toy(
     return float(value.detach())
 
 
+def fit_toy_ensemble(
+    models: Sequence[nn.Module],
+    inputs: Tensor,
+    targets: Tensor,
+    steps: int,
+    lr: float = 1e-3,
+    loss: Literal["l1", "l2"] = "l2",
+    progress: bool = True,
+) -> None:
+    """``fit_toy`` for several models at once (in place): ``inputs`` k x n x 2, ``targets`` k x n.
+
+    Why: the toy networks are tiny, so one step costs little more for k stacked models than for
+    one.  The models' parameters are stacked (``torch.func.stack_module_state``) and the summed
+    loss is minimised; Adam is element-wise and the schedule is shared, so every model follows
+    exactly the updates of its own ``fit_toy`` run (to rounding).
+    """
+    params, buffers = stack_module_state(list(models))
+    skeleton = copy.deepcopy(models[0]).to("meta")
+
+    def forward(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(skeleton, (p, b), (x,))[:, 0]
+
+    optimiser = torch.optim.Adam(params.values(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
+    residual = (lambda r: r.abs()) if loss == "l1" else (lambda r: r.pow(2))
+    for _ in tqdm(range(steps), desc="toy fit", disable=not progress, leave=False):
+        optimiser.zero_grad()
+        predictions = vmap(forward)(params, buffers, inputs)
+        residual(predictions - targets).mean(dim=1).sum().backward()
+        optimiser.step()
+        schedule.step()
+    with torch.no_grad():
+        for i, model in enumerate(models):
+            for name, tensor in model.named_parameters():
+                tensor.copy_(params[name][i])
+
+
 @dataclass
 class ToyRun:
     """One trained toy network and its per-sample densities (self included, spec §2.1)."""
@@ -142,20 +184,30 @@ def run_toys(
     powers: Sequence[int] = LESS_SOFT_POWERS,
     progress: bool = True,
 ) -> list[ToyRun]:
-    """Draw each setting's data, fit one MLP per setting, and compute every density
+    """Draw each setting's data, fit one MLP per setting (all at once, ``fit_toy_ensemble``), and compute every density
     estimator over its training set with all parameters (spec §2.4)."""
-    runs = []
-    for s in tqdm(settings, desc="toy runs", disable=not progress):
+    data = []
+    for s in settings:
         a = circle_positions(n, s.sampling, s.seed)
         target = sinusoid_target(a, s.frequency)
         noise = (
             np.random.default_rng(s.seed).normal(0.0, s.noise_std, n) if s.noise_std > 0 else 0.0
         )
-        noisy = target + noise
         torch.manual_seed(s.seed)
         model = ToyMLP(width, hidden_layers).to(dtype)
+        data.append((s, a, target, target + noise, model))
+    fit_toy_ensemble(
+        [d[4] for d in data],
+        torch.stack([torch.as_tensor(circle_inputs(d[1]), dtype=dtype) for d in data]),
+        torch.stack([torch.as_tensor(d[3], dtype=dtype) for d in data]),
+        steps,
+        lr,
+        loss,
+        progress,
+    )
+    runs = []
+    for s, a, target, noisy, model in tqdm(data, desc="toy densities", disable=not progress):
         x = torch.as_tensor(circle_inputs(a), dtype=dtype)
-        fit_toy(model, x, torch.as_tensor(noisy, dtype=dtype), steps, lr, loss, progress=False)
         with torch.no_grad():
             prediction = model(x)[:, 0].numpy()
         jac = per_sample_jacobians(model, x, TOY_JACOBIAN, batch_size=n, progress=False)
@@ -252,13 +304,19 @@ def plot_toy_density(runs: Sequence[ToyRun], path: str | Path, estimator: str = 
     frequencies = sorted({r.frequency for r in runs})
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(frequencies)))
     for freq, colour in zip(frequencies, colours):
-        for i, run in enumerate(r for r in runs if r.frequency == freq):
-            label = f"f = {freq:g} ({run.sampling})" if i == 0 else None
+        labelled: set[str] = set()
+        for run in (r for r in runs if r.frequency == freq):
+            label = None if run.sampling in labelled else f"f = {freq:g} ({run.sampling})"
+            labelled.add(run.sampling)
+            style = "-" if run.sampling == "uniform" else "--"
+            marker = "o" if run.sampling == "uniform" else "^"
             order = np.argsort(run.a)
             density = np.maximum(run.counts[estimator], 1e-3)
-            ax_a.plot(run.a[order], density[order], color=colour, lw=1, label=label)
+            ax_a.plot(run.a[order], density[order], style, color=colour, lw=1, label=label)
             curvature = sinusoid_curvature(run.a, freq)
-            ax_curv.scatter(np.maximum(curvature, 1e-4), density, s=4, color=colour, label=label)
+            ax_curv.scatter(
+                np.maximum(curvature, 1e-4), density, s=4, marker=marker, color=colour, label=label
+            )
     ax_a.set(xlabel="position a on the circle", ylabel=f"N ({estimator})", yscale="log")
     ax_curv.set(
         xlabel="target curvature |y''| / (1 + y'^2)^{3/2}",
@@ -267,8 +325,68 @@ def plot_toy_density(runs: Sequence[ToyRun], path: str | Path, estimator: str = 
         yscale="log",
     )
     ax_a.legend(fontsize=8)
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
+
+
+
+@dataclass(frozen=True)
+class ToyStudy:
+    """The toy experiment of a workflow run (spec §2.4): which settings, how many runs, how fitted."""
+
+    frequencies: tuple[float, ...] = (1, 2, 4, 8)
+    triangular_frequencies: tuple[float, ...] = (1, 4)
+    runs: int = 1
+    n: int = 256
+    steps: int = 3000
+    lr: float = 1e-3
+    loss: Literal["l1", "l2"] = "l2"
+    width: int = 64
+    hidden_layers: int = 6
+    float64: bool = True
+
+    def settings(self, seed: int) -> list[ToySetting]:
+        """Every (sampling, frequency) setting, ``runs`` seeds each (seed, seed + 1, ...)."""
+        return [
+            ToySetting(f, sampling, seed + k)
+            for sampling, freqs in (("uniform", self.frequencies), ("triangular", self.triangular_frequencies))
+            for f in freqs
+            for k in range(self.runs)
+        ]
+
+
+def run_toy_study(
+    study: ToyStudy,
+    seed: int,
+    table_csv: str | Path,
+    table_md: str | Path,
+    figures: dict[str, str | Path],
+) -> list[dict[str, float | str]]:
+    """Fit every toy of ``study``, write the table (CSV + Markdown) and one log-scale figure per
+    estimator named in ``figures`` (e.g. ``{"soft": ..., "hard_t0.9": ...}``); returns the rows."""
+    runs = run_toys(
+        study.settings(seed),
+        n=study.n,
+        steps=study.steps,
+        lr=study.lr,
+        loss=study.loss,
+        width=study.width,
+        hidden_layers=study.hidden_layers,
+        dtype=torch.float64 if study.float64 else torch.float32,
+    )
+    rows = toy_table_rows(runs)
+    write_table(
+        pd.DataFrame(rows),
+        table_csv,
+        table_md,
+        "Neighbour density on the paper's toy (spec netsimilarity.md §2.4)",
+        notes=[
+            "Sinusoids sin(2 pi f a) on the unit circle; mean of every density estimator of spec §2.1 "
+            "(self included), median over runs; Spearman correlations per sample. A toy, not the "
+            "paper's numbers.",
+            f"n = {study.n}, MLP 2-{study.width}x{study.hidden_layers}-1, {study.steps} full-batch "
+            f"Adam steps, lr {study.lr} cosine, {study.loss.upper()} loss, {study.runs} run(s) per setting.",
+        ],
+    )
+    for estimator, path in figures.items():
+        plot_toy_density(runs, path, estimator)
+    return rows

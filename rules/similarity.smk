@@ -1,0 +1,180 @@
+# Network input similarity (specs/netsimilarity.md §1-3, §5.a, §5.b): a small U-Net trained on the noisy
+# labels of config.similarity.dataset, its density audit, self-denoising rounds whose last labels become
+# the dataset `<dataset>_denoised`, and the paper's toy.
+SIMILARITY = config["similarity"]
+SIM_DATA = SIMILARITY["dataset"]
+SIM_HELDOUT = SIMILARITY["heldout"]
+SIM_RUNS = SIM_DATA in DATASETS and SIM_HELDOUT in DATASETS
+
+
+# index and description of the training and held-out datasets
+SIM_INPUTS = {
+    "index": dataset_index(SIM_DATA),
+    "meta": f"results/data/{SIM_DATA}/dataset.json",
+    "heldout_index": dataset_index(SIM_HELDOUT),
+    "heldout_meta": f"results/data/{SIM_HELDOUT}/dataset.json",
+}
+
+
+rule train_segmenter:
+    """Train the small U-Net on the noisy labels; score it on the held-out truth."""
+    input:
+        **SIM_INPUTS,
+    output:
+        model="results/similarity/unet/model.pt",
+        metrics="results/similarity/unet/metrics.json",
+    params:
+        train=SIMILARITY["train"],
+        seed=config["seed"],
+        heldout_split=SIMILARITY["heldout_split"],
+        device=config["device"],
+    threads: SIMILARITY["threads"]
+    resources:
+        mem_mb=SIMILARITY["mem_mb"],
+        runtime=SIMILARITY["runtime"],
+    log:
+        "logs/train_segmenter/unet.log",
+    benchmark:
+        "benchmarks/train_segmenter/unet.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/train_segmenter.py"
+
+
+rule audit_density:
+    """Density audit (spec §5.a): density maps, per-tile and per-sample tables, flags, A2/A3."""
+    input:
+        **SIM_INPUTS,
+        model="results/similarity/unet/model.pt",
+    output:
+        density=directory("results/similarity/audit/density"),
+        tiles="results/similarity/audit/tiles.csv",
+        samples="results/similarity/audit/samples.csv",
+        table="results/tables/density_audit.csv",
+        markdown=report(
+            "results/tables/density_audit.md",
+            caption="captions/density_audit_table.rst",
+            category="Network similarity",
+            subcategory="density audit",
+        ),
+        figure=report(
+            "results/similarity/audit/tiles.png",
+            caption="captions/density_audit_tiles.rst",
+            category="Network similarity",
+            subcategory="density audit",
+        ),
+        deciles=report(
+            "results/similarity/audit/deciles.png",
+            caption="captions/density_audit_deciles.rst",
+            category="Network similarity",
+            subcategory="density audit",
+        ),
+    params:
+        audit=SIMILARITY["audit"],
+        heldout_split=SIMILARITY["heldout_split"],
+        device=config["device"],
+    threads: SIMILARITY["threads"]
+    resources:
+        mem_mb=SIMILARITY["mem_mb"],
+        runtime=SIMILARITY["runtime"],
+    log:
+        "logs/audit_density/unet.log",
+    benchmark:
+        "benchmarks/audit_density/unet.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/audit_density.py"
+
+
+rule denoise_labels:
+    """Self-denoising rounds (spec §5.b); the last round's labels become results/data/<dataset>_denoised."""
+    input:
+        **SIM_INPUTS,
+    output:
+        rounds=directory("results/similarity/denoise/rounds"),
+        details="results/similarity/denoise/rounds.csv",
+        table="results/tables/self_denoising.csv",
+        markdown=report(
+            "results/tables/self_denoising.md",
+            caption="captions/denoise_table.rst",
+            category="Network similarity",
+            subcategory="self-denoising",
+        ),
+        figure=report(
+            "results/similarity/denoise/rounds.png",
+            caption="captions/denoise_rounds.rst",
+            category="Network similarity",
+            subcategory="self-denoising",
+        ),
+        index=f"results/data/{SIM_DATA}_denoised/index.csv",
+        meta=f"results/data/{SIM_DATA}_denoised/dataset.json",
+    params:
+        train=SIMILARITY["train"],
+        denoise=SIMILARITY["denoise"],
+        seed=config["seed"],
+        heldout_split=SIMILARITY["heldout_split"],
+        device=config["device"],
+    threads: SIMILARITY["threads"]
+    resources:
+        mem_mb=SIMILARITY["mem_mb"],
+        runtime=SIMILARITY["runtime"],
+    log:
+        "logs/denoise_labels/rounds.log",
+    benchmark:
+        "benchmarks/denoise_labels/rounds.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/denoise_labels.py"
+
+
+rule fit_toys:
+    """The paper's toy (spec §2.4): neighbour density vs frequency and curvature of sinusoids."""
+    output:
+        table="results/tables/similarity_toy.csv",
+        markdown=report(
+            "results/tables/similarity_toy.md",
+            caption="captions/similarity_toy_table.rst",
+            category="Network similarity",
+            subcategory="toy",
+        ),
+        soft=report(
+            "results/similarity/toy/density_soft.png",
+            caption="captions/similarity_toy_plot.rst",
+            category="Network similarity",
+            subcategory="toy",
+        ),
+        hard=report(
+            "results/similarity/toy/density_hard_t0.9.png",
+            caption="captions/similarity_toy_plot.rst",
+            category="Network similarity",
+            subcategory="toy",
+        ),
+    params:
+        toy=SIMILARITY["toy"],
+        seed=config["seed"],
+    threads: SIMILARITY["threads"]
+    resources:
+        mem_mb=SIMILARITY["mem_mb"],
+        runtime=SIMILARITY["runtime"],
+    log:
+        "logs/fit_toys/toy.log",
+    benchmark:
+        "benchmarks/fit_toys/toy.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/fit_toys.py"
+
+
+SIMILARITY_TABLES = ["results/tables/similarity_toy.csv"]
+if SIM_RUNS:
+    SIMILARITY_TABLES += ["results/tables/density_audit.csv", "results/tables/self_denoising.csv"]
+TARGETS["similarity"] = SIMILARITY_TABLES + [
+    f"results/similarity/{path}"
+    for path in ("toy/density_soft.png", "audit/tiles.png", "denoise/rounds.png")
+    if SIM_RUNS or path.startswith("toy/")
+]
+REPORT_TABLES += SIMILARITY_TABLES

@@ -1,0 +1,87 @@
+"""Figures of the density audit (spec §5.a): image, labels, log-density map and flagged samples per
+tile, and the held-out error rate per density decile.  Class colours come from the label schema."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from eolabels.similarity.density import density_grid
+from eolabels.similarity.report import rgb_preview, save_figure
+from eolabels.similarity.tiles import TileSet
+from eolabels.tables import ClassSchema
+
+
+def plot_audit_tiles(
+    train: TileSet,
+    samples: pd.DataFrame,
+    scores: Sequence[tuple],
+    schema: ClassSchema,
+    n_tiles: int,
+    path: str | os.PathLike[str],
+    label_layer: str = "dw",
+    image_layer: str = "s2",
+) -> None:
+    """One row per tile (the ``n_tiles`` with most suspicious labels): true colour, noisy labels,
+    ``log N_S`` at the sample centres, and the labels with ``suspicious label`` (x) and
+    ``unreliable`` (o) samples marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_tile = samples.groupby(["id", "season"], sort=False)["suspicious_label"].sum().to_numpy()
+    chosen = np.argsort(-per_tile, kind="stable")[: max(1, n_tiles)]
+    fig, axes = plt.subplots(len(chosen), 4, figsize=(13, 3.2 * len(chosen)), squeeze=False)
+    bands = train.index.meta.layers[image_layer].bands
+    cmap = schema.listed_colormap()
+    names = train.names()
+    for ax_row, t in zip(axes, chosen):
+        soft, _, rows, cols = scores[t]
+        tile = samples[(samples["id"] == train.table.iloc[t]["id"]) & (samples["season"] == train.table.iloc[t]["season"])]
+        labels = np.ma.masked_equal(train.layers[label_layer][t], 255)
+        height, width = labels.shape
+        stride = int(rows[1] - rows[0]) if len(rows) > 1 else height
+        ax_row[0].imshow(rgb_preview(train.layers[image_layer][t], bands))
+        ax_row[0].set_title(f"{names[t]} (synthetic) S2 B4/B3/B2", fontsize=9)
+        ax_row[1].imshow(labels, cmap=cmap, vmin=-0.5, vmax=schema.num_classes - 0.5, interpolation="nearest")
+        ax_row[1].set_title(f"training labels ({label_layer})", fontsize=9)
+        extent = (0, len(cols) * stride, len(rows) * stride, 0)
+        image = ax_row[2].imshow(density_grid(soft, len(rows), len(cols)), cmap="magma", extent=extent)
+        fig.colorbar(image, ax=ax_row[2], fraction=0.046, label="log N_S")
+        ax_row[2].set(xlim=(0, width), ylim=(height, 0))
+        ax_row[2].set_title("log-density (soft count)", fontsize=9)
+        ax_row[3].imshow(labels, cmap=cmap, vmin=-0.5, vmax=schema.num_classes - 0.5, interpolation="nearest", alpha=0.6)
+        sus = tile[tile["suspicious_label"]]
+        unr = tile[tile["unreliable"]]
+        ax_row[3].scatter(sus["col"], sus["row"], marker="x", c="red", s=40, label="suspicious label")
+        ax_row[3].scatter(unr["col"], unr["row"], marker="o", facecolors="none", edgecolors="black", s=40, label="unreliable")
+        ax_row[3].set_title("flagged samples", fontsize=9)
+        ax_row[3].legend(fontsize=7, loc="lower right")
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    handles = [matplotlib.patches.Patch(color=c, label=n) for c, n in zip(schema.colors, schema.names)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(9, len(handles)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    save_figure(fig, path)
+
+
+def plot_density_deciles(soft: np.ndarray, errors: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Held-out prediction error rate per ``N_S`` decile (acceptance A2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = np.quantile(soft, np.linspace(0, 1, 11))
+    decile = np.clip(np.searchsorted(edges, soft, side="right") - 1, 0, 9)
+    rates = [errors[decile == k].mean() if (decile == k).any() else np.nan for k in range(10)]
+    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    ax.bar(np.arange(1, 11), rates, color="tab:blue")
+    ax.set(xlabel="decile of soft neighbour count N_S (1 = fewest neighbours)", ylabel="error rate vs truth")
+    ax.set_title("Held-out prediction error by density decile (synthetic)", fontsize=10)
+    save_figure(fig, path)
