@@ -8,6 +8,9 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/acquire.smk"
+include: "rules/similarity.smk"
+include: "rules/epitome.smk"
+include: "rules/pretrain.smk"
 # method stages register their outputs in TARGETS / REPORT_TABLES (rules/common.smk)
 include: "rules/report.smk"
 

@@ -9,7 +9,11 @@ with open(Path(workflow.basedir) / "config" / "schemas" / "cromss.yaml") as _sch
 PRETRAIN_VARIANTS = _cromss_properties["variants"]["items"]["enum"]
 S2_BAND_SETS = _cromss_properties["bands"]["items"]["enum"]
 # settings that only place or size a job; every other key is a training setting (a rule param)
-_CROMSS_JOB_KEYS = {"dataset", "variants", "bands", "threads", "mem_mb", "runtime", "figure_locations"}
+_CROMSS_JOB_KEYS = {
+    "dataset", "label_source", "variants", "bands", "threads", "mem_mb", "runtime", "figure_locations",
+}
+# the labels to pretrain on: the dataset itself, or its self-denoised twin (rules/similarity.smk)
+PRETRAIN_DATA = CROMSS["dataset"] + ("_denoised" if CROMSS["label_source"] == "dw_denoised" else "")
 
 
 wildcard_constraints:
@@ -35,8 +39,8 @@ FINAL_CHECKPOINT = f"results/pretrain/{{pretrain_variant}}_{{s2_bands}}/epoch={C
 rule pretrain_encoder:
     """Pretrain one variant's encoders on the noisy labels (a killed job resumes from last.ckpt)."""
     input:
-        index=dataset_index(CROMSS["dataset"]),
-        meta=f"results/data/{CROMSS['dataset']}/dataset.json",
+        index=dataset_index(PRETRAIN_DATA),
+        meta=f"results/data/{PRETRAIN_DATA}/dataset.json",
     output:
         encoders="results/pretrain/{pretrain_variant}_{s2_bands}/encoders.pt",
         checkpoint=FINAL_CHECKPOINT,
@@ -90,7 +94,7 @@ rule plot_selection_masks:
     """Confidences, cross-modal enhancement and final weights of a fusion run (paper Fig. 11)."""
     input:
         checkpoint=FINAL_CHECKPOINT,
-        index=dataset_index(CROMSS["dataset"]),
+        index=dataset_index(PRETRAIN_DATA),
     output:
         report(
             "results/pretrain/{pretrain_variant}_{s2_bands}/selection_masks.png",
