@@ -32,3 +32,18 @@ def real_dir() -> Path:
     if not d.is_dir():
         pytest.skip(f"real data not found at {d} (set EOLABELS_SHARED to the shared/ folder)")
     return d
+
+
+WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "config", "envs")
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory, request) -> Path:
+    """A copy of the workflow per test module, so tests never touch the repository's results/."""
+    import shutil
+
+    dest = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    for part in WORKFLOW_PARTS:
+        src = REPO_ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
+    return dest

@@ -2,32 +2,10 @@
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
-
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "config", "envs")
-
-
-def snakemake(workdir, *args, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def workflow_copy(repo_root, tmp_path_factory):
-    """A copy of the workflow, so tests never touch the repository's results/."""
-    dest = tmp_path_factory.mktemp("workflow")
-    for part in WORKFLOW_PARTS:
-        src = repo_root / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
-    return dest
+from workflow_helpers import snakemake
 
 
 def planned_jobs(proc):

@@ -4,9 +4,6 @@ variant end to end on config/test.yaml, and the real S2 scene single-modal run."
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,26 +11,7 @@ import pytest
 import yaml
 
 from eolabels.cromss.checkpoint import load_pretrained_encoder
-
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "config", "envs")
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def workflow_copy(repo_root, tmp_path_factory) -> Path:
-    """A copy of the workflow, so tests never touch the repository's results/."""
-    dest = tmp_path_factory.mktemp("workflow_cromss")
-    for part in WORKFLOW_PARTS:
-        src = repo_root / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
-    return dest
+from workflow_helpers import snakemake
 
 
 def runs(config: dict) -> list[str]:

@@ -7,9 +7,6 @@ a changed epitome setting re-runs only what depends on it; the real Chesapeake c
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -18,26 +15,9 @@ import yaml
 
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
+from workflow_helpers import snakemake
 
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "config", "envs")
 TABLES = ["results/tables/lsr_synthetic.csv", "results/tables/dfc2020_lsr.csv"]
-
-
-def snakemake(workdir, *args, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def workflow_copy(repo_root, tmp_path_factory):
-    dest = tmp_path_factory.mktemp("workflow_epitome")
-    for part in WORKFLOW_PARTS:
-        src = repo_root / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
-    return dest
 
 
 def jobs(proc):

@@ -3,10 +3,8 @@ toy, density audit and self-denoising branch end to end on config/test.yaml in a
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,27 +13,9 @@ import pytest
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from eolabels.data.readers import LocationReader
+from workflow_helpers import snakemake
 
-WORKFLOW_PARTS = ("Snakefile", "rules", "workflow_scripts", "config", "envs")
 TABLES = ("similarity_toy", "density_audit", "self_denoising")
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def workflow_copy(repo_root, tmp_path_factory) -> Path:
-    """A copy of the workflow, so tests never touch the repository's results/."""
-    dest = tmp_path_factory.mktemp("workflow_similarity")
-    for part in WORKFLOW_PARTS:
-        src = repo_root / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
-    return dest
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/test.yaml", "config/paper.yaml"])

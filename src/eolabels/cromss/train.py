@@ -46,6 +46,7 @@ from eolabels.cromss.selection import SelectionConfig, cross_modal_selection
 from eolabels.cromss.smoothing import smoothed_target
 from eolabels.atomic import atomic_path
 from eolabels.metrics import SegmentationMetrics
+from eolabels.device import resolve_device
 
 log = logging.getLogger(__name__)
 LAST_CHECKPOINT = "last.ckpt"
@@ -117,13 +118,6 @@ def variant_config(name: str, **overrides: Any) -> PretrainConfig:
 def epoch_checkpoint_name(epoch: int) -> str:
     """File name of a kept epoch checkpoint, 0-based as the authors' ``epoch=199.ckpt``."""
     return f"epoch={epoch:03d}.ckpt"
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def split_train_val(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:

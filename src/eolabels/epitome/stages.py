@@ -50,18 +50,12 @@ from eolabels.epitome.variants import (
     train_all_tile_epitome,
 )
 from eolabels.tables import load_schema
+from eolabels.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 # Which layers of each dataset (data/synthetic.py, data/local.py) are image, coarse labels and truth.
 DATASET_LAYERS = {"lsr": LayerNames("image", "nlcd", "truth"), "dfc2020": LayerNames("s2", "modis", "dfc")}
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` = CUDA when present, else CPU (DESIGN.md conventions)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_tiles(dataset: str, root: str | os.PathLike[str], reading: Mapping[str, Any]) -> list[LabelledTile]:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from eolabels.atomic import atomic_path
 from eolabels.metrics import SegmentationMetrics
+from eolabels.device import resolve_device
 
 UNLABELLED = 255
 
@@ -147,13 +148,6 @@ def load_segmenter(path: str | os.PathLike[str], device: str = "cpu") -> Segment
     except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as err:
         raise ValueError(f"{Path(path)}: not a SmallUNet checkpoint ({err})") from err
     return Segmenter(model.to(resolve_device(device)).eval(), normaliser, settings, state["classes"])
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` = CUDA when present, else CPU (DESIGN.md conventions); anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _random_batch(
