@@ -5,6 +5,8 @@ if config["source"] == "synthetic":
 
     rule acquire_synthetic:
         """Generate one dataset of the embedded synthetic world (config.source == 'synthetic')."""
+        input:
+            tables=TABLE_FILES,
         output:
             index="results/data/{dataset}/index.csv",
             meta="results/data/{dataset}/dataset.json",
@@ -31,6 +33,7 @@ else:
         """Import one dataset from already-downloaded files (config.source == 'local')."""
         input:
             local_files,
+            tables=TABLE_FILES,
         output:
             index="results/data/{dataset}/index.csv",
             meta="results/data/{dataset}/dataset.json",
@@ -56,6 +59,7 @@ rule write_datacard:
     input:
         index="results/data/{dataset}/index.csv",
         meta="results/data/{dataset}/dataset.json",
+        tables=TABLE_FILES,
     output:
         card="results/data/{dataset}/datacard.json",
         preview=report(

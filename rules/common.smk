@@ -15,6 +15,9 @@ for _section_schema in sorted((Path(workflow.basedir) / "config" / "schemas").gl
     validate(config.setdefault(_section_schema.stem, {}), schema=str(_section_schema), set_default=True)
 
 DATASETS = config["datasets"]
+# class schemas and transfer tables are data: rules that read them list them as inputs, so editing a
+# table re-runs what depends on it
+TABLE_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "config" / "tables").glob("*.csv"))
 ALL_DATASETS = ["noldo", "dw", "osm", "dfc2020", "lsr"]
 
 if config["source"] == "local":

@@ -117,6 +117,7 @@ rule lsr:
     """p(l|s) on the epitome positions by the EM of supplement eqs. 4-5 (spec §6)."""
     input:
         lrmap="results/epitome/{lsr_dataset}/lrmap.pt",
+        tables=TABLE_FILES,
     output:
         probs="results/epitome/{lsr_dataset}/label_probs.pt",
     params:
@@ -170,6 +171,7 @@ rule evaluate_lsr:
         index=dataset_index("lsr"),
         meta="results/data/lsr/dataset.json",
         predictions=expand("results/lsr/lsr/{variant}/index.csv", variant=EPITOME["lsr"]["variants"]),
+        tables=TABLE_FILES,
     output:
         table=report(
             f"results/tables/{LSR_TABLE}.csv", caption="captions/lsr_table.rst", category="Label super-resolution"

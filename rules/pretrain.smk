@@ -14,6 +14,8 @@ _CROMSS_JOB_KEYS = {
 }
 # the labels to pretrain on: the dataset itself, or its self-denoised twin (rules/similarity.smk)
 PRETRAIN_DATA = CROMSS["dataset"] + ("_denoised" if CROMSS["label_source"] == "dw_denoised" else "")
+# runs on the two label sources never share a directory (nor a last.ckpt to resume from)
+PRETRAIN_ROOT = "results/pretrain" if CROMSS["label_source"] == "dw" else "results/pretrain_dw_denoised"
 
 
 wildcard_constraints:
@@ -33,7 +35,7 @@ FUSION_RUNS = [run for run in PRETRAIN_RUNS if not run.startswith(("s1_", "s2_")
 PRETRAIN_SETTINGS = {k: v for k, v in sorted(CROMSS.items()) if k not in _CROMSS_JOB_KEYS}
 # the final epoch's full checkpoint (authors' naming); last.ckpt stays undeclared so that a killed
 # job resumes from it instead of Snakemake deleting it as an incomplete output
-FINAL_CHECKPOINT = f"results/pretrain/{{pretrain_variant}}_{{s2_bands}}/epoch={CROMSS['epochs'] - 1:03d}.ckpt"
+FINAL_CHECKPOINT = f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/epoch={CROMSS['epochs'] - 1:03d}.ckpt"
 
 
 rule pretrain_encoder:
@@ -42,10 +44,10 @@ rule pretrain_encoder:
         index=dataset_index(PRETRAIN_DATA),
         meta=f"results/data/{PRETRAIN_DATA}/dataset.json",
     output:
-        encoders="results/pretrain/{pretrain_variant}_{s2_bands}/encoders.pt",
+        encoders=f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/encoders.pt",
         checkpoint=FINAL_CHECKPOINT,
-        metrics="results/pretrain/{pretrain_variant}_{s2_bands}/metrics.csv",
-        summary="results/pretrain/{pretrain_variant}_{s2_bands}/summary.json",
+        metrics=f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/metrics.csv",
+        summary=f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/summary.json",
     params:
         settings=PRETRAIN_SETTINGS,
         seed=config["seed"],
@@ -67,11 +69,11 @@ rule pretrain_encoder:
 rule plot_pretrain_curves:
     """Losses, validation scores, learning rate and selection ratio per epoch (paper Fig. 8 a,b)."""
     input:
-        metrics="results/pretrain/{pretrain_variant}_{s2_bands}/metrics.csv",
-        summary="results/pretrain/{pretrain_variant}_{s2_bands}/summary.json",
+        metrics=f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/metrics.csv",
+        summary=f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/summary.json",
     output:
         report(
-            "results/pretrain/{pretrain_variant}_{s2_bands}/curves.png",
+            f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/curves.png",
             caption="captions/pretrain_curves.rst",
             category="Pretraining",
             subcategory="curves",
@@ -97,7 +99,7 @@ rule plot_selection_masks:
         index=dataset_index(PRETRAIN_DATA),
     output:
         report(
-            "results/pretrain/{pretrain_variant}_{s2_bands}/selection_masks.png",
+            f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/selection_masks.png",
             caption="captions/pretrain_selection.rst",
             category="Pretraining",
             subcategory="selection masks",
@@ -123,7 +125,7 @@ rule plot_selection_masks:
 rule tabulate_pretraining:
     """One row per run: last-epoch scores of each branch against the noisy labels and the truth."""
     input:
-        expand("results/pretrain/{run}/summary.json", run=PRETRAIN_RUNS),
+        expand(f"{PRETRAIN_ROOT}/{{run}}/summary.json", run=PRETRAIN_RUNS),
     output:
         table="results/tables/pretraining.csv",
         markdown=report(
@@ -148,9 +150,9 @@ rule tabulate_pretraining:
 
 if PRETRAIN_RUNS:
     TARGETS["cromss"] = (
-        expand("results/pretrain/{run}/encoders.pt", run=PRETRAIN_RUNS)
-        + expand("results/pretrain/{run}/curves.png", run=PRETRAIN_RUNS)
-        + expand("results/pretrain/{run}/selection_masks.png", run=FUSION_RUNS)
+        expand(f"{PRETRAIN_ROOT}/{{run}}/encoders.pt", run=PRETRAIN_RUNS)
+        + expand(f"{PRETRAIN_ROOT}/{{run}}/curves.png", run=PRETRAIN_RUNS)
+        + expand(f"{PRETRAIN_ROOT}/{{run}}/selection_masks.png", run=FUSION_RUNS)
         + ["results/tables/pretraining.csv"]
     )
     REPORT_TABLES += ["results/tables/pretraining.csv"]

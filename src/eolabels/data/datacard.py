@@ -31,15 +31,19 @@ def _lut(mapping: dict[int, int]) -> np.ndarray:
     return lut
 
 
-def _label_transform(spec: dict[str, Any]):
-    """How to bring a coarse / foreign label layer into the reference's class ids before comparing."""
+def _label_transform(spec: dict[str, Any], n_classes: int):
+    """How to bring a coarse / foreign label layer into the reference's class ids before comparing.
+
+    Mapped classes with no counterpart among the reference's ``n_classes`` (e.g. IGBP savanna or snow
+    against DFC2020's 8 classes) become unlabelled: left out of the score, visible in labelled_fraction.
+    """
     if "via_mappings" in spec:
         luts = [_lut(load_mapping(name)) for name in spec["via_mappings"]]
 
         def apply(a: np.ndarray) -> np.ndarray:
             for lut in luts:
                 a = lut[np.minimum(a, 255)]
-            return a
+            return np.where(a < n_classes, a, IGNORE)
 
         return apply
     if "via_argmax" in spec:  # naive baseline: each coarse class becomes its most likely fine class
@@ -73,7 +77,7 @@ def _class_histogram(index: DatasetIndex, layer: str) -> dict[str, Any]:
 def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
     label, reference = spec["label"], spec["reference"]
     ref_schema = load_schema(index.meta.layers[reference].schema)
-    transform = _label_transform(spec)
+    transform = _label_transform(spec, ref_schema.num_classes)
     overall = SegmentationMetrics(ref_schema.num_classes)
     by_season: dict[int, SegmentationMetrics] = {}
     labelled = total = 0

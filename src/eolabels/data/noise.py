@@ -3,7 +3,8 @@
 Noisy Dynamic-World-like labels combine three error types seen in the real product:
 1. *boundary shifts*: the truth warped by a small smooth displacement (errors hug class borders);
 2. *blob errors*: smooth random blobs in which a class is replaced by one confused class, drawn per
-   (blob, true class) from a season-dependent confusion table (``config/tables/dw_noise_confusion.csv``);
+   (blob, true class) from a season-dependent confusion table
+   (``config/tables/synthetic_dw_noise_<season>.csv``);
 3. the blob coverage is calibrated by bisection so the tile's pixel accuracy hits its target.
 """
 

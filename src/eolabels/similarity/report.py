@@ -39,9 +39,7 @@ def save_figure(fig: object, path: str | os.PathLike[str], dpi: int = 110) -> No
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        target = tmp.with_suffix(path.suffix)
-        fig.savefig(target, dpi=dpi)  # type: ignore[attr-defined]
-        target.replace(tmp)
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."))  # type: ignore[attr-defined]
     plt.close(fig)  # type: ignore[arg-type]
 
 

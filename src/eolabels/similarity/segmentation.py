@@ -38,10 +38,7 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallUNet(nn.Module):
-    """U-Net with ``depth`` poolings, ``width * 2^l`` channels at level l, a 1x1 conv ``head``.
-
-    Tile sides must be multiples of ``2^depth``.
-    """
+    """U-Net with ``depth`` poolings, ``width * 2^l`` channels at level l, a 1x1 conv ``head``."""
 
     def __init__(self, in_channels: int, classes: int, width: int = 16, depth: int = 2) -> None:
         super().__init__()
