@@ -7,5 +7,5 @@ with logged(snakemake.log[0]):
         "dfc2020", snakemake.input.index.rsplit("/", 1)[0], snakemake.params.reading, snakemake.params.table,
         dict(zip(snakemake.params.rows, snakemake.input.predictions)), False, snakemake.params.preview_tiles,
         snakemake.output.table, snakemake.output.markdown, snakemake.output.figure,
-        "DFC2020 label super-resolution from MODIS IGBP labels (validation split, pooled)",
+        f"DFC2020 label super-resolution from MODIS IGBP labels ({snakemake.params.reading['split']} split, pooled)",
     )
