@@ -70,7 +70,8 @@ def test_real_chesapeake_config_runs(workflow_copy, real_dir):
 
 def test_cromss_can_pretrain_on_self_denoised_labels(workflow_copy):
     (workflow_copy / "config" / "denoised.yaml").write_text("cromss:\n  label_source: dw_denoised\n")
-    proc = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml", "config/denoised.yaml")
+    # --forceall: plan every job even if an earlier test in this module already produced them
+    proc = snakemake(workflow_copy, "-n", "--forceall", "--configfile", "config/test.yaml", "config/denoised.yaml")
     text = proc.stdout + proc.stderr
     pretrain_inputs = re.findall(r"rule pretrain_encoder:\n\s+input: ([^\n]+)", text)
     assert pretrain_inputs and all("results/data/noldo_denoised/index.csv" in i for i in pretrain_inputs)
