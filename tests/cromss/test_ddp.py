@@ -43,9 +43,15 @@ def test_two_cpu_processes_end_with_identical_weights(tmp_path):
 @pytest.mark.slow
 def test_workflow_entry_launches_torchrun_when_asked_for_processes(tmp_path):
     from eolabels.cromss.stage import run_pretraining
+    from eolabels.workflow import logged
 
     generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
-    run_pretraining(tmp_path / "noldo", tmp_path / "out", "lateF", "b13", {**SETTINGS, "epochs": 1, "processes": 2},
-                    seed=1, device="cpu", threads=2)
+    log = tmp_path / "rule.log"
+    with logged(log):  # as the rule's script runs it
+        run_pretraining(tmp_path / "noldo", tmp_path / "out", "lateF", "b13", {**SETTINGS, "epochs": 1, "processes": 2},
+                        seed=1, device="cpu", threads=2)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["effective_batch"] == 2 * SETTINGS["batch_size"]
+    text = log.read_text()
+    assert "launching" in text and "torch.distributed.run" in text
+    assert "v2_truth_OA" in text.split("launching", 1)[1]  # the child processes' epoch lines reach the log

@@ -171,6 +171,17 @@ def write_summary(path: Path, trainer: PretrainTrainer, dataset: NoisyLabelPretr
         tmp.write_text(json.dumps(summary, indent=2))
 
 
+def _stderr_sink() -> Any:
+    """The stream child processes should write to: the rule's log when ``eolabels.workflow.logged``
+    redirected stderr to it (torchrun's output would otherwise bypass the log), else inherit."""
+    try:
+        sys.stderr.flush()
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return sys.stderr
+
+
 def run_pretraining(dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
                     settings: dict[str, Any], seed: int = 0, device: str = "auto", threads: int = 1) -> None:
     """Entry point of the rule: in-process for one process, else ``torchrun`` with N processes."""
@@ -187,7 +198,8 @@ def run_pretraining(dataset_dir: str | Path, out_dir: str | Path, variant: str, 
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
     log.info("launching %s", " ".join(cmd))
     try:
-        subprocess.run(cmd, check=True, env=env)
+        sink = _stderr_sink()
+        subprocess.run(cmd, check=True, env=env, stdout=sink, stderr=subprocess.STDOUT if sink else None)
     finally:
         os.unlink(f.name)
     final = Path(out_dir) / epoch_checkpoint_name(int(settings["epochs"]) - 1)
