@@ -145,8 +145,9 @@ def train_all_tile_epitome(
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[GaussianEpitome, TrainHistory]:
-    """One epitome over all tiles (spec §3), resuming from ``checkpoint`` when it was written with the
-    same settings."""
+    """One epitome over all tiles (spec §3), resuming from ``checkpoint`` when it is an unfinished run
+    with the same settings. A finished checkpoint is not reused: Snakemake only re-runs a finished job
+    when something changed (e.g. the tiles), so the run starts over, exactly as a fresh one would."""
     images = [tile.image for tile in tiles]
     generator = torch.Generator().manual_seed(seed)
     epitome = GaussianEpitome.initialise(settings.layers, images[0].shape[0], settings.side, generator=generator)
@@ -156,8 +157,9 @@ def train_all_tile_epitome(
             trainer.load_checkpoint(checkpoint)
         except (ValueError, RuntimeError, KeyError):
             trainer = None  # written with other settings or shapes: start over
-        if trainer is None or trainer.iteration > settings.iterations:
+        if trainer is None or trainer.iteration >= settings.iterations:
             channels = images[0].shape[0]
+            generator = torch.Generator().manual_seed(seed)  # same start as a fresh run
             epitome = GaussianEpitome.initialise(settings.layers, channels, settings.side, generator=generator)
             trainer = EpitomeTrainer(epitome.to(device), images, settings.train_config(seed))
     history = trainer.train(settings.iterations, checkpoint, settings.checkpoint_every, progress)
