@@ -289,3 +289,15 @@ def test_transfer_table_naming_missing_schema_fails(tmp_tables: Path) -> None:
     (tmp_tables / "dw.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"dw\.csv not found"):
         load_many_to_many("osm_to_dw", tmp_tables)
+
+
+def test_lookup_table_maps_ids_and_leaves_the_rest_unlabelled():
+    import numpy as np
+
+    from eolabels.tables import UNLABELLED, lookup_table
+
+    lut = lookup_table({1: 0, 2: 0, 5: 3})
+    assert lut.dtype == np.uint8 and lut.shape == (256,)
+    labels = np.array([[1, 2], [5, 7]], dtype=np.uint8)
+    assert lut[labels].tolist() == [[0, 0], [3, UNLABELLED]]
+    assert lookup_table({1: 4}, np.int64).dtype == np.int64

@@ -129,6 +129,14 @@ class ClassSchema:
             )
 
 
+def lookup_table(mapping: Mapping[int, int], dtype: type = np.uint8) -> np.ndarray:
+    """A 256-entry array mapping ids through ``mapping`` (``lut[labels]``); unmapped ids → ``UNLABELLED``."""
+    lut = np.full(256, UNLABELLED, dtype=dtype)
+    for src, dst in mapping.items():
+        lut[src] = dst
+    return lut
+
+
 def resolve_tables_dir(override: Path | str | None = None) -> Path:
     """Folder holding the tables: ``override``, else ``$EOLABELS_TABLES``, else the repo's copy."""
     if override is not None:

@@ -19,17 +19,7 @@ from eolabels.atomic import atomic_path
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
-from eolabels.tables import load_mapping, load_schema, load_transfer_matrix
-
-IGNORE = 255
-
-
-def _lut(mapping: dict[int, int]) -> np.ndarray:
-    lut = np.full(256, IGNORE, dtype=np.int64)
-    for src, dst in mapping.items():
-        lut[src] = dst
-    return lut
-
+from eolabels.tables import UNLABELLED, load_mapping, load_schema, load_transfer_matrix, lookup_table
 
 def _label_transform(spec: dict[str, Any], n_classes: int):
     """How to bring a coarse / foreign label layer into the reference's class ids before comparing.
@@ -38,17 +28,17 @@ def _label_transform(spec: dict[str, Any], n_classes: int):
     against DFC2020's 8 classes) become unlabelled: left out of the score, visible in labelled_fraction.
     """
     if "via_mappings" in spec:
-        luts = [_lut(load_mapping(name)) for name in spec["via_mappings"]]
+        luts = [lookup_table(load_mapping(name), np.int64) for name in spec["via_mappings"]]
 
         def apply(a: np.ndarray) -> np.ndarray:
             for lut in luts:
                 a = lut[np.minimum(a, 255)]
-            return np.where(a < n_classes, a, IGNORE)
+            return np.where(a < n_classes, a, UNLABELLED)
 
         return apply
     if "via_argmax" in spec:  # naive baseline: each coarse class becomes its most likely fine class
         table, src_ids, dst_ids = load_transfer_matrix(spec["via_argmax"], row_sums="renormalize")
-        lut = np.full(256, IGNORE, dtype=np.int64)
+        lut = np.full(256, UNLABELLED, dtype=np.int64)
         for i, s in enumerate(src_ids):
             lut[s] = dst_ids[int(np.argmax(table[i]))]
         return lambda a: lut[a]
@@ -85,7 +75,7 @@ def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
         ref = read_geotiff(index.path(row, reference))[0].astype(np.int64)
         lab = read_geotiff(index.path(row, label))[0]
         mapped = transform(lab)
-        valid = (mapped != IGNORE) & (ref != IGNORE)
+        valid = (mapped != UNLABELLED) & (ref != UNLABELLED)
         labelled += int(valid.sum())
         total += valid.size
         overall.update(ref[valid], mapped[valid])

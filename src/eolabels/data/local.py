@@ -29,20 +29,12 @@ from tqdm import tqdm
 from eolabels.data.geotiff import GridSpec, RasterError, check_finite, read_geotiff, write_geotiff
 from eolabels.data.index import DatasetMeta, LayerSpec, grid_columns, write_index
 from eolabels.data.render import AERIAL_BANDS, S2_BANDS
-from eolabels.tables import load_mapping, load_schema
+from eolabels.tables import UNLABELLED, load_mapping, load_schema, lookup_table
 
 log = logging.getLogger(__name__)
 
 CHESAPEAKE_CHANNELS = {"naip": slice(0, 4), "highres": 8, "nlcd": 9}
-UNLABELLED = 255
 PIXEL_GRID = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # GDAL's transform for rasters without georeference
-
-
-def _lut(mapping: dict[int, int]) -> np.ndarray:
-    lut = np.full(256, UNLABELLED, dtype=np.uint8)
-    for src, dst in mapping.items():
-        lut[src] = dst
-    return lut
 
 
 def import_chesapeake(patches_dir: str | Path, root: str | Path) -> Path:
@@ -51,7 +43,7 @@ def import_chesapeake(patches_dir: str | Path, root: str | Path) -> Path:
     files = sorted(patches_dir.glob("*.npz"))
     if not files:
         raise RasterError(f"{patches_dir}: no *.npz patches found")
-    to_lsr4 = _lut(load_mapping("chesapeake_to_lsr4"))
+    to_lsr4 = lookup_table(load_mapping("chesapeake_to_lsr4"))
     nlcd_schema, chesapeake_schema = load_schema("nlcd"), load_schema("chesapeake")
     meta = DatasetMeta(
         name="lsr", source="local:chesapeake_npz",

@@ -15,7 +15,6 @@ from scipy import ndimage
 
 from eolabels.data.layout import smooth_noise
 
-IGNORE = 255
 
 
 def displacement_field(

@@ -33,9 +33,9 @@ from tqdm import tqdm
 from eolabels.data.geotiff import GridSpec, write_geotiff
 from eolabels.data.index import DatasetMeta, LayerSpec, grid_columns, write_index
 from eolabels.data.layout import SNOW, LayoutParams, generate_layout
-from eolabels.data.noise import IGNORE, displacement_field, missing_mask, noisy_labels, warp_labels
+from eolabels.data.noise import displacement_field, missing_mask, noisy_labels, warp_labels
 from eolabels.data.render import AERIAL_BANDS, S1_BANDS, S2_BANDS, SEASONS, render_aerial, render_s1, render_s2
-from eolabels.tables import ClassSchema, load_mapping, load_schema, load_transfer_matrix
+from eolabels.tables import UNLABELLED, ClassSchema, load_mapping, load_schema, load_transfer_matrix, lookup_table
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +130,6 @@ def _colormap(schema: ClassSchema) -> dict[int, tuple[int, int, int]]:
     return {cid: tuple(int(v) for v in rgb[i]) for i, cid in enumerate(schema.ids)}
 
 
-def _map_ids(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
-    lut = np.full(256, IGNORE, dtype=np.uint8)
-    for src, dst in mapping.items():
-        lut[src] = dst
-    return lut[labels]
-
-
 def _sample_by_region(
     rng: np.random.Generator, classes: np.ndarray, probs: np.ndarray
 ) -> np.ndarray:
@@ -190,7 +183,7 @@ _S1 = LayerSpec(bands=S1_BANDS, dtype="float32", role="image")
 
 
 def _dw_layer(role: str) -> LayerSpec:
-    return LayerSpec(bands=("dw_label",), dtype="uint8", role=role, schema="dw", nodata=IGNORE)
+    return LayerSpec(bands=("dw_label",), dtype="uint8", role=role, schema="dw", nodata=UNLABELLED)
 
 
 def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
@@ -240,7 +233,7 @@ def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
         labels = layout.classes.copy()
         gaps = missing_mask(rng, labels.shape, p.unlabelled_fraction, 2 * p.feature_size)
         gaps |= _boundary(layout.classes) & (rng.random(labels.shape) < p.boundary_unlabelled)
-        labels[gaps] = IGNORE
+        labels[gaps] = UNLABELLED
         w.add(f"dw{i:05d}", split, season, _grid("dw", i, p.tile_size, 10.0), {
             "s2": render_s2(rng, layout, season, p.feature_size),
             "s1": render_s1(rng, layout, season),
@@ -252,12 +245,12 @@ def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
 
 def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
     """OSM downstream set: misregistered 13-class labels with unmapped areas, plus clean DW labels."""
-    osm_layer = LayerSpec(bands=("osm_label",), dtype="uint8", role="label", schema="osm", nodata=IGNORE)
+    osm_layer = LayerSpec(bands=("osm_label",), dtype="uint8", role="label", schema="osm", nodata=UNLABELLED)
     meta = DatasetMeta(
         name="osm", source="synthetic",
         layers={
             "s2": _S2, "s1": _S1, "osm": osm_layer, "dw": _dw_layer("label"),
-            "osm_registered": LayerSpec(bands=("osm_label",), dtype="uint8", role="truth", schema="osm", nodata=IGNORE),
+            "osm_registered": LayerSpec(bands=("osm_label",), dtype="uint8", role="truth", schema="osm", nodata=UNLABELLED),
             "displacement": LayerSpec(bands=("dy_px", "dx_px"), dtype="float32", role="aux"),
         },
         description="SSL4EO-S12@OSM-shaped: OSM labels misregistered by a smooth field (synthetic)",
@@ -275,8 +268,8 @@ def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
         season = int(rng.integers(len(SEASONS)))
         registered = _sample_by_region(rng, layout.classes, subtypes).astype(np.uint8)
         field_ = displacement_field(rng, registered.shape, p.misregistration_px, p.misregistration_scale)
-        shifted = warp_labels(registered, field_, fill=IGNORE)
-        shifted[missing_mask(rng, shifted.shape, p.missing_fraction, 2 * p.feature_size)] = IGNORE
+        shifted = warp_labels(registered, field_, fill=UNLABELLED)
+        shifted[missing_mask(rng, shifted.shape, p.missing_fraction, 2 * p.feature_size)] = UNLABELLED
         w.add(f"osm{i:05d}", split, season, _grid("osm", i, p.tile_size, 10.0), {
             "s2": render_s2(rng, layout, season, p.feature_size),
             "s1": render_s1(rng, layout, season),
@@ -324,7 +317,7 @@ def generate_dfc2020(root: Path, p: Dfc2020Params, seed: int) -> Path:
         layers={
             "s2": _S2, "s1": _S1,
             "modis": LayerSpec(bands=("igbp",), dtype="uint8", role="label", schema="igbp", nodata=0),
-            "dfc": LayerSpec(bands=("dfc2020_label",), dtype="uint8", role="label", schema="dfc2020", nodata=IGNORE),
+            "dfc": LayerSpec(bands=("dfc2020_label",), dtype="uint8", role="label", schema="dfc2020", nodata=UNLABELLED),
         },
         description="DFC2020-shaped: S1/S2 with MODIS IGBP coarse labels and 8-class labels (synthetic)",
         extra={
@@ -384,7 +377,7 @@ def generate_lsr(root: Path, p: LsrParams, seed: int) -> Path:
         layers={
             "image": LayerSpec(bands=AERIAL_BANDS, dtype="uint8", role="image"),
             "nlcd": LayerSpec(bands=("nlcd",), dtype="uint8", role="label", schema="nlcd", nodata=0),
-            "truth": LayerSpec(bands=("lsr4_label",), dtype="uint8", role="truth", schema="lsr4", nodata=IGNORE),
+            "truth": LayerSpec(bands=("lsr4_label",), dtype="uint8", role="truth", schema="lsr4", nodata=UNLABELLED),
         },
         description="NAIP+NLCD-shaped label super-resolution tiles at 1 m (synthetic)",
         extra={
@@ -406,7 +399,7 @@ def generate_lsr(root: Path, p: LsrParams, seed: int) -> Path:
             rng, (p.tile_size,) * 2,
             LayoutParams(feature_size=p.feature_size, road_width=max(2.0, p.feature_size / 10), snow_fraction=0.0),
         )
-        truth4 = _map_ids(layout.classes, to4)
+        truth4 = lookup_table(to4)[layout.classes]
         w.add(f"lsr{i:05d}", "test", 1, _grid("lsr", i, p.tile_size, 1.0), {
             "image": render_aerial(rng, layout, p.feature_size),
             "nlcd": nlcd_from_blocks(rng, truth4, p.block, p_table, nlcd_ids, p.nlcd_confidence),
