@@ -1,21 +1,20 @@
 # CromSS pretraining (specs/cromss.md §1–5): every variant × S2 band set pretrains U-Net encoders on
 # the noisy labels of config.cromss.dataset; figures per run and one table over all runs.
-import yaml
+from eolabels.cromss.wiring import (
+    fusion_runs,
+    pretrain_data,
+    pretrain_root,
+    pretrain_runs,
+    schema_choices,
+    training_settings,
+)
 
 CROMSS = config["cromss"]
-# the variant names live in the section's schema (its enum), the one place they are listed
-with open(Path(workflow.basedir) / "config" / "schemas" / "cromss.yaml") as _schema:
-    _cromss_properties = yaml.safe_load(_schema)["properties"]
-PRETRAIN_VARIANTS = _cromss_properties["variants"]["items"]["enum"]
-S2_BAND_SETS = _cromss_properties["bands"]["items"]["enum"]
-# settings that only place or size a job; every other key is a training setting (a rule param)
-_CROMSS_JOB_KEYS = {
-    "dataset", "label_source", "variants", "bands", "threads", "mem_mb", "runtime", "figure_locations",
-}
-# the labels to pretrain on: the dataset itself, or its self-denoised twin (rules/similarity.smk)
-PRETRAIN_DATA = CROMSS["dataset"] + ("_denoised" if CROMSS["label_source"] == "dw_denoised" else "")
-# runs on the two label sources never share a directory (nor a last.ckpt to resume from)
-PRETRAIN_ROOT = "results/pretrain" if CROMSS["label_source"] == "dw" else "results/pretrain_dw_denoised"
+# the variant names and band sets live in the section's schema (its enums), the one place they are listed
+PRETRAIN_VARIANTS, S2_BAND_SETS = schema_choices(Path(workflow.basedir) / "config" / "schemas" / "cromss.yaml")
+# the labels to pretrain on (the dataset or its self-denoised twin) and the runs' folder per label source
+PRETRAIN_DATA = pretrain_data(CROMSS)
+PRETRAIN_ROOT = pretrain_root(CROMSS)
 
 
 wildcard_constraints:
@@ -23,16 +22,11 @@ wildcard_constraints:
     s2_bands="|".join(S2_BAND_SETS),
 
 
-# runs as "<variant>_<bands>"; s1 ignores the S2 bands, so it runs once (with the first band set)
-PRETRAIN_RUNS = [
-    f"{variant}_{bands}"
-    for variant in CROMSS["variants"]
-    for bands in (CROMSS["bands"][:1] if variant == "s1" else CROMSS["bands"])
-    if CROMSS["dataset"] in DATASETS
-]
-FUSION_RUNS = [run for run in PRETRAIN_RUNS if not run.startswith(("s1_", "s2_"))]
-# training settings of every run, sorted so that reordering the YAML re-runs nothing
-PRETRAIN_SETTINGS = {k: v for k, v in sorted(CROMSS.items()) if k not in _CROMSS_JOB_KEYS}
+# runs as "<variant>_<bands>" (s1 once: it ignores the S2 bands)
+PRETRAIN_RUNS = pretrain_runs(CROMSS, DATASETS)
+FUSION_RUNS = fusion_runs(PRETRAIN_RUNS)
+# the rule params: training settings only, so resizing a job re-runs nothing
+PRETRAIN_SETTINGS = training_settings(CROMSS)
 # the final epoch's full checkpoint (authors' naming); last.ckpt stays undeclared so that a killed
 # job resumes from it instead of Snakemake deleting it as an incomplete output
 FINAL_CHECKPOINT = f"{PRETRAIN_ROOT}/{{pretrain_variant}}_{{s2_bands}}/epoch={CROMSS['epochs'] - 1:03d}.ckpt"

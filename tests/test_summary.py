@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from eolabels.report.summary import write_summary
+from eolabels.report.tables import data_banner, write_table
 
 CARD = {
     "name": "noldo", "source": "synthetic", "samples": 8, "locations": 2, "splits": {"train": 2},
@@ -20,7 +21,40 @@ def test_summary_has_synthetic_banner_quality_and_tables(tmp_path):
     pd.DataFrame({"method": ["a", "b"], "mIoU": [0.5, 0.25]}).to_csv(tmp_path / "lsr_synthetic.csv", index=False)
     merged = write_summary([tmp_path / "card.json"], tmp_path / "s.md", tmp_path / "s.csv", tables=[tmp_path / "lsr_synthetic.csv"])
     text = (tmp_path / "s.md").read_text()
-    assert "Synthetic world" in text and "not the papers'" in text
+    assert "Synthetic world" in text and "not the papers'" in text and data_banner("synthetic") in text
     assert "## lsr_synthetic" in text and "0.2500" in text
     assert "winter:0.660" in text
     assert merged.loc[0, "OA"] == 0.7 and pd.read_csv(tmp_path / "s.csv").loc[0, "dataset"] == "noldo"
+
+
+def _real_card(tmp_path):
+    card = {**CARD, "source": "local:s2_dw_scene"}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    return tmp_path / "card.json"
+
+
+def test_tables_render_with_their_data_column_and_banner(tmp_path):
+    scores = pd.DataFrame({"method": ["a"], "mIoU": [0.5]})
+    write_table(scores, tmp_path / "lsr_synthetic.csv", tmp_path / "lsr_synthetic.md", "t", source="synthetic")
+    write_table(scores, tmp_path / "pretraining.csv", tmp_path / "pretraining.md", "t", source="local:s2_dw_scene")
+    tables = [tmp_path / "lsr_synthetic.csv", tmp_path / "pretraining.csv"]
+    write_summary([_real_card(tmp_path)], tmp_path / "s.md", tmp_path / "s.csv", tables=tables)
+    text = (tmp_path / "s.md").read_text()
+    # a real run that still holds a synthetic table says so, once per source
+    assert text.count(data_banner("synthetic")) == 1 and text.count(data_banner("local:s2_dw_scene")) == 1
+    assert f"From `{tables[0]}`; data: synthetic." in text
+    assert f"From `{tables[1]}`; data: local:s2_dw_scene." in text
+    assert "| data      | method   |   mIoU |" in text and "| synthetic | a        | 0.5000 |" in text
+
+
+def test_real_run_has_no_synthetic_banner(tmp_path):
+    scores = pd.DataFrame({"method": ["a"], "mIoU": [0.5]})
+    write_table(scores, tmp_path / "lsr_chesapeake.csv", tmp_path / "x.md", "t", source="local:s2_dw_scene")
+    # a table from before the data column (or another tool) is shown, saying its data are not recorded
+    scores.to_csv(tmp_path / "legacy.csv", index=False)
+    write_summary([_real_card(tmp_path)], tmp_path / "s.md", tmp_path / "s.csv",
+                  tables=[tmp_path / "lsr_chesapeake.csv", tmp_path / "legacy.csv"])
+    text = (tmp_path / "s.md").read_text()
+    assert "SYNTHETIC" not in text and "Synthetic" not in text
+    assert text.startswith(f"# eolabels run summary\n\n> {data_banner('local:s2_dw_scene')}\n\n## Datasets")
+    assert f"From `{tmp_path / 'legacy.csv'}`; data: not recorded." in text

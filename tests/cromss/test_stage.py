@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from eolabels.cromss.report import tabulate_pretraining
 from eolabels.cromss.stage import pretrain_config, s2_channels, smoothing_settings
+from eolabels.report.tables import data_banner
 
 
 @pytest.fixture()
@@ -58,10 +59,16 @@ def test_table_puts_each_branch_under_its_modality(tmp_path):
     assert table.loc[1, "S2 OA (noisy)"] == 0.2 and table.loc[1, "selection ratio"] == 0.5
     assert table.loc[0, "bands"] == "-" and "note" not in table
     assert "Synthetic world" in (tmp_path / "t.md").read_text()
+    # every row names its data, in the CSV too; only synthetic data get the SYNTHETIC banner
+    assert list(pd.read_csv(tmp_path / "t.csv")["data"]) == ["synthetic", "synthetic"]
+    assert data_banner("synthetic") in (tmp_path / "t.md").read_text()
     real = tabulate_pretraining([_summary(tmp_path / "c.json", "s2", ["s2"], {"v1_OA": 0.7}, False, "one season")],
                                 tmp_path / "r.csv", tmp_path / "r.md")
     assert real.loc[0, "data"] == "local:x" and real.loc[0, "note"] == "one season"
+    assert list(pd.read_csv(tmp_path / "r.csv")["data"]) == ["local:x"]
+    assert data_banner("local:x") in (tmp_path / "r.md").read_text()
     assert "Synthetic" not in (tmp_path / "r.md").read_text() and "truth" not in (tmp_path / "r.md").read_text()
+    assert "SYNTHETIC" not in (tmp_path / "r.md").read_text()
 
 
 def test_killed_run_resumes_and_finished_or_changed_runs_restart(tmp_path, settings):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pandas as pd
 import pytest
 
-from eolabels.data.index import DatasetIndex
+from eolabels.data.index import META_FILE, DatasetIndex
 from eolabels.data.synthetic import generate_dataset
 from eolabels.epitome.stages import evaluate_lsr, load_tiles, load_transfer, predict_hr
+from eolabels.report.tables import data_banner, source_tag
 
 ORACLE = {"kind": "oracle"}
+TABLE = {"kind": "file", "name": "nlcd_to_lsr4_prob"}
 READING = {"image_scale": 255}
 
 
@@ -32,6 +37,26 @@ def test_oracle_table_is_named_in_every_output(lsr_root, tmp_path):
     markdown = (tmp_path / "t.md").read_text()
     assert "ORACLE" in markdown and "SYNTHETIC" in markdown
     assert (tmp_path / "t.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("source", ["synthetic", "local:chesapeake_npz"])
+def test_lsr_table_names_its_data(lsr_root, tmp_path, source):
+    root = tmp_path / "lsr"
+    shutil.copytree(lsr_root, root)
+    meta = json.loads((root / META_FILE).read_text())
+    (root / META_FILE).write_text(json.dumps({**meta, "source": source}))
+    out = tmp_path / "naive" / "index.csv"
+    predict_hr("lsr", "naive", str(root), READING, TABLE, {}, 0, 1, str(out))
+    scores = evaluate_lsr(
+        "lsr", str(root), READING, TABLE, {"naive": str(out)}, False, 1,
+        str(tmp_path / "t.csv"), str(tmp_path / "t.md"), str(tmp_path / "t.png"), "source run",
+    )
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert list(table.columns[:2]) == ["data", "variant"] and list(table.data) == [source] == list(scores.data)
+    markdown = (tmp_path / "t.md").read_text()
+    assert markdown.startswith(f"# source run — {source_tag(source)}\n\n> {data_banner(source)}\n")
+    assert ("SYNTHETIC" in markdown) == (source == "synthetic")
+    assert source_tag(source) in DatasetIndex.open(out.parent).meta.description
 
 
 def test_oracle_naive_is_at_least_as_good_as_the_table_naive(lsr_root):

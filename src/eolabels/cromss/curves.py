@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from eolabels.atomic import atomic_path
+from eolabels.report.figures import save_figure
+from eolabels.report.tables import source_tag
 
 
 def pyplot() -> Any:
@@ -24,20 +25,6 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save_figure(fig: Any, out_png: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as PNG atomically and release it."""
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    pyplot().close(fig)
-    return out_png
-
-
-def source_tag(source: str) -> str:
-    """Title suffix naming the data; synthetic-world figures say so."""
-    return "SYNTHETIC WORLD — not the paper's data" if source == "synthetic" else f"source: {source}"
 
 
 def plot_pretrain_curves(metrics_csv: str | os.PathLike[str], summary_json: str | os.PathLike[str],
@@ -78,4 +65,4 @@ def plot_pretrain_curves(metrics_csv: str | os.PathLike[str], summary_json: str 
     note = f"\n{summary['prior_note']}" if summary.get("prior_note") else ""
     fig.suptitle(f"CromSS pretraining {title} — {source_tag(summary['source'])}{note}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.9 if note else 0.94))
-    return save_figure(fig, out_png)
+    return save_figure(fig, out_png, dpi=90)

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from eolabels.cromss.checkpoint import load_pretrain_checkpoint
-from eolabels.cromss.curves import pyplot, save_figure, source_tag
+from eolabels.cromss.curves import pyplot
+from eolabels.report.figures import save_figure
 from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import build_pretrain_model
 from eolabels.cromss.schedules import selection_ramp, selection_ratio
@@ -26,6 +27,7 @@ from eolabels.cromss.selection import (
     label_confidence,
 )
 from eolabels.cromss.stage import pretrain_config, pretrain_dataset
+from eolabels.report.tables import source_tag
 from eolabels.tables import load_schema
 
 RGB_BANDS = (3, 2, 1)  # B4, B3, B2 in the 13-band L1C order
@@ -123,4 +125,4 @@ def plot_selection_masks(checkpoint: str | os.PathLike[str], dataset_dir: str | 
     ratio = selection_ratio(max(epoch, 0), sel.final_ratio, sel.rampdown_epochs, sel.ramp)
     fig.suptitle(f"Selection masks, {variant}_{bands}, epoch {epoch} (r = {ratio:.3f}; {used}) — "
                  f"{source_tag(dataset.index.meta.source)}", fontsize=9)
-    return save_figure(fig, out_png)
+    return save_figure(fig, out_png, dpi=90)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eolabels.atomic import atomic_path
+from eolabels.report.tables import DATA_COLUMN, write_table
 
 SCORES = ("OA", "mIoU")
 
@@ -27,7 +27,7 @@ def pretraining_row(summary: dict) -> dict[str, object]:
         "bands": summary["bands"] if "s2" in summary["modalities"] else "-",
         "encoder": summary["encoder"],
         "epochs": summary["epochs"],
-        "data": "synthetic" if summary["synthetic"] else summary["source"],
+        DATA_COLUMN: summary["source"],
     }
     for branch, modality in enumerate(summary["modalities"], start=1):
         for score in SCORES:
@@ -41,27 +41,19 @@ def pretraining_row(summary: dict) -> dict[str, object]:
 
 def tabulate_pretraining(summaries: Sequence[str | os.PathLike[str]], out_csv: str | os.PathLike[str],
                          out_md: str | os.PathLike[str]) -> pd.DataFrame:
-    """Write ``pretraining.csv`` and its Markdown twin; the Markdown says when the data are synthetic."""
+    """Write ``pretraining.csv`` and its Markdown twin; each row names its data, the Markdown says when
+    they are synthetic."""
     runs = [json.loads(Path(p).read_text()) for p in summaries]
     if not runs:
         raise ValueError("no pretraining summaries to tabulate")
     table = pd.DataFrame([pretraining_row(r) for r in runs])
     # fixed column order: identity, S1 then S2 scores, the rest; empty columns dropped
     score_cols = [f"{m} {s} ({ref})" for m in ("S1", "S2") for ref in ("truth", "noisy") for s in SCORES]
-    ident = ["variant", "bands", "encoder", "epochs", "data"]
+    ident = ["variant", "bands", "encoder", "epochs", DATA_COLUMN]
     rest = ["val loss", "selection ratio", "note"]
     table = table[[c for c in ident + score_cols + rest if c in table.columns]].dropna(axis=1, how="all")
     if (table["note"] == "").all():
         table = table.drop(columns="note")
-    lines = ["# CromSS pretraining", ""]
-    if any(r["synthetic"] for r in runs):
-        lines += ["> **Synthetic world**: scores describe the embedded synthetic world after a CPU-sized run,",
-                  "> not the paper's results.", ""]
     against = "the noisy labels and the hidden truth" if any("truth" in c for c in table.columns) else "the noisy labels"
-    lines += [f"Last-epoch validation scores of each branch against {against}.", "",
-              table.to_markdown(index=False, floatfmt=".4f"), ""]
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(out_md) as tmp:
-        tmp.write_text("\n".join(lines))
-    return table
+    return write_table(table, out_csv, out_md, "CromSS pretraining",
+                       [f"Last-epoch validation scores of each branch against {against}."])

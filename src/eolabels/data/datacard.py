@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from eolabels.atomic import atomic_path
+from eolabels.report.figures import save_figure
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
+from eolabels.report.tables import is_synthetic, source_tag
 from eolabels.tables import UNLABELLED, load_mapping, load_schema, load_transfer_matrix, lookup_table
 
 def _label_transform(spec: dict[str, Any], n_classes: int):
@@ -121,7 +123,7 @@ def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
     card: dict[str, Any] = {
         "name": index.meta.name,
         "source": index.meta.source,
-        "synthetic": index.meta.source == "synthetic",
+        "synthetic": is_synthetic(index.meta.source),
         "description": index.meta.description,
         "samples": int(len(t)),
         "locations": int(t["id"].nunique()),
@@ -211,11 +213,6 @@ def plot_preview(
     ]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(layers) + 1, 5), fontsize=6, frameon=False)
-    tag = "SYNTHETIC WORLD — not real data" if index.meta.source == "synthetic" else f"source: {index.meta.source}"
-    fig.suptitle(f"{index.meta.name}: {tag}", fontsize=10)
+    fig.suptitle(f"{index.meta.name}: {source_tag(index.meta.source)}", fontsize=10)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.96))
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=90)

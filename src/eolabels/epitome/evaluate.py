@@ -1,4 +1,4 @@
-"""Scoring LSR maps against the truth and writing the result tables (CSV + Markdown twin).
+"""Scoring LSR maps against the truth (the tables are written by :mod:`eolabels.report.tables`).
 
 Metrics come from :mod:`eolabels.metrics` only.  Two mIoU conventions are reported side by side:
 ``mIoU`` averages over every class of the schema (a class absent from truth and prediction scores 1,
@@ -8,13 +8,11 @@ the LSR papers' tables: a tile without water says nothing about water).
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import pandas as pd
 from torch import Tensor
 
-from eolabels.atomic import atomic_path
 from eolabels.epitome.data import LabelledTile
 from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
 
@@ -50,19 +48,3 @@ def score_variants(
                 rows.append({"variant": variant, "tile": tile.name, **score_row(single, class_names)})
         rows.append({"variant": variant, "tile": POOLED, **score_row(pooled, class_names)})
     return pd.DataFrame(rows)
-
-
-def write_table(table: pd.DataFrame, csv_path: str | os.PathLike[str], markdown_path: str | os.PathLike[str],
-                title: str, notes: Sequence[str] = ()) -> None:
-    """The CSV (machine-readable) and its Markdown twin with a title and notes, both written atomically."""
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
-    lines = [f"# {title}", "", *[f"> {note}" for note in notes], "" if notes else "",
-             table.to_markdown(index=False, floatfmt=".4f"), ""]
-    with atomic_path(markdown_path) as tmp:
-        tmp.write_text("\n".join(lines))
-
-
-def synthetic_tag(source: str) -> str:
-    """What every title says about the data: synthetic results are never the papers' numbers."""
-    return "SYNTHETIC world (not real data)" if source == "synthetic" else f"source {source}"

@@ -21,7 +21,7 @@ from eolabels.atomic import atomic_path
 from eolabels.data.index import DatasetIndex
 from eolabels.epitome.data import LabelledTile, LayerNames, read_predictions, read_tiles, write_predictions
 from eolabels.epitome.dfc import DistilledFCN, ensemble_colour_epitome, standardise_bands, train_distilled_fcn
-from eolabels.epitome.evaluate import POOLED, score_variants, synthetic_tag, write_table
+from eolabels.epitome.evaluate import POOLED, score_variants
 from eolabels.epitome.figures import (
     plot_epitome_means,
     plot_losses,
@@ -49,6 +49,8 @@ from eolabels.epitome.variants import (
     predict_self_epitomic,
     train_all_tile_epitome,
 )
+from eolabels.report.figures import save_figure
+from eolabels.report.tables import source_tag, write_table
 from eolabels.tables import load_schema
 from eolabels.device import resolve_device
 
@@ -92,11 +94,6 @@ def _save(obj: Any, path: str | os.PathLike[str]) -> None:
         torch.save(obj, tmp)
 
 
-def _save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-
-
 def _load_epitome(path: str | os.PathLike[str]) -> GaussianEpitome:
     state = torch.load(Path(path), map_location="cpu", weights_only=False)["epitome"]
     return GaussianEpitome(state["mean"], state["ivar"], state["prior_logits"])
@@ -122,16 +119,16 @@ def train_epitome(
     _save({"epitome": epitome.state_dict(), "settings": asdict(config), "history": asdict(history)}, out_epitome)
     checkpoint.unlink(missing_ok=True)
     write_history_csv(history, out_history)
-    tag = synthetic_tag(DatasetIndex.open(root).meta.source)
-    _save_figure(_titled(plot_epitome_means(epitome), f"{dataset} epitome means\n{tag}"), out_means)
+    tag = source_tag(DatasetIndex.open(root).meta.source)
+    save_figure(_titled(plot_epitome_means(epitome), f"{dataset} epitome means\n{tag}"), out_means)
     size = min(config.patch_sizes)
     generator = torch.Generator().manual_seed(seed)
     origins = sample_origins([tuple(t.image.shape[-2:]) for t in tiles], size, 512, generator)
     usage = posterior_usage(epitome, crop([t.image for t in tiles], origins), patch_temperature(size))
     usage_title = f"{dataset}: posterior usage, {size}×{size} patches\n{tag}"
-    _save_figure(_titled(plot_posterior_usage(usage), usage_title), out_usage)
-    _save_figure(_titled(plot_promotion(history), f"{dataset}: location promotion — {tag}"), out_promotion)
-    _save_figure(plot_losses(history.loss, f"{dataset} epitome training loss — {tag}"), out_loss)
+    save_figure(_titled(plot_posterior_usage(usage), usage_title), out_usage)
+    save_figure(_titled(plot_promotion(history), f"{dataset}: location promotion — {tag}"), out_promotion)
+    save_figure(plot_losses(history.loss, f"{dataset} epitome training loss — {tag}"), out_loss)
 
 
 def _titled(fig: Any, title: str) -> Any:
@@ -196,7 +193,7 @@ def predict_hr(
     source = DatasetIndex.open(root).meta.source
     write_predictions(
         Path(out_index).parent, tiles, maps, transfer.fine_schema,
-        f"{variant} LSR of {dataset} ({synthetic_tag(source)}); p(l|c): {transfer.label}", source,
+        f"{variant} LSR of {dataset} ({source_tag(source)}); p(l|c): {transfer.label}", source,
     )
 
 
@@ -246,8 +243,8 @@ def dfc2020_distill(
     meta = DatasetIndex.open(Path(in_ensemble).parent).meta
     description = f"distilled FCN of: {meta.description}"
     write_predictions(Path(out_index).parent, tiles, maps, schema.name, description, meta.source)
-    loss_title = f"distilled FCN (DFC2020, {synthetic_tag(meta.source)})"
-    _save_figure(plot_losses(losses, loss_title, "cross-entropy"), out_loss)
+    loss_title = f"distilled FCN (DFC2020, {source_tag(meta.source)})"
+    save_figure(plot_losses(losses, loss_title, "cross-entropy"), out_loss)
 
 
 def evaluate_lsr(
@@ -269,20 +266,18 @@ def evaluate_lsr(
     oracle = " [ORACLE p(l|c)]" if transfer.oracle else ""
     maps = {f"{name}{oracle}": value for name, value in maps.items()}  # every row uses the table
     scores = score_variants(tiles, maps, fine.names, per_tile)
-    full_title = f"{title} — {synthetic_tag(meta.source)}"
+    full_title = f"{title} — {source_tag(meta.source)}"
     notes = [
         f"Data: {meta.description}.",
         f"p(l|c): {transfer.label}.",
         "mIoU averages over all classes (absent ones score 1); mIoU_present over classes present in the truth.",
     ]
-    if meta.source == "synthetic":
-        notes.insert(0, "SYNTHETIC world: these numbers describe the embedded synthetic data, not the papers' results.")
-    write_table(scores, out_csv, out_markdown, full_title, notes)
+    scores = write_table(scores, out_csv, out_markdown, full_title, notes, source=meta.source, float_format="%.4f")
     log.info("%s:\n%s", full_title, scores[scores.tile == POOLED].to_string(index=False))
     rgb = _rgb_channels(meta.layers[DATASET_LAYERS[dataset].image].bands, reading.get("bands"))
     fig = plot_lsr_comparison(tiles[:preview_tiles], {k: v[:preview_tiles] for k, v in maps.items()}, coarse, fine, rgb,
                               f"{full_title}\np(l|c): {transfer.label}")
-    _save_figure(fig, out_figure, dpi=90)
+    save_figure(fig, out_figure, dpi=90)
     return scores
 
 

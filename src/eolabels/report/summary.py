@@ -1,4 +1,9 @@
-"""The run summary: one Markdown page and CSV tables over every dataset card (and, later, stage tables)."""
+"""The run summary: one Markdown page over every dataset card and every registered result table.
+
+The page opens with one data banner per source among the cards and the tables' ``data`` columns
+(:func:`eolabels.report.tables.data_banner`), so a run on the synthetic world says SYNTHETIC and a
+run on real data does not.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from eolabels.atomic import atomic_path
+from eolabels.report.tables import DATA_COLUMN, data_banner, data_sources, quote, table_markdown
 
 
 def _cards(card_paths: Sequence[str | os.PathLike[str]]) -> list[dict]:
@@ -54,6 +60,11 @@ def label_quality_table(cards: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _table_sources(table: pd.DataFrame) -> list[str]:
+    """The sources a result table names in its ``data`` column (none for a table without one)."""
+    return data_sources(table) if DATA_COLUMN in table.columns else []
+
+
 def write_summary(
     card_paths: Sequence[str | os.PathLike[str]],
     out_markdown: str | os.PathLike[str],
@@ -63,28 +74,26 @@ def write_summary(
     """Write the summary page and the datasets CSV; each result table (CSV) gets its own section."""
     cards = _cards(card_paths)
     datasets, quality = dataset_table(cards), label_quality_table(cards)
+    results = [(Path(path), pd.read_csv(path)) for path in tables]
+    sources = [card["source"] for card in cards] + [s for _, table in results for s in _table_sources(table)]
     lines = ["# eolabels run summary", ""]
-    if any(c["source"] == "synthetic" for c in cards):
-        lines += [
-            "> **Synthetic world.** The numbers below describe the embedded synthetic world generated",
-            "> offline by `eolabels.data.synthetic`; they are not the papers' datasets or results.",
-            "",
-        ]
-    lines += ["## Datasets", "", datasets.to_markdown(index=False), ""]
+    for source in dict.fromkeys(sources):
+        lines += [quote(data_banner(source)), ""]
+    lines += ["## Datasets", "", table_markdown(datasets), ""]
     if not quality.empty:
         lines += [
             "## Imperfect labels against their reference",
             "",
-            quality.to_markdown(index=False, floatfmt=".4f"),
+            table_markdown(quality),
             "",
             "Coarse layers are mapped to the reference classes before comparison (MODIS via",
             "IGBP→DFC2020→8 classes; NLCD by argmax p(ℓ|c), the naive LSR baseline).",
             "",
         ]
     lines += ["Each dataset's `results/data/<name>/preview.png` shows samples side by side.", ""]
-    for path in tables:
-        path = Path(path)
-        lines += [f"## {path.stem}", "", f"From `{path}`.", "", pd.read_csv(path).to_markdown(index=False, floatfmt=".4f"), ""]
+    for path, table in results:
+        data = ", ".join(_table_sources(table)) or ("no rows" if DATA_COLUMN in table.columns else "not recorded")
+        lines += [f"## {path.stem}", "", f"From `{path}`; data: {data}.", "", table_markdown(table), ""]
     merged = datasets.merge(quality, on="dataset", how="left") if not quality.empty else datasets
     with atomic_path(out_csv) as tmp:
         merged.to_csv(tmp, index=False)
