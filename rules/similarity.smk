@@ -28,6 +28,7 @@ rule train_segmenter:
         seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
+        withheld_season=SIMILARITY["audit"]["withheld_season"],
     threads: SIMILARITY["threads"]
     resources:
         mem_mb=SIMILARITY["mem_mb"],
@@ -72,6 +73,7 @@ rule audit_density:
         ),
     params:
         audit=SIMILARITY["audit"],
+        seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
     threads: SIMILARITY["threads"]
@@ -167,6 +169,84 @@ rule fit_toys:
         "../envs/eolabels.yaml"
     script:
         "../workflow_scripts/fit_toys.py"
+
+
+# Density audit of CromSS pretraining runs (spec §5.a): one modality branch of a run's final checkpoint,
+# on the labels it was pretrained on. rules/pretrain.smk is included after this file, so the runs come
+# from the same wiring functions it uses, and the checkpoint path from its FINAL_CHECKPOINT at DAG time.
+from eolabels.cromss.wiring import pretrain_data, pretrain_runs, schema_choices
+
+AUDIT_PRETRAINED = SIMILARITY["audit_pretrained"]
+_AUDIT_VARIANTS, _AUDIT_BAND_SETS = schema_choices(Path(workflow.basedir) / "config" / "schemas" / "cromss.yaml")
+# the audited runs: pretrained runs of the listed variants, when the held-out truth exists too
+PRETRAIN_AUDITS = [
+    run
+    for run in pretrain_runs(config["cromss"], DATASETS)
+    if run.rsplit("_", 1)[0] in AUDIT_PRETRAINED["variants"] and SIM_HELDOUT in DATASETS
+]
+_PRETRAIN_AUDIT_DATA = pretrain_data(config["cromss"])
+
+
+rule audit_pretrained:
+    """Density audit (spec §5.a) of one branch of a CromSS pretraining run: maps, tables, flags, A2/A3."""
+    input:
+        # the final checkpoint of run <variant>_<bands> (rule pretrain_encoder's output)
+        checkpoint=lambda wc: FINAL_CHECKPOINT.replace("{pretrain_variant}_{s2_bands}", wc.variant),
+        index=dataset_index(_PRETRAIN_AUDIT_DATA),
+        meta=f"results/data/{_PRETRAIN_AUDIT_DATA}/dataset.json",
+        heldout_index=dataset_index(SIM_HELDOUT),
+        heldout_meta=f"results/data/{SIM_HELDOUT}/dataset.json",
+    output:
+        density=directory("results/similarity/audit_pretrain/{variant}/density"),
+        tiles="results/similarity/audit_pretrain/{variant}/tiles.csv",
+        samples="results/similarity/audit_pretrain/{variant}/samples.csv",
+        table="results/tables/density_audit_pretrain_{variant}.csv",
+        markdown=report(
+            "results/tables/density_audit_pretrain_{variant}.md",
+            caption="captions/density_audit_pretrain_table.rst",
+            category="Network similarity",
+            subcategory="density audit of pretrained networks",
+        ),
+        figure=report(
+            "results/similarity/audit_pretrain/{variant}/tiles.png",
+            caption="captions/density_audit_pretrain_tiles.rst",
+            category="Network similarity",
+            subcategory="density audit of pretrained networks",
+        ),
+        deciles=report(
+            "results/similarity/audit_pretrain/{variant}/deciles.png",
+            caption="captions/density_audit_pretrain_deciles.rst",
+            category="Network similarity",
+            subcategory="density audit of pretrained networks",
+        ),
+    wildcard_constraints:
+        variant=f"({'|'.join(_AUDIT_VARIANTS)})_({'|'.join(_AUDIT_BAND_SETS)})",
+    params:
+        # the list of audited variants picks jobs only; it is no setting of one audit
+        audit={k: v for k, v in sorted(AUDIT_PRETRAINED.items()) if k not in ("variants", "modality")},
+        modality=AUDIT_PRETRAINED["modality"],
+        seed=config["seed"],
+        heldout_split=SIMILARITY["heldout_split"],
+        device=config["device"],
+    threads: SIMILARITY["threads"]
+    resources:
+        mem_mb=SIMILARITY["mem_mb"],
+        runtime=SIMILARITY["runtime"],
+    log:
+        "logs/audit_pretrained/{variant}.log",
+    benchmark:
+        "benchmarks/audit_pretrained/{variant}.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/audit_pretrained.py"
+
+
+if PRETRAIN_AUDITS:
+    TARGETS["similarity_pretrained"] = expand(
+        "results/tables/density_audit_pretrain_{variant}.csv", variant=PRETRAIN_AUDITS
+    ) + expand("results/similarity/audit_pretrain/{variant}/tiles.png", variant=PRETRAIN_AUDITS)
+    REPORT_TABLES += expand("results/tables/density_audit_pretrain_{variant}.csv", variant=PRETRAIN_AUDITS)
 
 
 SIMILARITY_TABLES = ["results/tables/similarity_toy.csv"]

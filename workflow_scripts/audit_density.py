@@ -21,4 +21,5 @@ with logged(snakemake.log[0]):
         heldout_split=snakemake.params.heldout_split,
         threads=snakemake.threads,
         device=snakemake.params.device,
+        seed=snakemake.params.seed,
     )

@@ -15,4 +15,5 @@ with logged(snakemake.log[0]):
         heldout_split=snakemake.params.heldout_split,
         threads=snakemake.threads,
         device=snakemake.params.device,
+        withheld_season=snakemake.params.withheld_season,
     )

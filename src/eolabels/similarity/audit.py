@@ -13,6 +13,7 @@ input normalisation); ``stages.audit_stage`` loads one saved by ``Segmenter.save
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,18 +39,28 @@ from eolabels.similarity.density import (
     label_support,
     score_patches,
 )
-from eolabels.similarity.jacobian import JacobianConfig
-from eolabels.similarity.report import SYNTHETIC_NOTE, write_table
+from eolabels.similarity.jacobian import PROJECTIONS, JacobianConfig
+from eolabels.report.tables import source_tag, write_table
+from eolabels.similarity.report import tile_sets_source
 from eolabels.similarity.segmentation import Segmenter, predict_probabilities
 from eolabels.similarity.tiles import TileSet, load_tiles
 from eolabels.tables import ClassSchema, load_schema
 
 log = logging.getLogger(__name__)
+AUDIT_PROJECTIONS = ("centred", *PROJECTIONS)
 
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """Sampling grid (stride, context window) and Jacobian options of the audit (spec §5.a)."""
+    """Sampling grid (stride, context window) and Jacobian options of the audit (spec §5.a).
+
+    ``projection``: the differentiated output (spec §1.3.5): ``"centred"`` logits (d = C - 1) or a
+    scalar ``"posnegflat"`` (class ``projection_class``) / ``"random"`` projection of the
+    log-softmax.  ``seed`` draws the Johnson–Lindenstrauss sketch and the random mask (the workflow
+    passes ``config.seed``).  ``withheld_season``: a season left out of the training tiles (the
+    network's and pass 1's), whose held-out tiles A2 compares with those of the trained seasons;
+    ``None`` uses every tile.
+    """
 
     subset: str = "last_block+head"
     stride: int = 16
@@ -57,10 +68,110 @@ class AuditSettings:
     sketch_dim: int | None = None
     batch_size: int = 64
     figure_tiles: int = 3
+    projection: str = "centred"
+    projection_class: int = 0
+    seed: int = 0
+    withheld_season: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.projection not in AUDIT_PROJECTIONS:
+            raise ValueError(f"unknown audit projection {self.projection!r}; choose one of {AUDIT_PROJECTIONS}")
 
     @property
     def jacobian(self) -> JacobianConfig:
-        return JacobianConfig(subset=self.subset, pixel="centre", centred=True, sketch_dim=self.sketch_dim)
+        return JacobianConfig(
+            subset=self.subset,
+            pixel="centre",
+            centred=True,
+            sketch_dim=self.sketch_dim,
+            sketch_seed=self.seed,
+            projection=None if self.projection == "centred" else self.projection,
+            projection_class=self.projection_class,
+            projection_seed=self.seed,
+        )
+
+
+def tile_seasons(tiles: TileSet, names: Sequence[str] = ()) -> list[str]:
+    """Season name of every tile.  The index stores the season's position in the dataset's
+    ``meta.seasons``; a dataset that lists no season names (the single-date synthetic ``dw`` tiles
+    store the world's season position all the same) is read with ``names``, e.g. those of the
+    training set."""
+    names = tiles.index.meta.seasons or tuple(names)
+    out = []
+    for value in tiles.table["season"]:
+        text = str(value).strip()
+        position = int(text) if text.lstrip("-").isdigit() else None
+        out.append(names[position] if position is not None and 0 <= position < len(names) else text)
+    return out
+
+
+def _tile_subset(tiles: TileSet, positions: Sequence[int]) -> TileSet:
+    return TileSet(tiles.index, [tiles.rows[i] for i in positions], {k: v[list(positions)] for k, v in tiles.layers.items()})
+
+
+def season_mask(tiles: TileSet, season: str, names: Sequence[str] = ()) -> np.ndarray:
+    """Which tiles are of ``season`` (season names as in ``tile_seasons``); a name the dataset does
+    not know fails naming the dataset."""
+    seasons = tile_seasons(tiles, names)
+    known = tiles.index.meta.seasons or tuple(names) or tuple(sorted(set(seasons)))
+    if season not in known:
+        raise ValueError(f"{tiles.index.root}: season {season!r} is not one of its seasons {list(known)}")
+    return np.array([name == season for name in seasons], dtype=bool)
+
+
+def split_by_season(tiles: TileSet, season: str | None) -> tuple[TileSet, TileSet | None]:
+    """``(tiles of the other seasons, tiles of season)``; the second is ``None`` when no tile is of
+    that season or ``season`` is ``None`` (then the first is ``tiles``).  An unknown season name,
+    or one that leaves no other tile, fails naming the dataset."""
+    if season is None:
+        return tiles, None
+    mask = season_mask(tiles, season)
+    kept, withheld = np.flatnonzero(~mask).tolist(), np.flatnonzero(mask).tolist()
+    if not kept:
+        raise ValueError(
+            f"{tiles.index.root}: every tile is of season {season!r}; none is left to train on "
+            "(withhold another season or none)"
+        )
+    return _tile_subset(tiles, kept), _tile_subset(tiles, withheld) if withheld else None
+
+
+def withheld_season_test(withheld: Sequence[np.ndarray], trained: Sequence[np.ndarray]) -> dict[str, float]:
+    """A2, second half (spec §5.a): are ``N_S`` lower on held-out tiles of the season withheld from
+    training than on held-out tiles of the trained seasons?  One-sided Mann–Whitney U
+    (``alternative="less"``, U of the withheld group) on two units:
+
+    * ``tile_*``: one value per tile, its median ``N_S`` (the spec's "median N_S" of tiles; the
+      samples of one tile are not independent, so this is the test the target applies to), with
+      ``tile_min_p`` = 1 / C(n_w + n_t, n_w), the smallest p the exact test can reach with these
+      tile counts;
+    * ``sample_*``: every sample of the tiles pooled (reported; it overstates the evidence).
+
+    Each argument holds one array of ``N_S`` per tile; NaN where a group is empty.
+    """
+    from scipy.stats import mannwhitneyu
+
+    tile_w = np.array([np.median(s) for s in withheld])
+    tile_t = np.array([np.median(s) for s in trained])
+    out: dict[str, float] = {"tiles_withheld": len(tile_w), "tiles_trained": len(tile_t)}
+    nan = float("nan")
+    if len(tile_w) == 0 or len(tile_t) == 0:
+        for unit in ("tile", "sample"):
+            out.update({f"{unit}_median_withheld": nan, f"{unit}_median_trained": nan, f"{unit}_U": nan, f"{unit}_p": nan})
+        out["tile_min_p"] = nan
+        return out
+    sample_w, sample_t = np.concatenate(withheld), np.concatenate(trained)
+    for unit, w, t in (("tile", tile_w, tile_t), ("sample", sample_w, sample_t)):
+        test = mannwhitneyu(w, t, alternative="less")
+        out.update(
+            {
+                f"{unit}_median_withheld": float(np.median(w)),
+                f"{unit}_median_trained": float(np.median(t)),
+                f"{unit}_U": float(test.statistic),
+                f"{unit}_p": float(test.pvalue),
+            }
+        )
+    out["tile_min_p"] = 1.0 / math.comb(len(tile_w) + len(tile_t), len(tile_w))
+    return out
 
 
 def coarse_grid(grid: GridSpec, stride: int, n_rows: int, n_cols: int) -> GridSpec:
@@ -185,10 +296,20 @@ def run_density_audit(
     heldout_split: str | None = None,
 ) -> pd.DataFrame:
     """The whole audit of ``segmenter``; ``tables`` has keys ``summary_csv``, ``summary_md``,
-    ``tiles``, ``samples``; ``figures`` has ``tiles`` and ``deciles``.  Returns the summary table."""
+    ``tiles``, ``samples``; ``figures`` has ``tiles`` and ``deciles``.  Returns the summary table.
+
+    With ``settings.withheld_season``, the training tiles of that season are left out of pass 1
+    (as they were left out of the network's training, ``stages.train_stage``) and scored like
+    held-out tiles; A2 then also compares held-out tiles of that season with the others."""
     out_dir = Path(out_dir)
-    train = load_tiles(train_root, [image_layer, label_layer, truth_layer])
+    season = settings.withheld_season
+    train, withheld_train = split_by_season(load_tiles(train_root, [image_layer, label_layer, truth_layer]), season)
     heldout = load_tiles(heldout_root, [image_layer, truth_layer], heldout_split)
+    heldout_withheld = (
+        np.zeros(len(heldout.rows), bool)
+        if season is None
+        else season_mask(heldout, season, train.index.meta.seasons)
+    )
     schema = load_schema(train.index.meta.layers[label_layer].schema or "")
     _check_schema(schema, segmenter.classes)
     x_train = segmenter.normaliser(train.layers[image_layer])
@@ -197,6 +318,13 @@ def run_density_audit(
     log.info("pass 1: %d samples, %d eigenvalues clamped", accumulator.count, accumulator.n_clamped)
     train_scores = score_tiles(accumulator, segmenter, x_train, settings, with_classes=True)
     heldout_scores = score_tiles(accumulator, segmenter, x_heldout, settings, with_classes=False)
+    withheld_scores = (
+        []
+        if withheld_train is None
+        else score_tiles(
+            accumulator, segmenter, segmenter.normaliser(withheld_train.layers[image_layer]), settings, False
+        )
+    )
 
     samples = _training_samples(segmenter, train, train_scores, label_layer, truth_layer, image_layer)
     support = torch.tensor(samples["label_support"].to_numpy())
@@ -207,23 +335,41 @@ def run_density_audit(
 
     heldout_soft, heldout_errors = _heldout_errors(segmenter, heldout, heldout_scores, truth_layer, image_layer)
     tile_rows = _write_density_maps(train, train_scores, out_dir, settings.stride)
+    if withheld_train is not None:
+        tile_rows += _write_density_maps(withheld_train, withheld_scores, out_dir, settings.stride)
     tile_rows += _write_density_maps(heldout, heldout_scores, out_dir, settings.stride)
     tile_table = pd.DataFrame(tile_rows)
-    n_train = len(train.rows)
+    n_train, n_withheld = len(train.rows), len(withheld_scores)
     label_errors = samples.groupby(["id", "season"], sort=False)["label_wrong"].mean().to_numpy()
-    tile_table["label_error_rate"] = [*label_errors, *[np.nan] * len(heldout_errors)]
-    tile_table["prediction_error_rate"] = [*[np.nan] * n_train, *[e.mean() for e in heldout_errors]]
+    tile_table["label_error_rate"] = [*label_errors, *[np.nan] * (n_withheld + len(heldout_errors))]
+    tile_table["prediction_error_rate"] = [*[np.nan] * (n_train + n_withheld), *[e.mean() for e in heldout_errors]]
     tile_table["unreliable"] = [
         *samples.groupby(["id", "season"], sort=False)["unreliable"].sum(),
-        *[int(audit_flags(s, None, soft)["unreliable"].sum()) for s, *_ in heldout_scores],
+        *[int(audit_flags(s, None, soft)["unreliable"].sum()) for s, *_ in (*withheld_scores, *heldout_scores)],
     ]
+    tile_table["withheld_season"] = [*[False] * n_train, *[True] * n_withheld, *heldout_withheld]
 
-    summary = _summary(samples, np.concatenate(heldout_soft), np.concatenate(heldout_errors), train, heldout)
-    _write_outputs(summary, tile_table, samples, tables)
+    season_groups = (
+        [s for s, w in zip(heldout_soft, heldout_withheld) if w],
+        [s for s, w in zip(heldout_soft, heldout_withheld) if not w],
+    )
+    season_test = None if season is None else withheld_season_test(*season_groups)
+    if season_test is not None:
+        log.info("A2 withheld season %r: %s", season, season_test)
+    source = tile_sets_source(train, heldout)
+    summary = _summary(samples, heldout_soft, heldout_errors, train, heldout, season, season_test, heldout_withheld)
+    summary = _write_outputs(summary, tile_table, samples, tables, source)
     plot_audit_tiles(
         train, samples, train_scores, schema, settings.figure_tiles, figures["tiles"], label_layer, image_layer
     )
-    plot_density_deciles(np.concatenate(heldout_soft), np.concatenate(heldout_errors), figures["deciles"])
+    plot_density_deciles(
+        np.concatenate(heldout_soft),
+        np.concatenate(heldout_errors),
+        figures["deciles"],
+        source=source,
+        season=season,
+        season_groups=None if season is None else season_groups,
+    )
     return summary
 
 
@@ -277,10 +423,19 @@ def _heldout_errors(
 
 
 def _summary(
-    samples: pd.DataFrame, heldout_soft: np.ndarray, heldout_errors: np.ndarray, train: TileSet, heldout: TileSet
+    samples: pd.DataFrame,
+    heldout_soft: Sequence[np.ndarray],
+    heldout_errors: Sequence[np.ndarray],
+    train: TileSet,
+    heldout: TileSet,
+    season: str | None = None,
+    season_test: dict[str, float] | None = None,
+    heldout_withheld: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Acceptance measures A2 and A3 (spec §5.a) with their targets, and flag statistics."""
-    low, high = decile_error_rates(heldout_soft, heldout_errors)
+    """Acceptance measures A2 and A3 (spec §5.a) with their targets, and flag statistics; with a
+    withheld season, A2's season comparison (``withheld_season_test``)."""
+    all_soft, all_errors = np.concatenate(heldout_soft), np.concatenate(heldout_errors)
+    low, high = decile_error_rates(all_soft, all_errors)
     ratio = low / high if high > 0 else float("inf")
     scored = samples[np.isfinite(samples["label_support"]) & np.isfinite(samples["p_label"])]
     wrong = scored["label_wrong"].to_numpy()
@@ -291,11 +446,15 @@ def _summary(
         ("A2 held-out error rate, lowest N_S decile", low, "", ""),
         ("A2 held-out error rate, highest N_S decile", high, "", ""),
         ("A2 ratio lowest / highest decile", ratio, ">= 1.5", ratio >= 1.5),
+    ]
+    if season is not None and season_test is not None and heldout_withheld is not None:
+        rows += _season_rows(season, season_test, heldout_soft, heldout_errors, heldout_withheld)
+    rows += [
         ("A3 AUROC of 1 - label support for wrong label", auc_support, ">= 0.75", auc_support >= 0.75),
         ("A3 baseline AUROC of 1 - p(noisy label)", auc_baseline, "", ""),
         ("training samples", len(samples), "", ""),
         ("training samples with a wrong label (share)", float(samples["label_wrong"].mean()), "", ""),
-        ("held-out samples", len(heldout_soft), "", ""),
+        ("held-out samples", len(all_soft), "", ""),
         ("suspicious_label flags", int(suspicious.sum()), "", ""),
         ("suspicious_label precision (flagged labels that are wrong)",
          float(samples.loc[suspicious, "label_wrong"].mean()) if suspicious.any() else float("nan"), "", ""),
@@ -307,21 +466,64 @@ def _summary(
     return table
 
 
+def _season_rows(
+    season: str,
+    test: dict[str, float],
+    heldout_soft: Sequence[np.ndarray],
+    heldout_errors: Sequence[np.ndarray],
+    heldout_withheld: np.ndarray,
+) -> list[tuple[str, float, str, object]]:
+    """Rows of A2's withheld-season comparison; the target applies to the per-tile test."""
+    trained = [i for i, w in enumerate(heldout_withheld) if not w]
+    if trained:
+        low, high = decile_error_rates(
+            np.concatenate([heldout_soft[i] for i in trained]), np.concatenate([heldout_errors[i] for i in trained])
+        )
+        trained_ratio = low / high if high > 0 else float("inf")
+    else:
+        trained_ratio = float("nan")
+    p = test["tile_p"]
+    return [
+        ("A2 ratio lowest / highest decile, held-out tiles of the trained seasons", trained_ratio, "", ""),
+        (f"A2 held-out tiles of the withheld season ({season})", test["tiles_withheld"], "", ""),
+        ("A2 held-out tiles of the trained seasons", test["tiles_trained"], "", ""),
+        (f"A2 median of per-tile median N_S, withheld season ({season})", test["tile_median_withheld"], "", ""),
+        ("A2 median of per-tile median N_S, trained seasons", test["tile_median_trained"], "", ""),
+        ("A2 Mann-Whitney U (per-tile median N_S, withheld < trained)", test["tile_U"], "", ""),
+        ("A2 one-sided Mann-Whitney p (per-tile median N_S, withheld < trained)", p, "< 0.01", bool(p < 0.01)),
+        ("A2 smallest p the exact per-tile test can reach with these tile counts", test["tile_min_p"], "", ""),
+        (f"A2 median N_S per sample, withheld season ({season})", test["sample_median_withheld"], "", ""),
+        ("A2 median N_S per sample, trained seasons", test["sample_median_trained"], "", ""),
+        ("A2 Mann-Whitney U (per sample, pooled; samples of a tile are not independent)", test["sample_U"], "", ""),
+        ("A2 one-sided Mann-Whitney p (per sample, pooled)", test["sample_p"], "", ""),
+    ]
+
+
 def _write_outputs(
-    summary: pd.DataFrame, tiles: pd.DataFrame, samples: pd.DataFrame, tables: dict[str, str | os.PathLike[str]]
-) -> None:
+    summary: pd.DataFrame,
+    tiles: pd.DataFrame,
+    samples: pd.DataFrame,
+    tables: dict[str, str | os.PathLike[str]],
+    source: str,
+) -> pd.DataFrame:
+    """The per-tile and per-sample tables, and the summary with its ``data`` column and banner
+    naming ``source`` (``eolabels.report.tables``); returns the summary as written."""
     for key, frame in (("tiles", tiles), ("samples", samples)):
         with atomic_path(tables[key]) as tmp:
             frame.to_csv(tmp, index=False)
-    write_table(
+    return write_table(
         summary,
         tables["summary_csv"],
         tables["summary_md"],
-        "Density audit (network input similarity, spec §5.a)",
-        notes=[
-            SYNTHETIC_NOTE,
+        f"Density audit (network input similarity, spec §5.a) — {source_tag(source)}",
+        [
             "A2: error of the network's prediction vs the truth on held-out tiles, by soft neighbour "
-            "count N_S decile. A3: ranking of wrong training labels by 1 - label support, next to "
-            "the 1 - p(noisy label) baseline. Targets are the spec's proposals; values are measured.",
+            "count N_S decile; with a withheld season (left out of the network's training and of pass 1), "
+            "a one-sided Mann-Whitney test of the per-tile median N_S of held-out tiles of that season "
+            "against those of the trained seasons (the target applies to it; the per-sample test is "
+            "reported but overstates the evidence). A3: ranking of wrong training labels by 1 - label "
+            "support, next to the 1 - p(noisy label) baseline. Targets are the spec's proposals; values "
+            "are measured.",
         ],
+        source=source,
     )

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from eolabels.report.tables import source_tag
 from eolabels.similarity.density import density_grid
-from eolabels.similarity.report import rgb_preview, save_figure
+from eolabels.report.figures import save_figure
+from eolabels.similarity.report import rgb_preview
 from eolabels.similarity.tiles import TileSet
 from eolabels.tables import ClassSchema
 
@@ -46,7 +48,7 @@ def plot_audit_tiles(
         height, width = labels.shape
         stride = int(rows[1] - rows[0]) if len(rows) > 1 else height
         ax_row[0].imshow(rgb_preview(train.layers[image_layer][t], bands))
-        ax_row[0].set_title(f"{names[t]} (synthetic) S2 B4/B3/B2", fontsize=9)
+        ax_row[0].set_title(f"{names[t]} S2 B4/B3/B2", fontsize=9)
         ax_row[1].imshow(labels, cmap=cmap, vmin=-0.5, vmax=schema.num_classes - 0.5, interpolation="nearest")
         ax_row[1].set_title(f"training labels ({label_layer})", fontsize=9)
         extent = (0, len(cols) * stride, len(rows) * stride, 0)
@@ -66,12 +68,24 @@ def plot_audit_tiles(
             ax.set_yticks([])
     handles = [matplotlib.patches.Patch(color=c, label=n) for c, n in zip(schema.colors, schema.names)]
     fig.legend(handles=handles, loc="lower center", ncol=min(9, len(handles)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    save_figure(fig, path)
+    fig.suptitle(f"Density audit, training tiles — {source_tag(train.index.meta.source)}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    save_figure(fig, path, dpi=110)
 
 
-def plot_density_deciles(soft: np.ndarray, errors: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Held-out prediction error rate per ``N_S`` decile (acceptance A2)."""
+def plot_density_deciles(
+    soft: np.ndarray,
+    errors: np.ndarray,
+    path: str | os.PathLike[str],
+    source: str,
+    season: str | None = None,
+    season_groups: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+) -> None:
+    """Acceptance A2 on held-out tiles: the prediction error rate per ``N_S`` decile and, with a
+    withheld ``season``, each tile's median ``N_S`` (dots; its samples' ``N_S`` as a box) for the
+    tiles of that season vs those of the trained seasons (``season_groups`` = per-tile ``N_S``
+    arrays of both groups).  Titled with the data ``source`` (a ``data`` value of
+    ``eolabels.report.tables``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,8 +94,23 @@ def plot_density_deciles(soft: np.ndarray, errors: np.ndarray, path: str | os.Pa
     edges = np.quantile(soft, np.linspace(0, 1, 11))
     decile = np.clip(np.searchsorted(edges, soft, side="right") - 1, 0, 9)
     rates = [errors[decile == k].mean() if (decile == k).any() else np.nan for k in range(10)]
-    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    panels = 1 if season_groups is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.5), constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
     ax.bar(np.arange(1, 11), rates, color="tab:blue")
     ax.set(xlabel="decile of soft neighbour count N_S (1 = fewest neighbours)", ylabel="error rate vs truth")
-    ax.set_title("Held-out prediction error by density decile (synthetic)", fontsize=10)
-    save_figure(fig, path)
+    ax.set_title("Held-out prediction error by density decile", fontsize=10)
+    if season_groups is not None:
+        ax = axes[0, 1]
+        labels = [f"{season} (withheld)", "trained seasons"]
+        for k, group in enumerate(season_groups):
+            if len(group):
+                ax.boxplot(np.concatenate(group), positions=[k], widths=0.5, showfliers=False)
+                medians = [np.median(g) for g in group]
+                jitter = np.linspace(-0.12, 0.12, len(medians)) if len(medians) > 1 else [0.0]
+                ax.scatter(k + np.asarray(jitter), medians, color="tab:red", zorder=3, s=25)
+        ax.set_xticks([0, 1], labels)
+        ax.set(xlim=(-0.6, 1.6), ylabel="N_S (box: samples; dots: tile medians)")
+        ax.set_title("Held-out tiles by season", fontsize=10)
+    fig.suptitle(f"Density audit A2 — {source_tag(source)}", fontsize=10)
+    save_figure(fig, path, dpi=110)

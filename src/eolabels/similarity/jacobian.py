@@ -4,7 +4,8 @@
 The output map is either the network's output vector (``pixel=None``: MLPs, classifiers) or the
 output at one pixel of a dense prediction (``pixel="centre"`` or ``(row, col)``), optionally
 projected on the sum-zero subspace of the logits (``centred=True``, the gauge-free logits of
-§1.3 step 1).  Jacobians are computed with ``torch.func`` (``functional_call`` + ``vmap`` +
+§1.3 step 1), or reduced to the scalar ``m^T log_softmax(z)`` of a posnegflat or random mask
+(``projection``, §1.3 step 5).  Jacobians are computed with ``torch.func`` (``functional_call`` + ``vmap`` +
 ``jacrev``) w.r.t. the chosen subset only; the other parameters enter as constants, so the trunk is
 evaluated without building any autograd graph and the backward passes stop at the subset (§1.3
 step 4).  An optional Gaussian Johnson–Lindenstrauss sketch (§2.3 ii) is generated per parameter
@@ -35,6 +36,7 @@ from torch.func import functional_call, jacrev, vmap
 from tqdm.auto import tqdm
 
 SUBSETS = ("last_block+head", "head", "decoder", "all")
+PROJECTIONS = ("posnegflat", "random")
 HEAD_NAMES = ("segmentation_head", "head")
 SKETCH_CHUNK_COLUMNS = 65536
 SKETCH_CACHE_BYTES = 512 * 2**20
@@ -49,6 +51,14 @@ class JacobianConfig:
     ``sketch_dim=None`` keeps the exact Jacobian (m = p); otherwise m = ``sketch_dim`` with the
     seeded Gaussian sketch of spec §2.3.  ``crop_tail`` lets a tail subset be differentiated on the
     window of its input that reaches the output pixel only (same numbers, checked per batch).
+
+    ``projection`` (spec §1.3.5): ``None`` differentiates the output vector (centred logits when
+    ``centred``, d = C - 1); ``"posnegflat"`` or ``"random"`` differentiate the scalar
+    ``s = m^T log_softmax(z)`` (d = 1, ``centred`` plays no part: log-softmax is gauge-free) with
+    the mask of ``output_mask``: class ``projection_class`` for posnegflat, and for random a
+    Gaussian mask drawn from ``projection_seed``.  The authors re-draw the random mask at every call;
+    here it is fixed by its seed so that passes 1 and 2 of a density count use the same scalar
+    output (vary the seed to re-draw).
     """
 
     subset: str = "last_block+head"
@@ -57,10 +67,19 @@ class JacobianConfig:
     sketch_dim: int | None = None
     sketch_seed: int = 0
     crop_tail: bool = True
+    projection: str | None = None
+    projection_class: int = 0
+    projection_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
             raise ValueError(f"unknown parameter subset {self.subset!r}; choose one of {SUBSETS}")
+        if self.projection is not None and self.projection not in PROJECTIONS:
+            raise ValueError(
+                f"unknown output projection {self.projection!r}; choose one of {PROJECTIONS} or None"
+            )
+        if self.projection_class < 0:
+            raise ValueError(f"projection_class must be >= 0, got {self.projection_class}")
         if isinstance(self.pixel, list):  # e.g. from a YAML config; keeps the fingerprint stable
             object.__setattr__(self, "pixel", tuple(self.pixel))
         if self.sketch_dim is not None and self.sketch_dim < 1:
@@ -80,6 +99,28 @@ def centring_basis(num_classes: int, dtype: torch.dtype = torch.float64) -> Tens
         basis[k, k - 1] = -float(k)
         basis[:, k - 1] /= math.sqrt(k * (k + 1))
     return basis
+
+
+def output_mask(
+    kind: str, num_classes: int, target_class: int = 0, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> Tensor:
+    """Mask ``m`` (C,) of a scalar output projection ``s = m^T log_softmax(z)`` (spec §1.3.5).
+
+    ``"posnegflat"``: ``e_c - (1 - e_c) / (C - 1)``, +1 on class ``target_class`` and -1/(C-1)
+    elsewhere (sums to 0); ``"random"``: ``m ~ N(0, I)`` from a generator seeded by ``seed``.
+    """
+    if num_classes < 2:
+        raise ValueError(f"an output projection needs at least 2 classes, got {num_classes}")
+    if kind == "posnegflat":
+        if not 0 <= target_class < num_classes:
+            raise ValueError(f"projection class {target_class} outside 0..{num_classes - 1}")
+        mask = torch.full((num_classes,), -1.0 / (num_classes - 1), dtype=dtype)
+        mask[target_class] = 1.0
+        return mask
+    if kind == "random":
+        gen = torch.Generator().manual_seed(_tensor_seed(seed, "random output mask"))
+        return torch.randn(num_classes, generator=gen, dtype=torch.float64).to(dtype)
+    raise ValueError(f"unknown output projection {kind!r}; choose one of {PROJECTIONS}")
 
 
 def _trainable_names(module: nn.Module, prefix: str) -> list[str]:
@@ -355,16 +396,28 @@ def per_sample_jacobians(
     model.eval()
     try:
         basis: Tensor | None = None
+        mask: Tensor | None = None
+        ready = False
 
         def set_basis(out: Tensor) -> None:
-            """Centring basis for the class count of a network output (first batch)."""
-            nonlocal basis
-            if config.centred and basis is None:
-                n_classes = _select_output(out[0], config.pixel).shape[0]
+            """Centring basis or projection mask for the class count of a network output (first
+            batch)."""
+            nonlocal basis, mask, ready
+            if ready:
+                return
+            n_classes = _select_output(out[0], config.pixel).shape[0]
+            if config.projection is not None:
+                mask = output_mask(
+                    config.projection, n_classes, config.projection_class, config.projection_seed, some.dtype
+                ).to(some.device)
+            elif config.centred:
                 basis = centring_basis(n_classes, some.dtype).to(some.device)
+            ready = True
 
         def project(out: Tensor, pixel: Pixel = config.pixel) -> Tensor:
             z = _select_output(out, pixel)
+            if mask is not None:
+                return (mask @ torch.log_softmax(z, dim=0)).unsqueeze(0)
             return z if basis is None else basis.T @ z
 
         def whole_network(tail_params: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -420,7 +473,7 @@ def per_sample_jacobians(
             xb = inputs[start : start + batch_size].to(device=some.device, dtype=some.dtype)
             jac = tail_jacobians(xb)
             if jac is None:
-                if config.centred and basis is None:
+                if not ready and (config.centred or config.projection is not None):
                     with torch.no_grad():
                         set_basis(functional_call(model, (tail, state), (xb[:1],)))
                 jac = vmap(jacrev(whole_network), in_dims=(None, 0))(tail, xb)
@@ -440,7 +493,8 @@ def per_sample_jacobians(
 
 @dataclass(frozen=True)
 class NetworkFingerprint:
-    """Identity of (network weights, parameter subset, output map, sketch, input bands) (spec §2.2).
+    """Identity of (network weights, parameter subset, output map and projection, sketch, input bands)
+    (spec §2.2).
 
     Two Jacobian spaces are comparable only if every field agrees.
     """
@@ -454,6 +508,7 @@ class NetworkFingerprint:
     sketch_dim: int | None
     sketch_seed: int | None
     input_channels: int
+    projection: str | None = None
 
     def mismatches(self, other: NetworkFingerprint) -> list[str]:
         """Human-readable differences, empty when compatible."""
@@ -490,4 +545,14 @@ def network_fingerprint(
         sketch_dim=config.sketch_dim,
         sketch_seed=None if config.sketch_dim is None else config.sketch_seed,
         input_channels=input_channels,
+        projection=_projection_label(config),
     )
+
+
+def _projection_label(config: JacobianConfig) -> str | None:
+    """What fixes the scalar output of ``config`` (kind and class, or kind and mask seed)."""
+    if config.projection == "posnegflat":
+        return f"posnegflat(class={config.projection_class})"
+    if config.projection == "random":
+        return f"random(seed={config.projection_seed})"
+    return None

@@ -1,46 +1,24 @@
-"""Writing the similarity stages' tables and figures: CSV + Markdown twins, atomically."""
+"""Helpers of the similarity stages' outputs: the ``data`` value of tile sets and true-colour previews.
+
+Tables go through ``eolabels.report.tables.write_table`` like every stage's."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from eolabels.atomic import atomic_path
+from eolabels.report.tables import combined_source
+from eolabels.similarity.tiles import TileSet
 
-SYNTHETIC_NOTE = (
-    "Synthetic world: these numbers describe eolabels' embedded synthetic data, not the papers' data."
-)
-
-
-def write_table(
-    table: pd.DataFrame,
-    csv_path: str | os.PathLike[str],
-    markdown_path: str | os.PathLike[str],
-    title: str,
-    notes: Sequence[str] = (),
-) -> None:
-    """The CSV and its Markdown twin (title, notes as quotes, the table)."""
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
-    lines = [f"# {title}", ""]
-    lines += [f"> {note}\n" for note in notes]
-    lines += [table.to_markdown(index=False, floatfmt=".4f"), ""]
-    with atomic_path(markdown_path) as tmp:
-        tmp.write_text("\n".join(lines))
+TOY_SOURCE = "synthetic:toy"
+"""``data`` of the toy's tables and figures (generated points on a circle; eolabels.report.tables)."""
 
 
-def save_figure(fig: object, path: str | os.PathLike[str], dpi: int = 110) -> None:
-    """Save a matplotlib figure atomically (the suffix picks the format) and close it."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."))  # type: ignore[attr-defined]
-    plt.close(fig)  # type: ignore[arg-type]
+def tile_sets_source(*tile_sets: TileSet) -> str:
+    """The ``data`` value (``eolabels.report.tables.combined_source``) of results computed from
+    these tile sets: their datasets' meta ``source``, so real data are never called synthetic."""
+    return combined_source({t.index.meta.name: t.index.meta.source for t in tile_sets})
 
 
 def rgb_preview(s2: np.ndarray, bands: Sequence[str], names: Sequence[str] = ("B4", "B3", "B2")) -> np.ndarray:

@@ -36,7 +36,8 @@ from eolabels.similarity.denoise import (
     stationarity_residual,
 )
 from eolabels.similarity.jacobian import JacobianConfig, centring_basis, per_sample_jacobians
-from eolabels.similarity.report import SYNTHETIC_NOTE, write_table
+from eolabels.report.tables import source_tag, write_table
+from eolabels.similarity.report import tile_sets_source
 from eolabels.similarity.segmentation import (
     BandNormaliser,
     Segmenter,
@@ -122,13 +123,15 @@ def anchor_patches(
 
 
 def round_diagnostics(
-    segmenter: Segmenter, patches: Tensor, labels: np.ndarray, settings: DenoiseSettings
+    segmenter: Segmenter, patches: Tensor, labels: np.ndarray, settings: DenoiseSettings, sketch_seed: int = 0
 ) -> dict[str, float]:
     """Denoising factor ``rho`` (median), ``n_eff = 1/rho^2`` at the median and the stationarity
     residual ``|E_k[p^] - E_k[y~]| / |E_k[y~]|`` on the anchor sample (spec §3.3, §3.4), with the
-    unnormalised centred-logit kernel (sketched when ``anchor_sketch_dim`` is set)."""
+    unnormalised centred-logit kernel (sketched from ``sketch_seed`` when ``anchor_sketch_dim`` is
+    set)."""
     config = JacobianConfig(
-        subset=settings.subset, pixel="centre", centred=True, sketch_dim=settings.anchor_sketch_dim
+        subset=settings.subset, pixel="centre", centred=True, sketch_dim=settings.anchor_sketch_dim,
+        sketch_seed=sketch_seed,
     )
     jac = per_sample_jacobians(segmenter.model, patches, config, progress=False).double().cpu()
     device = next(segmenter.model.parameters()).device
@@ -249,7 +252,7 @@ def run_self_denoising(
     for r, (labels, round_models) in enumerate(zip(label_sets, models)):
         label_array = labels.numpy().astype(np.uint8)
         anchor_labels = label_array[positions[:, 0], positions[:, 1], positions[:, 2]]
-        diagnostics = round_diagnostics(round_models[0], anchors, anchor_labels, settings)
+        diagnostics = round_diagnostics(round_models[0], anchors, anchor_labels, settings, sketch_seed=seed)
         histogram = np.bincount(label_array[label_array != UNLABELLED], minlength=classes)[:classes]
         collapsed = collapsed_classes(torch.as_tensor(truth), labels, classes)
         row = {
@@ -270,9 +273,11 @@ def run_self_denoising(
                 {"denoising_round": r, "derived_from": train.index.meta.name}, label_layer,
             )
         log.info("round %d: %s", r, row)
-    table = pd.DataFrame(rows)
-    _write_outputs(table, pd.DataFrame(details), train, heldout, tables, settings)
-    plot_rounds(table, train, label_sets, schema, figure, label_layer, truth_layer, image_layer)
+    table = _write_outputs(pd.DataFrame(rows), pd.DataFrame(details), train, heldout, tables, settings)
+    plot_rounds(
+        table, train, label_sets, schema, figure, label_layer, truth_layer, image_layer,
+        source=tile_sets_source(train, heldout),
+    )
     write_label_dataset(
         train, label_sets[-1].numpy().astype(np.uint8), Path(export_root), f"{train.index.meta.name}_denoised",
         f"{train.index.meta.description} -- layer {label_layer!r} replaced by the self-denoised labels "
@@ -292,13 +297,15 @@ def run_self_denoising(
 def _write_outputs(
     table: pd.DataFrame, details: pd.DataFrame, train: TileSet, heldout: TileSet,
     tables: dict[str, str | os.PathLike[str]], settings: DenoiseSettings,
-) -> None:
+) -> pd.DataFrame:
+    """The per-round details, and the summary with its ``data`` column and banner naming the
+    datasets' source (``eolabels.report.tables``); returns the summary as written."""
+    source = tile_sets_source(train, heldout)
     with atomic_path(tables["rounds"]) as tmp:
         details.to_csv(tmp, index=False)
-    write_table(
-        table, tables["csv"], tables["md"], "Self-denoising rounds (spec netsimilarity.md §5.b)",
-        notes=[
-            SYNTHETIC_NOTE,
+    return write_table(
+        table, tables["csv"], tables["md"], f"Self-denoising rounds (spec netsimilarity.md §5.b) — {source_tag(source)}",
+        [
             f"Labels D_r of {train.index.meta.name} (D0 = the noisy labels); label_accuracy vs the hidden "
             f"truth; changed_fraction of D_r vs D_(r-1); heldout_mIoU of a model trained on D_r, on the "
             f"true labels of {heldout.index.meta.name}; median_rho, n_eff, stationarity_residual on "
@@ -306,4 +313,5 @@ def _write_outputs(
             "with >= 1 % true share that lost > 30 % of it. Noise that is systematic (not zero-mean "
             "over similar inputs) is not removed by this method (spec §3.4).",
         ],
+        source=source,
     )

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 from torch import Tensor
 
-from eolabels.similarity.report import rgb_preview, save_figure
+from eolabels.report.tables import source_tag
+from eolabels.report.figures import save_figure
+from eolabels.similarity.report import rgb_preview
 from eolabels.similarity.tiles import TileSet
 from eolabels.tables import ClassSchema
 
@@ -24,8 +26,11 @@ def plot_rounds(
     label_layer: str = "dw",
     truth_layer: str = "truth",
     image_layer: str = "s2",
+    source: str | None = None,
 ) -> None:
-    """Top: the round curves; bottom: the tile whose labels changed most, image, truth, D_r."""
+    """Top: the round curves; bottom: the tile whose labels changed most, image, truth, D_r.
+    ``source`` names the data in the title (``eolabels.report.tables.source_tag``; default: the
+    training set's meta ``source``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +44,7 @@ def plot_rounds(
     ax.plot(table["round"], table["heldout_mIoU"], "s-", label="held-out mIoU of a model on D_r")
     ax.set(xlabel="round r (labels D_r)", ylim=(0, 1), xticks=table["round"])
     ax.legend(fontsize=8)
-    ax.set_title("Self-denoising rounds (synthetic)", fontsize=10)
+    ax.set_title(f"Self-denoising rounds — {source_tag(source or train.index.meta.source)}", fontsize=10)
     ax2 = fig.add_subplot(grid[0, panels // 2 :])
     ax2.bar(table["round"][1:], table["changed_fraction"][1:], color="tab:orange")
     ax2.set(xlabel="round r", ylabel="changed fraction D_r vs D_(r-1)", xticks=table["round"][1:])
@@ -64,4 +69,4 @@ def plot_rounds(
     handles = [matplotlib.patches.Patch(color=c, label=n) for c, n in zip(schema.colors, schema.names)]
     fig.legend(handles=handles, loc="lower center", ncol=min(9, len(handles)), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    save_figure(fig, path)
+    save_figure(fig, path, dpi=110)

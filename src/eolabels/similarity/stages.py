@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from eolabels.atomic import atomic_path
-from eolabels.similarity.audit import AuditSettings, run_density_audit
+from eolabels.similarity.audit import AuditSettings, run_density_audit, split_by_season
 from eolabels.similarity.segmentation import (
     TrainSettings,
     evaluate_segmenter,
@@ -44,10 +44,14 @@ def train_stage(
     heldout_split: str | None = None,
     threads: int = 1,
     device: str = "cpu",
+    withheld_season: str | None = None,
 ) -> dict[str, float]:
-    """Train the U-Net on the dataset's noisy ``dw`` labels; score it against the held-out truth."""
+    """Train the U-Net on the dataset's noisy ``dw`` labels; score it against the held-out truth.
+
+    ``withheld_season``: the tiles of that season are left out of training (acceptance A2 of spec
+    §5.a; the audit leaves the same tiles out of its pass 1)."""
     _threads(threads)
-    tiles = load_tiles(dataset_root, ["s2", "dw", "truth"])
+    tiles, withheld = split_by_season(load_tiles(dataset_root, ["s2", "dw", "truth"]), withheld_season)
     heldout = load_tiles(heldout_root, ["s2", "truth"], heldout_split)
     classes = load_schema(tiles.index.meta.layers["dw"].schema or "").num_classes
     segmenter = train_segmenter(
@@ -58,6 +62,10 @@ def train_stage(
     train_scores = evaluate_segmenter(segmenter, tiles.layers["s2"], tiles.layers["truth"])
     metrics = {
         "synthetic": tiles.index.meta.source == "synthetic",
+        "data": tiles.index.meta.source,
+        "withheld_season": withheld_season,
+        "training_tiles": len(tiles.rows),
+        "withheld_tiles": 0 if withheld is None else len(withheld.rows),
         "training_label_accuracy": label_accuracy(tiles.layers["truth"], tiles.layers["dw"], classes),
         "training_truth_OA": train_scores["OA"],
         "heldout_OA": heldout_scores["OA"],
@@ -80,12 +88,14 @@ def audit_stage(
     heldout_split: str | None = None,
     threads: int = 1,
     device: str = "cpu",
+    seed: int = 0,
 ) -> None:
-    """The density audit of spec §5.a over the checkpoint at ``model_path``."""
+    """The density audit of spec §5.a over the checkpoint at ``model_path``; ``seed`` draws the
+    Jacobian sketch and random projection mask (``AuditSettings.seed``)."""
     _threads(threads)
     summary = run_density_audit(
         load_segmenter(model_path, device), dataset_root, heldout_root, density_dir, tables, figures,
-        AuditSettings(**audit), heldout_split=heldout_split,
+        AuditSettings(**{**audit, "seed": seed}), heldout_split=heldout_split,
     )
     log.info("density audit:\n%s", summary.to_string())
 

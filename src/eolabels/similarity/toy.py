@@ -32,7 +32,9 @@ from eolabels.similarity.kernel import (
     feature_map,
     neighbour_counts,
 )
-from eolabels.similarity.report import save_figure, write_table
+from eolabels.report.tables import source_tag, write_table
+from eolabels.report.figures import save_figure
+from eolabels.similarity.report import TOY_SOURCE
 
 Sampling = Literal["uniform", "triangular"]
 TOY_JACOBIAN = JacobianConfig(subset="all", pixel=None, centred=False)
@@ -325,6 +327,7 @@ def plot_toy_density(runs: Sequence[ToyRun], path: str | Path, estimator: str = 
         yscale="log",
     )
     ax_a.legend(fontsize=8)
+    fig.suptitle(f"Neighbour density on the paper's toy — {source_tag(TOY_SOURCE)}", fontsize=10)
     save_figure(fig, path, dpi=120)
 
 
@@ -378,14 +381,15 @@ def run_toy_study(
         pd.DataFrame(rows),
         table_csv,
         table_md,
-        "Neighbour density on the paper's toy (spec netsimilarity.md §2.4)",
-        notes=[
+        f"Neighbour density on the paper's toy (spec netsimilarity.md §2.4) — {source_tag(TOY_SOURCE)}",
+        [
             "Sinusoids sin(2 pi f a) on the unit circle; mean of every density estimator of spec §2.1 "
             "(self included), median over runs; Spearman correlations per sample. A toy, not the "
             "paper's numbers.",
             f"n = {study.n}, MLP 2-{study.width}x{study.hidden_layers}-1, {study.steps} full-batch "
             f"Adam steps, lr {study.lr} cosine, {study.loss.upper()} loss, {study.runs} run(s) per setting.",
         ],
+        source=TOY_SOURCE,
     )
     for estimator, path in figures.items():
         plot_toy_density(runs, path, estimator)

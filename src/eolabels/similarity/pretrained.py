@@ -1,0 +1,407 @@
+"""CromSS pretraining outputs as networks for the density audit (spec netsimilarity.md §1.3, §5.a).
+
+A pretraining run (``results/pretrain*/<variant>_<bands>/``, rules/pretrain.smk) keeps its final
+full checkpoint ``epoch=<last>.ckpt``: the authors' ``net.<keys>`` state dict plus the trainer's
+``config`` (model kind, encoder, S2 band count, classes).  ``encoders.pt`` holds the encoders only,
+so the audit reads the checkpoint.  :func:`load_pretrained_segmenter` rebuilds the model exactly
+(strict load) and hands the audit one modality branch as a single-input segmentation network:
+
+* ``single`` (``s1``, ``s2``): the U-Net itself;
+* ``late_fusion``: ``model1`` (S1) or ``model2`` (S2);
+* ``mid_fusion``: ``encoder1`` (S1) or ``encoder`` (S2) followed by the shared decoder and head —
+  the very computation of ``MidFusionUnet.forward`` for that modality.  Its decoder BatchNorm
+  statistics mix both modalities (the decoder saw both batches in training); that is the network.
+
+The branch (:class:`PretrainedBranch`) names its parts ``encoder``, ``decoder`` (smp ``UnetDecoder``
+with ``decoder.blocks``) and ``segmentation_head``, the names the parameter subsets of
+:mod:`eolabels.similarity.jacobian` select by.  The input normaliser (:class:`CromssInput`) is the
+pretraining dataset's own: the 13-band L1C digital numbers (or S1 dB) through
+``eolabels.cromss.normalization`` (band selection of ``b13``/``b9``, the uint8 stretch, /255), so the
+audit sees what the network saw in training.  Labels need no remap: pretraining trains on the
+dataset's ``dw`` ids 0..8 as stored (``NoisyLabelPretrainDataset``), which is what the audit reads.
+
+:class:`PretrainedSegmenter` carries what ``run_density_audit`` and ``predict_probabilities`` use of
+a ``Segmenter`` (``model``, ``normaliser``, ``classes``) plus where the network came from.
+:func:`audit_pretrained_stage` is the rule ``audit_pretrained``'s entry point: the audit of
+:mod:`eolabels.similarity.audit` over one branch, with every training sample tagged by the
+pretraining split of its location (the trainer's seeded validation split) and A3 also reported on
+the locations the network was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from eolabels.atomic import atomic_path
+from eolabels.cromss.checkpoint import LIGHTNING_PREFIX, check_state_matches, strip_prefix
+from eolabels.cromss.models import (
+    LateFusionUnet,
+    MidFusionUnet,
+    _decode,
+    build_pretrain_model,
+)
+from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
+from eolabels.cromss.stage import s2_channels
+from eolabels.cromss.train import VARIANTS, split_train_val
+from eolabels.data.index import DatasetIndex
+from eolabels.data.readers import LocationReader
+from eolabels.device import resolve_device
+from eolabels.report.tables import combined_source, source_tag, write_table
+from eolabels.similarity.audit import AuditSettings, auroc, run_density_audit
+from eolabels.similarity.jacobian import select_parameters
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+MODALITIES = ("s1", "s2")
+# bands each modality's raster layer holds (the data contract): S1 VV/VH, S2 L1C B1…B12 with B8A
+LAYER_BANDS = {"s1": 2, "s2": 13}
+
+
+@dataclass(frozen=True)
+class CromssInput:
+    """The pretraining input normalisation of one modality (cromss spec §5–6).
+
+    Takes the raster layer as stored (N x 13 x H x W S2 L1C digital numbers, or N x 2 x H x W S1
+    dB), selects ``band_indices`` (S2 only: the ``b13``/``b9`` set), clips to μ ± 2σ, truncates to
+    uint8 and divides by 255, tile by tile (``normalise_s2`` / ``normalise_s1``, the functions the
+    pretraining dataset applies).
+    """
+
+    modality: str
+    band_indices: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.modality == "s1" and self.band_indices is not None:
+            raise ValueError("S1 has no band selection")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels the network receives."""
+        if self.modality == "s1":
+            return LAYER_BANDS["s1"]
+        return LAYER_BANDS["s2"] if self.band_indices is None else len(self.band_indices)
+
+    def __call__(self, images: np.ndarray) -> Tensor:
+        """N x in_channels x H x W float32 tensor in [0, 1]."""
+        images = np.asarray(images)
+        bands = LAYER_BANDS[self.modality]
+        if images.ndim != 4 or images.shape[1] != bands:
+            raise ValueError(
+                f"{self.modality.upper()} images of shape {images.shape}: expected N x {bands} x H x W "
+                "(the stored layer, before the band selection of the pretraining)"
+            )
+        if self.modality == "s1":
+            tiles = [normalise_s1(image) for image in images]
+        else:
+            tiles = [normalise_s2(image, self.band_indices) for image in images]
+        return torch.from_numpy(np.stack(tiles))
+
+
+class PretrainedBranch(nn.Module):
+    """One modality branch of a CromSS model: ``segmentation_head(decoder(encoder(x)))``.
+
+    Inputs whose sides are not multiples of ``divisor`` (the encoder's output stride) are
+    reflect-padded symmetrically and the logits cropped back; inputs that are multiples (training
+    crops, audit context windows) run unpadded, exactly as in the pretraining model.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, segmentation_head: nn.Module, divisor: int = 32):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.segmentation_head = segmentation_head
+        self.divisor = divisor
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % self.divisor, -width % self.divisor
+        top, left = pad_h // 2, pad_w // 2
+        if pad_h or pad_w:
+            # reflection needs a pad smaller than the side; tiny tiles fall back to replication
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = nn.functional.pad(x, (left, pad_w - left, top, pad_h - top), mode=mode)
+        logits = self.segmentation_head(_decode(self.decoder, self.encoder(x)))
+        if pad_h or pad_w:
+            logits = logits[..., top : top + height, left : left + width]
+        return logits
+
+
+def branch_of(model: nn.Module, modality: str) -> PretrainedBranch:
+    """The ``modality`` branch of a pretraining model (fusion: S1 or S2; ``single``: itself)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    if isinstance(model, MidFusionUnet):
+        encoder = model.encoder1 if modality == "s1" else model.encoder
+        parts = (encoder, model.decoder, model.segmentation_head)
+    else:
+        if isinstance(model, LateFusionUnet):
+            model = model.model1 if modality == "s1" else model.model2
+        parts = (getattr(model, "encoder", None), getattr(model, "decoder", None),
+                 getattr(model, "segmentation_head", None))
+        if any(p is None for p in parts) or getattr(model, "classification_head", None) is not None:
+            raise ValueError(f"{type(model).__name__} is not a CromSS pretraining model")
+    divisor = int(getattr(parts[0], "output_stride", 32))
+    return PretrainedBranch(*parts, divisor=divisor)
+
+
+@dataclass
+class PretrainedSegmenter:
+    """A CromSS branch with what the audit uses of a ``Segmenter`` (``model``, ``normaliser``,
+    ``classes``) and its provenance."""
+
+    model: PretrainedBranch
+    normaliser: CromssInput
+    classes: int
+    checkpoint: str
+    kind: str
+    encoder_name: str
+    epoch: int | None
+    val_fraction: float
+    split_seed: int
+
+    @property
+    def modality(self) -> str:
+        return self.normaliser.modality
+
+    def check_subset(self, subset: str) -> list[str]:
+        """The parameter names of ``subset`` in this branch; a clear error when it has none."""
+        try:
+            names = select_parameters(self.model, subset)
+        except ValueError as err:
+            raise ValueError(f"{self.checkpoint}: {err}") from err
+        if not names:
+            raise ValueError(f"{self.checkpoint}: parameter subset {subset!r} selects no parameters")
+        return names
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"pretraining checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"cannot read pretraining checkpoint {path}: {err}") from err
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ValueError(f"{path} holds no state_dict: not a CromSS pretraining checkpoint")
+    config = payload.get("config")
+    needed = ("kind", "encoder_name", "in_channels_s2", "classes", "modality")
+    if not isinstance(config, dict) or any(k not in config for k in needed):
+        raise ValueError(
+            f"{path} records no model configuration ({', '.join(needed)}): only checkpoints written "
+            "by eolabels.cromss.train can be audited (the authors' files do not name their encoder)"
+        )
+    return payload
+
+
+def _check_expected(path: Path, config: dict[str, Any], variant: str | None, bands: str | None) -> None:
+    """The checkpoint's recorded architecture against the run it should belong to."""
+    problems = []
+    if variant is not None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown pretraining variant {variant!r}; expected one of {sorted(VARIANTS)}")
+        expected = VARIANTS[variant]
+        if config["kind"] != expected["kind"]:
+            problems.append(f"model kind {config['kind']!r}, variant {variant} trains {expected['kind']!r}")
+        elif expected["kind"] == "single" and config["modality"] != expected["modality"]:
+            problems.append(f"a single-modal {config['modality']} U-Net, variant {variant} is {expected['modality']}")
+    if bands is not None and int(config["in_channels_s2"]) != s2_channels(bands):
+        problems.append(f"{config['in_channels_s2']} S2 bands, band set {bands} has {s2_channels(bands)}")
+    if problems:
+        run = "_".join(x for x in (variant, bands) if x)
+        raise ValueError(f"{path} does not hold the network of run {run}: " + "; ".join(problems))
+
+
+def load_pretrained_segmenter(
+    checkpoint: PathLike,
+    modality: str = "s2",
+    variant: str | None = None,
+    bands: str | None = None,
+    device: str = "cpu",
+) -> PretrainedSegmenter:
+    """The ``modality`` branch of the CromSS checkpoint at ``checkpoint``, in eval mode.
+
+    A single-modal run is audited on its own modality whatever ``modality`` says.  ``variant`` and
+    ``bands`` (e.g. ``"cromss_midF"``, ``"b9"``), when given, must match what the checkpoint
+    records; the weights must fit the recorded architecture exactly.  Failures name the file.
+    """
+    path = Path(checkpoint)
+    payload = _read_checkpoint(path)
+    config = payload["config"]
+    _check_expected(path, config, variant, bands)
+    kind = config["kind"]
+    if kind == "single":
+        if modality != config["modality"]:
+            log.info("%s: single-modal %s U-Net, auditing its %s input", path, config["modality"], config["modality"])
+        modality = config["modality"]
+    in_channels_s2 = int(config["in_channels_s2"])
+    try:
+        model = build_pretrain_model(
+            kind, config["encoder_name"], in_channels_s2=in_channels_s2, classes=int(config["classes"]),
+            modality=config["modality"],
+        )
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise ValueError(f"{path}: cannot rebuild its {kind} model ({err})") from err
+    state = payload["state_dict"]
+    if any(k.startswith(LIGHTNING_PREFIX) for k in state):
+        state = strip_prefix(state, LIGHTNING_PREFIX)
+    check_state_matches(model, state, str(path))
+    model.load_state_dict(state, strict=True)
+    bands_used = None if modality == "s1" else s2_band_indices(in_channels_s2)
+    branch = branch_of(model, modality).to(resolve_device(device)).eval()
+    epoch = payload.get("epoch")
+    return PretrainedSegmenter(
+        model=branch,
+        normaliser=CromssInput(modality, bands_used),
+        classes=int(config["classes"]),
+        checkpoint=str(path),
+        kind=kind,
+        encoder_name=config["encoder_name"],
+        epoch=None if epoch is None else int(epoch),
+        val_fraction=float(config.get("val_fraction", 0.0)),
+        split_seed=int(config.get("split_seed", 42)),
+    )
+
+
+def pretraining_splits(dataset_root: PathLike, val_fraction: float, split_seed: int) -> dict[str, str]:
+    """``{location id: "train" | "validation"}``: the trainer's seeded split over the locations of
+    the pretraining dataset (``split_train_val`` over ``LocationReader`` order, cromss spec §5)."""
+    reader = LocationReader(DatasetIndex.open(Path(dataset_root)))
+    try:
+        locations = reader.locations
+    finally:
+        reader.close()
+    _, validation = split_train_val(list(range(len(locations))), val_fraction, split_seed)
+    held = {locations[i] for i in validation.indices}
+    return {location: "validation" if location in held else "train" for location in locations}
+
+
+def _rewrite_csv(frame: pd.DataFrame, path: PathLike) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def audit_pretrained(
+    segmenter: PretrainedSegmenter,
+    dataset_root: PathLike,
+    heldout_root: PathLike,
+    density_dir: PathLike,
+    tables: dict[str, PathLike],
+    figures: dict[str, PathLike],
+    settings: AuditSettings,
+    run: str,
+    heldout_split: str | None = None,
+) -> pd.DataFrame:
+    """The density audit of spec §5.a over one CromSS branch; returns the summary table.
+
+    ``dataset_root`` must be the dataset the run pretrained on (its ``dw`` labels are the training
+    labels).  Adds ``pretrain_split`` to the per-sample and per-tile tables and the A3 measures over
+    the locations the network was trained on to the summary.
+    """
+    segmenter.check_subset(settings.subset)
+    divisor = segmenter.model.divisor
+    if settings.context % divisor:
+        raise ValueError(
+            f"audit context {settings.context} px is not a multiple of {divisor}, the output stride of "
+            f"the {segmenter.encoder_name} encoder of {segmenter.checkpoint}"
+        )
+    summary = run_density_audit(
+        segmenter,  # type: ignore[arg-type]  # the audit uses model, normaliser and classes only
+        dataset_root, heldout_root, density_dir, tables, figures, settings,
+        label_layer="dw", truth_layer="truth", image_layer=segmenter.modality, heldout_split=heldout_split,
+    )
+    splits = pretraining_splits(dataset_root, segmenter.val_fraction, segmenter.split_seed)
+    samples = pd.read_csv(tables["samples"])
+    samples["pretrain_split"] = samples["id"].astype(str).map(splits)
+    _rewrite_csv(samples, tables["samples"])
+    tiles = pd.read_csv(tables["tiles"])
+    dataset_name = DatasetIndex.open(Path(dataset_root)).meta.name
+    tiles["pretrain_split"] = np.where(
+        tiles["dataset"] == dataset_name, tiles["id"].astype(str).map(splits), "heldout"
+    )
+    _rewrite_csv(tiles, tables["tiles"])
+
+    trained = samples[(samples["pretrain_split"] == "train")]
+    scored = trained[np.isfinite(trained["label_support"]) & np.isfinite(trained["p_label"])]
+    wrong = scored["label_wrong"].to_numpy(bool)
+    auc = auroc(1 - scored["label_support"].to_numpy(), wrong)
+    extra = pd.DataFrame(
+        [
+            ("A3 AUROC of 1 - label support, pretraining-train locations only",
+             auc, ">= 0.75", bool(auc >= 0.75) if np.isfinite(auc) else ""),
+            ("A3 baseline AUROC of 1 - p(noisy label), pretraining-train locations only",
+             auroc(1 - scored["p_label"].to_numpy(), wrong), "", ""),
+            ("training samples at pretraining-validation locations",
+             int((samples["pretrain_split"] == "validation").sum()), "", ""),
+        ],
+        columns=["measure", "value", "target", "meets_target"],
+    )
+    for column in summary.columns.difference(extra.columns):  # data sets and sources, as in every row
+        extra[column] = summary[column].iloc[0]
+    summary = pd.concat([summary, extra], ignore_index=True)
+    summary.insert(0, "network", f"{run} ({segmenter.modality.upper()} branch)")
+    summary["checkpoint"] = segmenter.checkpoint
+    notes = [
+        f"Network: the {segmenter.modality.upper()} branch of the CromSS pretraining run {run} "
+        f"({segmenter.kind}, {segmenter.encoder_name}, after {segmenter.epoch} epochs), inputs normalised as in "
+        "its pretraining; training labels are the noisy labels it was pretrained on.",
+        "A2: error of the network's prediction vs the truth on held-out tiles, by soft neighbour count "
+        "N_S decile. A3: ranking of wrong training labels by 1 - label support, next to the 1 - "
+        "p(noisy label) baseline; 'pretraining-train locations only' leaves out the locations of the "
+        "pretraining's validation split. Targets are the spec's proposals; values are measured.",
+    ]
+    # the ``data`` column and banner of every result table (eolabels.report.tables), as the audit's own
+    source = combined_source(
+        {meta.name: meta.source for meta in (DatasetIndex.open(Path(r)).meta for r in (dataset_root, heldout_root))}
+    )
+    return write_table(
+        summary, tables["summary_csv"], tables["summary_md"],
+        f"Density audit of the pretrained network {run} (network input similarity, spec §5.a) — {source_tag(source)}",
+        notes, source=source,
+    )
+
+
+def audit_pretrained_stage(
+    checkpoint: PathLike,
+    dataset_root: PathLike,
+    heldout_root: PathLike,
+    density_dir: PathLike,
+    tables: dict[str, PathLike],
+    figures: dict[str, PathLike],
+    run: str,
+    audit: dict[str, Any],
+    modality: str = "s2",
+    seed: int = 0,
+    heldout_split: str | None = None,
+    threads: int = 1,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Entry point of rule ``audit_pretrained``: ``run`` is ``<variant>_<bands>`` (e.g.
+    ``cromss_midF_b9``), ``audit`` the config's audit settings (``AuditSettings`` fields); ``seed``
+    draws the sketch where ``AuditSettings`` takes one."""
+    torch.set_num_threads(max(1, threads))
+    values = dict(audit)
+    if "seed" in {f.name for f in dataclasses.fields(AuditSettings)}:
+        values.setdefault("seed", seed)
+    variant, bands = run.rsplit("_", 1)
+    segmenter = load_pretrained_segmenter(checkpoint, modality, variant, bands, device)
+    log.info("auditing the %s branch of %s (%s, %s, epoch %s)", segmenter.modality, checkpoint,
+             segmenter.kind, segmenter.encoder_name, segmenter.epoch)
+    summary = audit_pretrained(
+        segmenter, dataset_root, heldout_root, density_dir, tables, figures, AuditSettings(**values), run,
+        heldout_split,
+    )
+    log.info("density audit of %s:\n%s", run, summary.to_string())
+    return summary

@@ -1,0 +1,27 @@
+"""Snakemake entry point of rule audit_pretrained: unpack `snakemake`, call the library."""
+from pathlib import Path
+
+from eolabels.similarity.pretrained import audit_pretrained_stage
+from eolabels.workflow import logged
+
+with logged(snakemake.log[0]):
+    audit_pretrained_stage(
+        snakemake.input.checkpoint,
+        Path(snakemake.input.index).parent,
+        Path(snakemake.input.heldout_index).parent,
+        snakemake.output.density,
+        {
+            "summary_csv": snakemake.output.table,
+            "summary_md": snakemake.output.markdown,
+            "tiles": snakemake.output.tiles,
+            "samples": snakemake.output.samples,
+        },
+        {"tiles": snakemake.output.figure, "deciles": snakemake.output.deciles},
+        snakemake.wildcards.variant,
+        snakemake.params.audit,
+        modality=snakemake.params.modality,
+        seed=snakemake.params.seed,
+        heldout_split=snakemake.params.heldout_split,
+        threads=snakemake.threads,
+        device=snakemake.params.device,
+    )
