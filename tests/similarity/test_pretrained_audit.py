@@ -194,25 +194,28 @@ def test_audit_stage_end_to_end_on_a_tiny_world(world):
     )
     noldo, dw = DatasetIndex.open(world["noldo"]), DatasetIndex.open(world["dw"])
     measures = summary.set_index("measure")["value"]
-    assert measures["training samples"] == len(noldo) * 9  # 48-px tiles, stride 16: 3 x 3 centres
-    for measure in ("A2 ratio lowest / highest decile", "A3 AUROC of 1 - label support for wrong label",
-                    "A3 AUROC of 1 - label support, pretraining-train locations only"):
+    # pass 1 = the locations the network trained on: the validation location's 4 seasons stay out
+    assert measures["training samples"] == (len(noldo) - 4) * 9  # 48-px tiles, stride 16: 3 x 3 centres
+    for measure in ("A2 ratio lowest / highest decile", "A3 AUROC of 1 - label support for wrong label"):
         assert np.isfinite(float(measures[measure])), measure
-    assert measures["training samples at pretraining-validation locations"] == 4 * 9  # 1 location, 4 seasons
+    assert measures["pretraining-validation locations (left out of pass 1, scored only)"] == 1
     assert (summary["network"] == "cromss_midF_b9 (S2 branch)").all()
     assert (pd.read_csv(tables["summary_csv"])["data"] == "synthetic").all()  # every result table names its data
 
     tiles = pd.read_csv(tables["tiles"])
     assert len(tiles) == len(noldo) + len(dw)
     assert set(tiles["pretrain_split"]) == {"train", "validation", "heldout"}
+    assert (tiles["in_pass1"] == (tiles["pretrain_split"] == "train")).all()
+    validation = set(tiles.loc[tiles["pretrain_split"] == "validation", "id"])
     density, grid, names = read_geotiff(tiles["density_map"][0])
     assert names == ("log_density",) and density.shape[1:] == (3, 3) and grid.transform[0] == pytest.approx(160.0)
     samples = pd.read_csv(tables["samples"])
     assert samples["label_support"].dropna().between(0, 1).all()
-    assert {"unreliable", "suspicious_label", "pretrain_split", "p_label"} <= set(samples.columns)
+    assert {"unreliable", "suspicious_label", "p_label"} <= set(samples.columns)
+    assert len(validation) == 1 and not validation & set(samples["id"])
     assert (samples["label"] < 9).all()  # the dw ids the run pretrained on, no remap
     markdown = tables["summary_md"].read_text()
-    assert "Synthetic world" in markdown and "cromss_midF_b9" in markdown and "pretraining-train" in markdown
+    assert "Synthetic world" in markdown and "cromss_midF_b9" in markdown and "validation locations are left out" in markdown
     assert figures["tiles"].stat().st_size > 5_000 and figures["deciles"].stat().st_size > 5_000
 
     segmenter = load_pretrained_segmenter(world["checkpoint"], "s2")

@@ -6,8 +6,9 @@ pass 2 scores the training samples (``N_S``, ``N_S^c``, label support, flags) an
 (``N_S``).  Outputs: one coarse ``log N_S`` GeoTIFF per tile, a per-tile table, a per-sample table,
 the acceptance measures A2 and A3 against the truth, and figures.
 
-Any segmentation network works: ``run_density_audit`` takes a ``Segmenter`` (the network and its
-input normalisation); ``stages.audit_stage`` loads one saved by ``Segmenter.save``.
+Any segmentation network works: ``run_density_audit`` takes a ``segmentation.Network`` (the network,
+its input normalisation, its class count); ``stages.audit_stage`` loads one saved by ``Segmenter.save``,
+``pretrained`` builds one from a CromSS checkpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from eolabels.similarity.density import (
 from eolabels.similarity.jacobian import PROJECTIONS, JacobianConfig
 from eolabels.report.tables import source_tag, write_table
 from eolabels.similarity.report import tile_sets_source
-from eolabels.similarity.segmentation import Segmenter, predict_probabilities
+from eolabels.similarity.segmentation import Network, predict_probabilities
 from eolabels.similarity.tiles import TileSet, load_tiles
 from eolabels.tables import ClassSchema, load_schema
 
@@ -119,6 +120,15 @@ def season_mask(tiles: TileSet, season: str, names: Sequence[str] = ()) -> np.nd
     return np.array([name == season for name in seasons], dtype=bool)
 
 
+def split_tiles(tiles: TileSet, leave_out: np.ndarray) -> tuple[TileSet, TileSet | None]:
+    """``(tiles kept, tiles left out)`` by a boolean mask; the second is ``None`` when none is left
+    out.  Leaving out every tile fails naming the dataset."""
+    kept, left = np.flatnonzero(~leave_out).tolist(), np.flatnonzero(leave_out).tolist()
+    if not kept:
+        raise ValueError(f"{tiles.index.root}: every tile is left out of training; none is left to train on")
+    return _tile_subset(tiles, kept), _tile_subset(tiles, left) if left else None
+
+
 def split_by_season(tiles: TileSet, season: str | None) -> tuple[TileSet, TileSet | None]:
     """``(tiles of the other seasons, tiles of season)``; the second is ``None`` when no tile is of
     that season or ``season`` is ``None`` (then the first is ``tiles``).  An unknown season name,
@@ -126,13 +136,12 @@ def split_by_season(tiles: TileSet, season: str | None) -> tuple[TileSet, TileSe
     if season is None:
         return tiles, None
     mask = season_mask(tiles, season)
-    kept, withheld = np.flatnonzero(~mask).tolist(), np.flatnonzero(mask).tolist()
-    if not kept:
+    if mask.all():
         raise ValueError(
             f"{tiles.index.root}: every tile is of season {season!r}; none is left to train on "
             "(withhold another season or none)"
         )
-    return _tile_subset(tiles, kept), _tile_subset(tiles, withheld) if withheld else None
+    return split_tiles(tiles, mask)
 
 
 def withheld_season_test(withheld: Sequence[np.ndarray], trained: Sequence[np.ndarray]) -> dict[str, float]:
@@ -187,7 +196,7 @@ def tile_samples(image: Tensor, stride: int, context: int) -> tuple[Tensor, np.n
 
 
 def build_accumulator(
-    segmenter: Segmenter,
+    segmenter: Network,
     images: Tensor,
     labels: np.ndarray,
     settings: AuditSettings,
@@ -213,7 +222,7 @@ def build_accumulator(
 
 def score_tiles(
     accumulator: SoftDensityAccumulator,
-    segmenter: Segmenter,
+    segmenter: Network,
     images: Tensor,
     settings: AuditSettings,
     with_classes: bool,
@@ -283,7 +292,7 @@ def _centre_values(probabilities: Tensor, scores: Sequence[tuple]) -> list[Tenso
 
 
 def run_density_audit(
-    segmenter: Segmenter,
+    segmenter: Network,
     train_root: str | os.PathLike[str],
     heldout_root: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -294,16 +303,23 @@ def run_density_audit(
     truth_layer: str = "truth",
     image_layer: str = "s2",
     heldout_split: str | None = None,
+    exclude_ids: Collection[str] = (),
 ) -> pd.DataFrame:
     """The whole audit of ``segmenter``; ``tables`` has keys ``summary_csv``, ``summary_md``,
     ``tiles``, ``samples``; ``figures`` has ``tiles`` and ``deciles``.  Returns the summary table.
 
     With ``settings.withheld_season``, the training tiles of that season are left out of pass 1
     (as they were left out of the network's training, ``stages.train_stage``) and scored like
-    held-out tiles; A2 then also compares held-out tiles of that season with the others."""
+    held-out tiles; A2 then also compares held-out tiles of that season with the others.
+    ``exclude_ids``: locations of the training set the network never trained on (e.g. a pretraining's
+    validation split); like a withheld season they stay out of pass 1 and are only scored."""
     out_dir = Path(out_dir)
     season = settings.withheld_season
-    train, withheld_train = split_by_season(load_tiles(train_root, [image_layer, label_layer, truth_layer]), season)
+    loaded = load_tiles(train_root, [image_layer, label_layer, truth_layer])
+    in_season = np.zeros(len(loaded.rows), bool) if season is None else season_mask(loaded, season)
+    excluded = loaded.table["id"].astype(str).isin({str(i) for i in exclude_ids}).to_numpy()
+    train, withheld_train = split_tiles(loaded, in_season | excluded)
+    withheld_in_season = in_season[in_season | excluded]
     heldout = load_tiles(heldout_root, [image_layer, truth_layer], heldout_split)
     heldout_withheld = (
         np.zeros(len(heldout.rows), bool)
@@ -347,7 +363,8 @@ def run_density_audit(
         *samples.groupby(["id", "season"], sort=False)["unreliable"].sum(),
         *[int(audit_flags(s, None, soft)["unreliable"].sum()) for s, *_ in (*withheld_scores, *heldout_scores)],
     ]
-    tile_table["withheld_season"] = [*[False] * n_train, *[True] * n_withheld, *heldout_withheld]
+    tile_table["withheld_season"] = [*[False] * n_train, *withheld_in_season, *heldout_withheld]
+    tile_table["in_pass1"] = [*[True] * n_train, *[False] * (n_withheld + len(heldout_errors))]
 
     season_groups = (
         [s for s, w in zip(heldout_soft, heldout_withheld) if w],
@@ -374,7 +391,7 @@ def run_density_audit(
 
 
 def _training_samples(
-    segmenter: Segmenter, train: TileSet, scores: Sequence[tuple], label_layer: str, truth_layer: str, image_layer: str
+    segmenter: Network, train: TileSet, scores: Sequence[tuple], label_layer: str, truth_layer: str, image_layer: str
 ) -> pd.DataFrame:
     """One row per training sample: position, label, truth, ``N_S``, support, ``p^(y~)``."""
     probabilities = predict_probabilities(segmenter, train.layers[image_layer])
@@ -410,7 +427,7 @@ def _training_samples(
 
 
 def _heldout_errors(
-    segmenter: Segmenter, heldout: TileSet, scores: Sequence[tuple], truth_layer: str, image_layer: str
+    segmenter: Network, heldout: TileSet, scores: Sequence[tuple], truth_layer: str, image_layer: str
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per held-out tile: ``N_S`` and whether the prediction at each centre is wrong vs truth."""
     predicted = predict_probabilities(segmenter, heldout.layers[image_layer]).argmax(dim=1).numpy()

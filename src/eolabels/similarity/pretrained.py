@@ -21,7 +21,7 @@ audit sees what the network saw in training.  Labels need no remap: pretraining 
 dataset's ``dw`` ids 0..8 as stored (``NoisyLabelPretrainDataset``), which is what the audit reads.
 
 :class:`PretrainedSegmenter` carries what ``run_density_audit`` and ``predict_probabilities`` use of
-a ``Segmenter`` (``model``, ``normaliser``, ``classes``) plus where the network came from.
+a ``segmentation.Network`` (``model``, ``normaliser``, ``classes``) plus where the network came from.
 :func:`audit_pretrained_stage` is the rule ``audit_pretrained``'s entry point: the audit of
 :mod:`eolabels.similarity.audit` over one branch, with every training sample tagged by the
 pretraining split of its location (the trainer's seeded validation split) and A3 also reported on
@@ -30,7 +30,6 @@ the locations the network was trained on.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import pickle
@@ -58,7 +57,7 @@ from eolabels.data.index import DatasetIndex
 from eolabels.data.readers import LocationReader
 from eolabels.device import resolve_device
 from eolabels.report.tables import combined_source, source_tag, write_table
-from eolabels.similarity.audit import AuditSettings, auroc, run_density_audit
+from eolabels.similarity.audit import AuditSettings, run_density_audit
 from eolabels.similarity.jacobian import select_parameters
 
 log = logging.getLogger(__name__)
@@ -159,7 +158,7 @@ def branch_of(model: nn.Module, modality: str) -> PretrainedBranch:
 
 @dataclass
 class PretrainedSegmenter:
-    """A CromSS branch with what the audit uses of a ``Segmenter`` (``model``, ``normaliser``,
+    """A CromSS branch as a ``segmentation.Network`` (``model``, ``normaliser``,
     ``classes``) and its provenance."""
 
     model: PretrainedBranch
@@ -307,8 +306,9 @@ def audit_pretrained(
     """The density audit of spec §5.a over one CromSS branch; returns the summary table.
 
     ``dataset_root`` must be the dataset the run pretrained on (its ``dw`` labels are the training
-    labels).  Adds ``pretrain_split`` to the per-sample and per-tile tables and the A3 measures over
-    the locations the network was trained on to the summary.
+    labels).  Pass 1 and the training-sample measures (A3, flags) cover the locations the network
+    trained on: the pretraining's validation locations are left out and only scored; the per-tile
+    table says which split each tile was in (``pretrain_split``).
     """
     segmenter.check_subset(settings.subset)
     divisor = segmenter.model.divisor
@@ -317,35 +317,22 @@ def audit_pretrained(
             f"audit context {settings.context} px is not a multiple of {divisor}, the output stride of "
             f"the {segmenter.encoder_name} encoder of {segmenter.checkpoint}"
         )
+    splits = pretraining_splits(dataset_root, segmenter.val_fraction, segmenter.split_seed)
     summary = run_density_audit(
-        segmenter,  # type: ignore[arg-type]  # the audit uses model, normaliser and classes only
+        segmenter,
         dataset_root, heldout_root, density_dir, tables, figures, settings,
         label_layer="dw", truth_layer="truth", image_layer=segmenter.modality, heldout_split=heldout_split,
+        exclude_ids=[location for location, split in splits.items() if split == "validation"],
     )
-    splits = pretraining_splits(dataset_root, segmenter.val_fraction, segmenter.split_seed)
-    samples = pd.read_csv(tables["samples"])
-    samples["pretrain_split"] = samples["id"].astype(str).map(splits)
-    _rewrite_csv(samples, tables["samples"])
     tiles = pd.read_csv(tables["tiles"])
     dataset_name = DatasetIndex.open(Path(dataset_root)).meta.name
     tiles["pretrain_split"] = np.where(
         tiles["dataset"] == dataset_name, tiles["id"].astype(str).map(splits), "heldout"
     )
     _rewrite_csv(tiles, tables["tiles"])
-
-    trained = samples[(samples["pretrain_split"] == "train")]
-    scored = trained[np.isfinite(trained["label_support"]) & np.isfinite(trained["p_label"])]
-    wrong = scored["label_wrong"].to_numpy(bool)
-    auc = auroc(1 - scored["label_support"].to_numpy(), wrong)
+    validation = sorted(location for location, split in splits.items() if split == "validation")
     extra = pd.DataFrame(
-        [
-            ("A3 AUROC of 1 - label support, pretraining-train locations only",
-             auc, ">= 0.75", bool(auc >= 0.75) if np.isfinite(auc) else ""),
-            ("A3 baseline AUROC of 1 - p(noisy label), pretraining-train locations only",
-             auroc(1 - scored["p_label"].to_numpy(), wrong), "", ""),
-            ("training samples at pretraining-validation locations",
-             int((samples["pretrain_split"] == "validation").sum()), "", ""),
-        ],
+        [("pretraining-validation locations (left out of pass 1, scored only)", len(validation), "", "")],
         columns=["measure", "value", "target", "meets_target"],
     )
     for column in summary.columns.difference(extra.columns):  # data sets and sources, as in every row
@@ -359,8 +346,8 @@ def audit_pretrained(
         "its pretraining; training labels are the noisy labels it was pretrained on.",
         "A2: error of the network's prediction vs the truth on held-out tiles, by soft neighbour count "
         "N_S decile. A3: ranking of wrong training labels by 1 - label support, next to the 1 - "
-        "p(noisy label) baseline; 'pretraining-train locations only' leaves out the locations of the "
-        "pretraining's validation split. Targets are the spec's proposals; values are measured.",
+        "p(noisy label) baseline, over the locations the network trained on (the pretraining's "
+        "validation locations are left out of pass 1 and only scored). Targets are the spec's proposals; values are measured.",
     ]
     # the ``data`` column and banner of every result table (eolabels.report.tables), as the audit's own
     source = combined_source(
@@ -392,9 +379,7 @@ def audit_pretrained_stage(
     ``cromss_midF_b9``), ``audit`` the config's audit settings (``AuditSettings`` fields); ``seed``
     draws the sketch where ``AuditSettings`` takes one."""
     torch.set_num_threads(max(1, threads))
-    values = dict(audit)
-    if "seed" in {f.name for f in dataclasses.fields(AuditSettings)}:
-        values.setdefault("seed", seed)
+    values = {"seed": seed, **audit}
     variant, bands = run.rsplit("_", 1)
     segmenter = load_pretrained_segmenter(checkpoint, modality, variant, bands, device)
     log.info("auditing the %s branch of %s (%s, %s, epoch %s)", segmenter.modality, checkpoint,

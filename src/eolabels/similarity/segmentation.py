@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -103,6 +105,19 @@ class BandNormaliser:
         mean = np.asarray(self.mean)[None, :, None, None]
         std = np.asarray(self.std)[None, :, None, None]
         return torch.from_numpy(((images - mean) / std).astype(np.float32))
+
+
+class Network(Protocol):
+    """What the audit and ``predict_probabilities`` use of a trained network: the module (N x bands x H
+    x W to class logits, with the module names of the parameter subsets), its input normalisation
+    (raw tiles to a float tensor) and its class count.  ``Segmenter`` and the CromSS branches of
+    ``eolabels.similarity.pretrained`` both are one."""
+
+    model: nn.Module
+    classes: int
+
+    @property
+    def normaliser(self) -> Callable[[np.ndarray], Tensor]: ...
 
 
 @dataclass
@@ -207,7 +222,7 @@ def train_segmenter(
     return Segmenter(model.eval(), normaliser, settings, classes)
 
 
-def predict_probabilities(segmenter: Segmenter, images: np.ndarray, batch_size: int = 8) -> Tensor:
+def predict_probabilities(segmenter: Network, images: np.ndarray, batch_size: int = 8) -> Tensor:
     """Softmax probabilities, N x C x H x W (eval mode, whole tiles)."""
     x = segmenter.normaliser(images)
     segmenter.model.eval()
@@ -221,7 +236,7 @@ def predict_probabilities(segmenter: Segmenter, images: np.ndarray, batch_size: 
         )
 
 
-def evaluate_segmenter(segmenter: Segmenter, images: np.ndarray, truth: np.ndarray) -> dict:
+def evaluate_segmenter(segmenter: Network, images: np.ndarray, truth: np.ndarray) -> dict:
     """OA, AA, mIoU, mF1 (``eolabels.metrics``) of the arg-max prediction against ``truth``."""
     scores = SegmentationMetrics(segmenter.classes)
     scores.update(truth, predict_probabilities(segmenter, images).argmax(dim=1))
