@@ -1,6 +1,7 @@
 """Snakemake entry point of rule audit_density: unpack `snakemake`, call the library."""
 from pathlib import Path
 
+from eolabels.similarity.audit import audit_paths
 from eolabels.similarity.stages import audit_stage
 from eolabels.workflow import logged
 
@@ -10,13 +11,7 @@ with logged(snakemake.log[0]):
         Path(snakemake.input.index).parent,
         Path(snakemake.input.heldout_index).parent,
         snakemake.output.density,
-        {
-            "summary_csv": snakemake.output.table,
-            "summary_md": snakemake.output.markdown,
-            "tiles": snakemake.output.tiles,
-            "samples": snakemake.output.samples,
-        },
-        {"tiles": snakemake.output.figure, "deciles": snakemake.output.deciles},
+        *audit_paths(snakemake.output),
         snakemake.params.audit,
         heldout_split=snakemake.params.heldout_split,
         threads=snakemake.threads,

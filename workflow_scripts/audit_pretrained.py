@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from eolabels.similarity.pretrained import audit_pretrained_stage
+from eolabels.similarity.audit import audit_paths
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
@@ -10,13 +11,7 @@ with logged(snakemake.log[0]):
         Path(snakemake.input.index).parent,
         Path(snakemake.input.heldout_index).parent,
         snakemake.output.density,
-        {
-            "summary_csv": snakemake.output.table,
-            "summary_md": snakemake.output.markdown,
-            "tiles": snakemake.output.tiles,
-            "samples": snakemake.output.samples,
-        },
-        {"tiles": snakemake.output.figure, "deciles": snakemake.output.deciles},
+        *audit_paths(snakemake.output),
         snakemake.wildcards.variant,
         snakemake.params.audit,
         modality=snakemake.params.modality,
