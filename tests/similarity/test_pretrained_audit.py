@@ -154,6 +154,9 @@ def test_wrong_checkpoints_fail_naming_the_file(world, tmp_path):
         load_pretrained_segmenter(ckpt, "s2", "cromss_midF", "b13")
     with pytest.raises(ValueError, match=r"epoch=001\.ckpt does not hold the network of run lateF_b9.*mid_fusion"):
         load_pretrained_segmenter(ckpt, "s2", "lateF", "b9")
+    # midF and cromss_midF share the architecture and differ only in sample selection
+    with pytest.raises(ValueError, match=r"run midF_b9: sample selection on, variant midF trains with it off"):
+        load_pretrained_segmenter(ckpt, "s2", "midF", "b9")
     # weights of a 9-band network under a config that claims 13 bands: another architecture
     lying = _fake_checkpoint(tmp_path / "lying.ckpt", "late_fusion", bands=9, in_channels_s2=13)
     with pytest.raises(ValueError, match=r"lying\.ckpt does not match LateFusionUnet.*shape mismatch"):
@@ -236,3 +239,19 @@ def test_dry_run_audits_the_labels_the_run_pretrained_on(workflow_copy):
     disabled = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml", "--config",
                          "similarity={'audit_pretrained': {'variants': []}}")
     assert "rule audit_pretrained:" not in disabled.stdout
+
+
+@pytest.mark.slow
+def test_audit_of_the_s1_branch_runs_and_titles_its_preview(world):
+    # S1 tiles have no B4/B3/B2: the tile figure shows the VV/VH false colour instead of failing
+    out = world["root"] / "audit_s1"
+    tables = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md",
+              "tiles": out / "tiles.csv", "samples": out / "samples.csv"}
+    figures = {"tiles": out / "tiles.png", "deciles": out / "deciles.png"}
+    summary = audit_pretrained_stage(
+        world["checkpoint"], world["noldo"], world["dw"], out / "density", tables, figures, "cromss_midF_b9",
+        {"stride": 16, "context": 32, "figure_tiles": 1, "batch_size": 16}, modality="s1", seed=0,
+    )
+    assert (summary["network"] == "cromss_midF_b9 (S1 branch)").all()
+    assert np.isfinite(float(summary.set_index("measure")["value"]["A3 AUROC of 1 - label support for wrong label"]))
+    assert figures["tiles"].stat().st_size > 5_000

@@ -100,6 +100,9 @@ def test_train_stage_leaves_the_withheld_season_out(worlds, tmp_path):
     )
     assert (metrics["training_tiles"], metrics["withheld_tiles"]) == (6, 2)
     assert metrics["withheld_season"] == "winter" and metrics["data"] == "synthetic"
+    # the held-out OA over all tiles is a pixel-weighted mean of the two season groups' OAs
+    groups = [metrics[f"heldout_OA_{g}"] for g in ("trained_seasons", "withheld_season") if f"heldout_OA_{g}" in metrics]
+    assert groups and min(groups) - 1e-12 <= metrics["heldout_OA"] <= max(groups) + 1e-12
     everything = train_stage(
         worlds / "synthetic" / "noldo", worlds / "synthetic" / "dw", tmp_path / "n.pt", tmp_path / "n.json",
         recipe, seed=0,
@@ -223,3 +226,23 @@ def test_self_denoising_outputs_name_the_data_source(worlds, tmp_path, monkeypat
     assert f"Self-denoising rounds — {source_tag(source)}" in titles
     if source == "local":
         assert not any("synthetic" in t.lower() for t in titles)
+
+
+def test_image_preview_true_colour_s1_false_colour_and_grey():
+    from eolabels.similarity.report import image_preview
+
+    ramp = np.arange(100, dtype=np.float64).reshape(10, 10)
+    s2 = np.stack([ramp * (b + 1) for b in range(4)])  # bands B2 B3 B4 B8
+    rgb, shown = image_preview(s2, ["B2", "B3", "B4", "B8"])
+    assert shown == "B4/B3/B2" and rgb.shape == (10, 10, 3)
+    # every channel is the same ramp after the 2-98 % stretch: 0 at the 2nd percentile, 1 at the 98th
+    low, high = np.percentile(ramp, [2, 98])
+    np.testing.assert_allclose(rgb[..., 0], np.clip((ramp - low) / (high - low), 0, 1))
+    vv, vh = -10 + 0.1 * ramp, -20 + 0.05 * ramp
+    false_colour, shown = image_preview(np.stack([vv, vh]), ["VV", "VH"])
+    assert shown == "VV/VH/VV-VH"
+    diff = vv - vh
+    lo, hi = np.percentile(diff, [2, 98])
+    np.testing.assert_allclose(false_colour[..., 2], np.clip((diff - lo) / (hi - lo), 0, 1))
+    grey, shown = image_preview(np.stack([ramp]), ["NIR"])
+    assert shown == "NIR" and np.array_equal(grey[..., 0], grey[..., 2])

@@ -12,7 +12,7 @@ import pandas as pd
 from eolabels.report.tables import source_tag
 from eolabels.similarity.density import density_grid
 from eolabels.report.figures import save_figure
-from eolabels.similarity.report import rgb_preview
+from eolabels.similarity.report import image_preview
 from eolabels.similarity.tiles import TileSet
 from eolabels.tables import ClassSchema
 
@@ -47,8 +47,9 @@ def plot_audit_tiles(
         labels = np.ma.masked_equal(train.layers[label_layer][t], 255)
         height, width = labels.shape
         stride = int(rows[1] - rows[0]) if len(rows) > 1 else height
-        ax_row[0].imshow(rgb_preview(train.layers[image_layer][t], bands))
-        ax_row[0].set_title(f"{names[t]} S2 B4/B3/B2", fontsize=9)
+        preview, shown = image_preview(train.layers[image_layer][t], bands)
+        ax_row[0].imshow(preview)
+        ax_row[0].set_title(f"{names[t]} {image_layer.upper()} {shown}", fontsize=9)
         ax_row[1].imshow(labels, cmap=cmap, vmin=-0.5, vmax=schema.num_classes - 0.5, interpolation="nearest")
         ax_row[1].set_title(f"training labels ({label_layer})", fontsize=9)
         extent = (0, len(cols) * stride, len(rows) * stride, 0)

@@ -196,7 +196,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
         raise ValueError(f"{path} holds no state_dict: not a CromSS pretraining checkpoint")
     config = payload.get("config")
-    needed = ("kind", "encoder_name", "in_channels_s2", "classes", "modality")
+    needed = ("kind", "encoder_name", "in_channels_s2", "classes", "modality", "sample_selection",
+              "val_fraction", "split_seed")
     if not isinstance(config, dict) or any(k not in config for k in needed):
         raise ValueError(
             f"{path} records no model configuration ({', '.join(needed)}): only checkpoints written "
@@ -214,6 +215,11 @@ def _check_expected(path: Path, config: dict[str, Any], variant: str | None, ban
         expected = VARIANTS[variant]
         if config["kind"] != expected["kind"]:
             problems.append(f"model kind {config['kind']!r}, variant {variant} trains {expected['kind']!r}")
+        if bool(config["sample_selection"]) != bool(expected["sample_selection"]):
+            problems.append(
+                f"sample selection {'on' if config['sample_selection'] else 'off'}, variant {variant} trains "
+                f"with it {'on' if expected['sample_selection'] else 'off'}"
+            )
         elif expected["kind"] == "single" and config["modality"] != expected["modality"]:
             problems.append(f"a single-modal {config['modality']} U-Net, variant {variant} is {expected['modality']}")
     if bands is not None and int(config["in_channels_s2"]) != s2_channels(bands):
@@ -269,8 +275,8 @@ def load_pretrained_segmenter(
         kind=kind,
         encoder_name=config["encoder_name"],
         epoch=None if epoch is None else int(epoch),
-        val_fraction=float(config.get("val_fraction", 0.0)),
-        split_seed=int(config.get("split_seed", 42)),
+        val_fraction=float(config["val_fraction"]),
+        split_seed=int(config["split_seed"]),
     )
 
 
@@ -324,11 +330,12 @@ def audit_pretrained(
         label_layer="dw", truth_layer="truth", image_layer=segmenter.modality, heldout_split=heldout_split,
         exclude_ids=[location for location, split in splits.items() if split == "validation"],
     )
-    tiles = pd.read_csv(tables["tiles"])
+    tiles = pd.read_csv(tables["tiles"], dtype={"id": str})
     dataset_name = DatasetIndex.open(Path(dataset_root)).meta.name
-    tiles["pretrain_split"] = np.where(
-        tiles["dataset"] == dataset_name, tiles["id"].astype(str).map(splits), "heldout"
-    )
+    tiles["pretrain_split"] = np.where(tiles["dataset"] == dataset_name, tiles["id"].map(splits), "heldout")
+    unknown = tiles.loc[tiles["pretrain_split"].isna(), "id"].unique()
+    if len(unknown):
+        raise ValueError(f"{dataset_root}: locations {list(unknown)} are not among the pretraining's locations")
     _rewrite_csv(tiles, tables["tiles"])
     validation = sorted(location for location, split in splits.items() if split == "validation")
     extra = pd.DataFrame(
@@ -338,7 +345,7 @@ def audit_pretrained(
     for column in summary.columns.difference(extra.columns):  # data sets and sources, as in every row
         extra[column] = summary[column].iloc[0]
     summary = pd.concat([summary, extra], ignore_index=True)
-    summary.insert(0, "network", f"{run} ({segmenter.modality.upper()} branch)")
+    summary.insert(1, "network", f"{run} ({segmenter.modality.upper()} branch)")  # after `data`
     summary["checkpoint"] = segmenter.checkpoint
     notes = [
         f"Network: the {segmenter.modality.upper()} branch of the CromSS pretraining run {run} "

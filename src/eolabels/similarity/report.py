@@ -21,11 +21,22 @@ def tile_sets_source(*tile_sets: TileSet) -> str:
     return combined_source({t.index.meta.name: t.index.meta.source for t in tile_sets})
 
 
-def rgb_preview(s2: np.ndarray, bands: Sequence[str], names: Sequence[str] = ("B4", "B3", "B2")) -> np.ndarray:
-    """H x W x 3 true-colour image of a 13-band tile, 2-98 % stretch per band."""
-    channels = [s2[list(bands).index(b)].astype(np.float64) for b in names]
-    out = []
-    for c in channels:
-        low, high = np.percentile(c, [2, 98])
-        out.append(np.clip((c - low) / max(high - low, 1e-9), 0, 1))
-    return np.stack(out, axis=-1)
+def _stretch(band: np.ndarray) -> np.ndarray:
+    """2-98 % percentile stretch to [0, 1]."""
+    band = band.astype(np.float64)
+    low, high = np.percentile(band, [2, 98])
+    return np.clip((band - low) / max(high - low, 1e-9), 0, 1)
+
+
+def image_preview(image: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, str]:
+    """H x W x 3 preview of a bands x H x W tile and what it shows: true colour (B4/B3/B2) for S2,
+    the usual false colour (VV, VH, VV - VH in dB) for S1, else the first band in grey."""
+    bands = list(bands)
+    if {"B4", "B3", "B2"} <= set(bands):
+        channels = [image[bands.index(b)] for b in ("B4", "B3", "B2")]
+        return np.stack([_stretch(c) for c in channels], axis=-1), "B4/B3/B2"
+    if {"VV", "VH"} <= set(bands):
+        vv, vh = image[bands.index("VV")].astype(np.float64), image[bands.index("VH")].astype(np.float64)
+        return np.stack([_stretch(vv), _stretch(vh), _stretch(vv - vh)], axis=-1), "VV/VH/VV-VH"
+    grey = _stretch(image[0])
+    return np.stack([grey] * 3, axis=-1), bands[0]

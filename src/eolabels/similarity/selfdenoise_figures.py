@@ -12,7 +12,7 @@ from torch import Tensor
 
 from eolabels.report.tables import source_tag
 from eolabels.report.figures import save_figure
-from eolabels.similarity.report import rgb_preview
+from eolabels.similarity.report import image_preview
 from eolabels.similarity.tiles import TileSet
 from eolabels.tables import ClassSchema
 
@@ -54,7 +54,7 @@ def plot_rounds(
         (f"D{r}" + (" (noisy)" if r == 0 else ""), labels[tile].numpy()) for r, labels in enumerate(label_sets)
     ]
     image_ax = fig.add_subplot(grid[1, 0])
-    image_ax.imshow(rgb_preview(train.layers[image_layer][tile], train.index.meta.layers[image_layer].bands))
+    image_ax.imshow(image_preview(train.layers[image_layer][tile], train.index.meta.layers[image_layer].bands)[0])
     image_ax.set_title(train.names()[tile], fontsize=9)
     for k, (title, labels) in enumerate(maps, start=1):
         map_ax = fig.add_subplot(grid[1, k])

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from eolabels.atomic import atomic_path
-from eolabels.similarity.audit import AuditSettings, run_density_audit, split_by_season
+from eolabels.similarity.audit import AuditSettings, run_density_audit, season_mask, split_by_season
 from eolabels.similarity.segmentation import (
     TrainSettings,
     evaluate_segmenter,
@@ -71,6 +71,13 @@ def train_stage(
         "heldout_OA": heldout_scores["OA"],
         "heldout_mIoU": heldout_scores["mIoU"],
     }
+    if withheld_season is not None:  # held-out scores above mix in the season never trained on
+        in_season = season_mask(heldout, withheld_season, tiles.index.meta.seasons)
+        for name, keep in (("trained_seasons", ~in_season), ("withheld_season", in_season)):
+            if keep.any():
+                scores = evaluate_segmenter(segmenter, heldout.layers["s2"][keep], heldout.layers["truth"][keep])
+                metrics[f"heldout_OA_{name}"] = scores["OA"]
+                metrics[f"heldout_mIoU_{name}"] = scores["mIoU"]
     log.info("trained: %s", metrics)
     with atomic_path(metrics_path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
