@@ -18,7 +18,7 @@ from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import build_pretrain_model
 from eolabels.cromss.normalization import normalise_s2, s2_band_indices
 from eolabels.cromss.stage import pretrain_variant
-from eolabels.cromss.train import PretrainConfig, epoch_checkpoint_name, split_train_val
+from eolabels.cromss.train import PretrainConfig, PretrainTrainer, epoch_checkpoint_name
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from eolabels.data.readers import LocationReader
@@ -177,11 +177,15 @@ def test_wrong_checkpoints_fail_naming_the_file(world, tmp_path):
         load_pretrained_segmenter(tmp_path / "missing.ckpt")
 
 
-def test_pretraining_splits_follow_the_trainer(world):
+def test_pretraining_splits_follow_the_trainer(world, tmp_path):
     splits = pretraining_splits(world["noldo"], 0.25, 42)
-    locations = LocationReader(DatasetIndex.open(world["noldo"])).locations
-    _, validation = split_train_val(list(range(3)), 0.25, 42)
-    assert [splits[loc] == "validation" for loc in locations] == [i in validation.indices for i in range(3)]
+    # the validation locations of the trainer itself, built as the pretraining stage builds it
+    dataset = NoisyLabelPretrainDataset(world["noldo"], s2_bands=9, crop_size=32)
+    config = PretrainConfig(kind="mid_fusion", encoder_name=ENCODER, in_channels_s2=9, val_fraction=0.25,
+                            split_seed=42, batch_size=1)
+    trainer = PretrainTrainer(config, dataset, tmp_path / "run", device="cpu", progress=False)
+    validation = {dataset.locations[i] for i in trainer.val_set.indices}
+    assert {loc for loc, split in splits.items() if split == "validation"} == validation
     assert sorted(splits.values()) == ["train", "train", "validation"]
 
 
