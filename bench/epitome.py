@@ -1,17 +1,26 @@
-"""Benchmarks of the epitome log joint log p(x, s) and of self-epitomic LSR: fastest path against direct.
+"""Benchmarks of the epitome log joint log p(x, s), of self-epitomic LSR and of epitomic LSR inference
+against a U-Net: fastest path against the direct formulation, ratios measured in the same run.
 
     python bench/epitome.py [--repeats 5] [--threads N] [--lsr-samples 20000] [--lsr-side 512]
+                            [--unet-side 512] [--quick]
 
-Shapes are the paper's (spec §2, §3, §7): a 299×299 C=4 epitome with B=256 patches of 11×11 and
-B=64 of 31×31, and a 512×512 self-epitome with B=64 patches of 7×7.  For each shape it prints the
-best-of-N time of the direct and FFT paths (run in turn), the path ``method="auto"`` picks, the
-ratio direct/auto and the largest relative difference between the paths.  Goals (issue 5): ≥10× at
-31×31, ≥2× at 11×11, never slower at 7×7, values equal to 1e-4 relative.
-
-Second benchmark (issue 5): self-epitomic LSR of one 512×512 tile end to end (20,000 7×7 patches,
-T = w², then 20 EM iterations; spec §7) with ``method="auto"`` against ``method="direct"``, goal ≥ 5×,
-and the largest difference of the two p(ℓ|s) maps.  The tile is a smooth random 4-band image with
-32-px coarse blocks of NLCD codes, the table is ``config/tables/nlcd_to_lsr4_prob.csv``.
+1. log p(x, s) (issue 5 goals: ≥10× at 31×31, ≥2× at 11×11, never slower at 7×7, values equal to
+   1e-4 relative).  Shapes are the paper's (spec §2, §3, §7): a 299×299 C=4 epitome with B=256
+   patches of 11×11 and B=64 of 31×31, and a 512×512 self-epitome (λ = 100) with B=64 patches of
+   7×7.  The 299² epitomes get λ ~ U(1, 100) (a trained epitome's range, spec §3 clamps): a fresh
+   epitome has λ = 10 everywhere, which would let ``auto`` take the constant-λ specialisation and
+   not measure the general path.  Every path is timed in turn (best of N); the table gives the path
+   ``auto`` picks, direct/auto, the best path's ratio, and the largest |fast − direct| / max |direct|.
+2. Self-epitomic LSR of one 512×512 tile end to end (20,000 7×7 patches, T = w², then 20 EM
+   iterations; spec §7): ``method="auto"`` (fast log joint, fused posterior accumulation) against
+   ``method="direct"`` (the direct formulation end to end: direct log joint, literal posterior,
+   float64 lrmap), goal ≥ 5×, and the largest difference of the two p(ℓ|s) maps.  The tile is a
+   smooth random 4-band image with 32-px coarse blocks of NLCD codes, the table is
+   ``config/tables/nlcd_to_lsr4_prob.csv``.
+3. Inference cost per pixel (goal ≤ 2×; the paper measured 10–18×): reconstruction of one tile
+   from a 299² epitome (spec §5: one sampled position per window, non-overlapping w×w windows
+   covering the tile, w = 11 and 31) and self-epitomic LSR, each against the forward pass of an
+   smp U-Net with a ResNet-50 encoder (random weights, 4 input bands, 4 classes) on the same tile.
 Not a test: nothing is asserted.
 """
 
@@ -23,14 +32,15 @@ import time
 import torch
 import torch.nn.functional as F
 
+from eolabels.epitome.embed import reconstruct_tile
 from eolabels.epitome.lsr import coarse_slots, self_epitomic_lsr
 from eolabels.epitome.model import GaussianEpitome, choose_method, log_joint
 from eolabels.tables import load_transfer_matrix
 
-SHAPES = [  # (label, epitome side, channels, batch, patch side, self-epitome)
-    ("N=299 C=4 B=256 w=11", 299, 4, 256, 11, False),
-    ("N=299 C=4 B=64  w=31", 299, 4, 64, 31, False),
-    ("N=512 C=4 B=64  w=7 (self-epitome)", 512, 4, 64, 7, True),
+SHAPES = [  # (label, epitome side, channels, batch, patch side, self-epitome, goal direct/auto)
+    ("N=299 C=4 B=256 w=11", 299, 4, 256, 11, False, 2.0),
+    ("N=299 C=4 B=64  w=31", 299, 4, 64, 31, False, 10.0),
+    ("N=512 C=4 B=64  w=7 (self-epitome)", 512, 4, 64, 7, True, 1.0),
 ]
 
 
@@ -48,36 +58,53 @@ def interleaved_best_times(fns: dict, repeats: int) -> dict:
     return {name: min(values) for name, values in times.items()}
 
 
+def bench_epitome(side: int, channels: int, self_epitome: bool, generator: torch.Generator) -> GaussianEpitome:
+    """The benchmark epitome: a self-epitome of a random image (λ = 100), or a 1-layer epitome with
+    the paper's initial means and λ ~ U(1, 100)."""
+    if self_epitome:
+        return GaussianEpitome.from_image(torch.rand(channels, side, side, generator=generator))
+    epitome = GaussianEpitome.initialise(1, channels, side, generator=generator)
+    with torch.no_grad():
+        epitome.ivar.copy_(1 + 99 * torch.rand(epitome.ivar.shape, generator=generator))
+    return epitome
+
+
 @torch.no_grad()
 def run(repeats: int) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {repeats}")
-    header = ["auto", "direct s", "fft s", "auto s", "direct/auto", "direct/fft", "rel diff", "Mpairs/s"]
-    widths = [6, 9, 8, 8, 11, 10, 9, 11]
-    print(f"{'shape':38s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, widths)))
+    print("1. log p(x, s): direct formulation against the fast paths")
     generator = torch.Generator().manual_seed(0)
-    for label, side, channels, batch, size, self_epitome in SHAPES:
-        if self_epitome:
-            epitome = GaussianEpitome.from_image(torch.rand(channels, side, side, generator=generator))
-        else:
-            epitome = GaussianEpitome.initialise(1, channels, side, generator=generator)
+    for label, side, channels, batch, size, self_epitome, goal in SHAPES:
+        epitome = bench_epitome(side, channels, self_epitome, generator)
         patches = torch.rand(batch, channels, size, size, generator=generator)
         fields = epitome.fields(size)
-        start = time.perf_counter()
-        fields.padded, fields.row_spectrum_columns  # data-independent terms, once per parameter update
-        prepare = time.perf_counter() - start
+        constant = fields.constant_ivar is not None
+        paths = ["direct", "fft"] + (["constant_ivar", "constant_ivar_fft"] if constant else [])
         direct = log_joint(fields, patches, method="direct")
-        fft = log_joint(fields, patches, method="fft")
-        rel_diff = float((direct - fft).abs().max() / direct.abs().max())
-        best = interleaved_best_times(
-            {m: (lambda m=m: log_joint(fields, patches, method=m)) for m in ("direct", "fft")}, repeats
+        values = {m: log_joint(fields, patches, method=m) for m in paths}
+        rel_diff = {m: float((values[m] - direct).abs().max() / direct.abs().max()) for m in paths[1:]}
+        # float32 rounding of each path against a float64 evaluation of the direct formulation
+        exact = log_joint(
+            GaussianEpitome(*(t.double() for t in epitome.parameters())).fields(size), patches.double(), "direct"
         )
-        chosen = choose_method(1, channels, side, side, size)  # what method="auto" dispatches to
-        t_direct, t_fft, t_auto = best["direct"], best["fft"], best[chosen]
-        positions = batch * side * side / t_auto / 1e6
+        rel_error = {m: float((values[m].double() - exact).abs().max() / exact.abs().max()) for m in paths}
+        del values
+        best = interleaved_best_times(
+            {m: (lambda m=m: log_joint(fields, patches, method=m)) for m in paths}, repeats
+        )
+        chosen = choose_method(1, channels, side, side, size, constant)  # what method="auto" runs
+        fastest = min(paths, key=best.get)
+        ratio = best["direct"] / best[chosen]
+        print(f"  {label}  (row DFT length {fields.fft_length})")
+        for m in paths:
+            diff = f"vs direct {rel_diff[m]:.1e}  " if m in rel_diff else " " * 19
+            diff += f"vs float64 {rel_error[m]:.1e}"
+            print(f"    {m:18s} {best[m]:8.3f} s  direct/{m} {best['direct'] / best[m]:6.2f}  {diff}")
         print(
-            f"{label:38s} {chosen:>6s} {t_direct:9.3f} {t_fft:8.3f} {t_auto:8.3f} "
-            f"{t_direct / t_auto:11.2f} {t_direct / t_fft:10.2f} {rel_diff:9.1e} {positions:11.1f}"
-            f"   (fields {prepare * 1e3:.0f} ms)"
+            f"    -> auto = {chosen}: direct {best['direct']:.3f} s, auto {best[chosen]:.3f} s, "
+            f"ratio {ratio:.2f} (goal >= {goal:g}: {'met' if ratio >= goal else 'MISSED'}); "
+            f"fastest = {fastest} ({best['direct'] / best[fastest]:.2f}); "
+            f"{batch * side * side / best[chosen] / 1e6:.1f} M (patch, position) pairs/s"
         )
 
 
@@ -91,23 +118,69 @@ def lsr_tile(side: int, generator: torch.Generator) -> tuple[torch.Tensor, torch
     return image, coarse_slots(coarse, codes), torch.from_numpy(matrix)
 
 
-def run_lsr(samples: int, side: int) -> None:
-    """Self-epitomic LSR of one tile end to end, ``auto`` against ``direct`` (one run each)."""
-    image, slots, table = lsr_tile(side, torch.Generator().manual_seed(1))
-    results, seconds = {}, {}
-    for method in ("auto", "direct"):
-        start = time.perf_counter()
-        results[method] = self_epitomic_lsr(
-            image, slots, table, samples=samples, generator=torch.Generator().manual_seed(0), method=method
-        )
-        seconds[method] = time.perf_counter() - start
-    chosen = choose_method(1, 4, side, side, 7)
-    diff = float((results["auto"] - results["direct"]).abs().max())
-    print(
-        f"self-epitomic LSR {side}x{side}, {samples} patches of 7x7 + 20 EM iterations: auto ({chosen}) "
-        f"{seconds['auto']:.1f} s, direct {seconds['direct']:.1f} s, direct/auto {seconds['direct'] / seconds['auto']:.2f} "
-        f"(goal >= 5); max |p(l|s) difference| {diff:.1e}; {seconds['auto'] / side**2 * 1e6:.1f} us per pixel"
+def time_self_epitomic_lsr(image, slots, table, samples: int, method: str, **options) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
+    result = self_epitomic_lsr(
+        image, slots, table, samples=samples, generator=torch.Generator().manual_seed(0), method=method, **options
     )
+    return time.perf_counter() - start, result
+
+
+def run_lsr(samples: int, side: int, breakdown: bool) -> float:
+    """Self-epitomic LSR of one tile end to end, ``auto`` against ``direct`` (run in turn, one each);
+    returns the ``auto`` seconds per pixel."""
+    image, slots, table = lsr_tile(side, torch.Generator().manual_seed(1))
+    seconds, results = {}, {}
+    variants = {"auto": ("auto", {}), "direct": ("direct", {})}
+    if breakdown:  # which part of the gain is the log joint, which the fused accumulation and EM
+        variants["direct log joint + fused accumulation + factorised EM"] = ("direct", {"reference_accumulation": False})
+    for name, (method, options) in variants.items():
+        seconds[name], results[name] = time_self_epitomic_lsr(image, slots, table, samples, method, **options)
+    chosen = choose_method(1, 4, side, side, 7, constant_ivar=True)
+    ratio = seconds["direct"] / seconds["auto"]
+    diff = float((results["auto"] - results["direct"]).abs().max())
+    print(f"2. self-epitomic LSR {side}x{side}, {samples} patches of 7x7 + 20 EM iterations, end to end")
+    print(
+        f"    direct {seconds['direct']:.1f} s, auto ({chosen} + fused accumulation) {seconds['auto']:.1f} s, "
+        f"ratio {ratio:.2f} (goal >= 5: {'met' if ratio >= 5 else 'MISSED'}); "
+        f"max |p(l|s) difference| {diff:.1e}; argmax agreement "
+        f"{float((results['auto'].argmax(-1) == results['direct'].argmax(-1)).double().mean()):.6f}"
+    )
+    if breakdown:
+        other = "direct log joint + fused accumulation + factorised EM"
+        print(f"    {other}: {seconds[other]:.1f} s (direct/this {seconds['direct'] / seconds[other]:.2f})")
+    return seconds["auto"] / side**2
+
+
+@torch.no_grad()
+def run_inference_cost(side: int, repeats: int, lsr_seconds_per_pixel: float | None) -> None:
+    """Seconds per pixel of epitomic LSR inference against an smp U-Net (ResNet-50) forward pass."""
+    import segmentation_models_pytorch as smp
+
+    generator = torch.Generator().manual_seed(2)
+    image = torch.rand(4, side, side, generator=generator)
+    unet = smp.Unet("resnet50", encoder_weights=None, in_channels=4, classes=4).eval()
+    batch = image.unsqueeze(0)
+    costs = {"U-Net ResNet-50 forward": lambda: unet(batch)}
+    epitome = bench_epitome(299, 4, False, generator)
+    label_probs = torch.softmax(torch.randn(4, 1, 299, 299, generator=generator), 0)
+    for size in (11, 31):
+        costs[f"epitome reconstruction w={size}"] = lambda size=size: reconstruct_tile(
+            epitome, image, label_probs, size, stride=size, samples=1, generator=torch.Generator().manual_seed(0)
+        )
+    best = interleaved_best_times(costs, repeats)
+    unet_pp = best["U-Net ResNet-50 forward"] / side**2
+    print(f"3. inference cost per pixel, {side}x{side} tile, best of {repeats}")
+    for name, seconds in best.items():
+        ratio = seconds / side**2 / unet_pp
+        goal = "" if name.startswith("U-Net") else f"  goal <= 2: {'met' if ratio <= 2 else 'MISSED'}"
+        print(f"    {name:32s} {seconds:7.3f} s  {seconds / side**2 * 1e6:8.2f} us/px  {ratio:6.2f}x U-Net{goal}")
+    if lsr_seconds_per_pixel is not None:
+        ratio = lsr_seconds_per_pixel / unet_pp
+        print(
+            f"    {'self-epitomic LSR (from 2.)':32s} {'':9s} {lsr_seconds_per_pixel * 1e6:8.2f} us/px  "
+            f"{ratio:6.2f}x U-Net  goal <= 2: {'met' if ratio <= 2 else 'MISSED'}"
+        )
 
 
 def main() -> None:
@@ -116,12 +189,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--lsr-samples", type=int, default=20000, help="patches of the LSR benchmark (0 = skip it)")
     parser.add_argument("--lsr-side", type=int, default=512)
+    parser.add_argument(
+        "--lsr-breakdown", action="store_true", help="also time the direct log joint with the fused accumulation and EM"
+    )
+    parser.add_argument("--unet-side", type=int, default=512, help="tile side of benchmark 3 (0 = skip it)")
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 2,000 LSR patches, 256-px U-Net tile")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.lsr_samples, args.unet_side = 2, min(args.lsr_samples, 2000), min(args.unet_side, 256)
     if args.threads:
         torch.set_num_threads(args.threads)
     run(args.repeats)
-    if args.lsr_samples:
-        run_lsr(args.lsr_samples, args.lsr_side)
+    lsr_per_pixel = run_lsr(args.lsr_samples, args.lsr_side, args.lsr_breakdown) if args.lsr_samples else None
+    if args.unet_side:
+        run_inference_cost(args.unet_side, args.repeats, lsr_per_pixel)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,51 @@ def embed_coarse_labels(posteriors: Tensor, centre_classes: Tensor, num_classes:
     return lrmap
 
 
+def accumulate_coarse_posteriors(
+    log_joint_values: Tensor,
+    centre_classes: Tensor,
+    lrmap: Tensor,
+    temperature: float = 1.0,
+    overwrite_input: bool = False,
+) -> Tensor:
+    """``lrmap += embed_coarse_labels(posterior(log_joint_values, temperature), centre_classes, K)``
+    in place (``lrmap``: K×L×H×W, any float dtype; fastest in the log joint's), fused; returns it.
+
+    Same value (float32 rounding aside): q_b = softmax over (l, u, v) of E_b/T is formed in the log
+    joint's own memory layout (no copy to L·H·W-contiguous rows, none to float64; in the input's
+    memory when ``overwrite_input``) and the per-class sums Σ_{b: c_b = c} q_b are one matrix product
+    with the B×K one-hot class matrix scaled by the per-patch normalisers 1/Σ_s exp(·).
+    """
+    layers, batch, height, width = log_joint_values.shape
+    num_classes = lrmap.shape[0]
+    positions_major = log_joint_values.stride(1) == 1 and batch > 1  # e.g. channels-last output
+    if positions_major:
+        energies = log_joint_values.permute(0, 2, 3, 1).reshape(-1, batch)  # (L·H·W)×B
+        reduce_dim = 0
+    else:
+        energies = log_joint_values.transpose(0, 1).reshape(batch, -1)  # B×(L·H·W)
+        reduce_dim = 1
+    peak = energies.amax(dim=reduce_dim, keepdim=True)
+    in_place = overwrite_input or energies.data_ptr() != log_joint_values.data_ptr()  # or a copy
+    # (E − peak)/T as E/T + (−peak/T) in one pass, then exp: q_b up to its normaliser
+    weights = torch.add(-peak / temperature, energies, alpha=1.0 / temperature, out=energies if in_place else None)
+    weights.exp_()
+    normaliser = weights.sum(dim=reduce_dim).double()  # B
+    classes = F.one_hot(centre_classes.long().to(weights.device), num_classes).double()
+    scaled_classes = (classes / normaliser[:, None]).to(weights.dtype)  # B×K
+    # the class sums as one product, written in the layout of the weights (no transposed pass);
+    # into an lrmap of the same dtype they accumulate inside the product
+    if positions_major:
+        target, product = lrmap.view(num_classes, -1).T, (weights, scaled_classes)  # (L·H·W)×K
+    else:
+        target, product = lrmap.view(num_classes, -1), (scaled_classes.T, weights)  # K×(L·H·W)
+    if lrmap.dtype == weights.dtype and target.is_contiguous():
+        target.addmm_(*product)
+    else:
+        target += product[0] @ product[1]
+    return lrmap
+
+
 def label_distribution(counts: Tensor) -> Tensor:
     """p(ℓ | s) = N_ℓ / Σ_ℓ N_ℓ (spec §5); positions never hit get the uniform distribution."""
     total = counts.sum(0, keepdim=True)

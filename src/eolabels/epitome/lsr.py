@@ -13,7 +13,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 from torch import Tensor
 
-from eolabels.epitome.embed import embed_coarse_labels
+from eolabels.epitome.embed import accumulate_coarse_posteriors, embed_coarse_labels
 from eolabels.epitome.model import GaussianEpitome, Method, log_joint, posterior
 from eolabels.epitome.patches import PatchOrigins, crop, sample_origins
 
@@ -41,6 +41,7 @@ def lsr_em(
     restrict_to_present_classes: bool = False,
     generator: torch.Generator | None = None,
     epsilon: float = EM_EPSILON,
+    factorised: bool = True,
 ) -> Tensor:
     """p(ℓ | s) by EM over positions s (supplement eqs. 4–5; spec §6), float64 of shape (*positions, Lc).
 
@@ -48,6 +49,12 @@ def lsr_em(
     Defaults reproduce the authors' ``superres``: p(c) uniform in eq. 5 and every table row taking
     part.  ``weight_by_class_frequency`` uses the paper's p(c) (the tile's coarse-class frequency);
     ``restrict_to_present_classes`` drops classes with an all-zero lrmap row.
+
+    ``factorised`` (default) never forms the K×S×Lc responsibilities q: with
+    q_{ℓ,c}(s) = (p(ℓ|s) p(s|c) + ε) / n_{c,ℓ}, n_{c,ℓ} = Σ_s p(ℓ|s) p(s|c) + ε·S, eq. 5 is
+    Σ_c P[c,ℓ] q_{ℓ,c}(s) + ε = p(ℓ|s) · (Σ_c p(s|c) P[c,ℓ]/n_{c,ℓ}) + ε Σ_c P[c,ℓ]/n_{c,ℓ} + ε,
+    two K×S by S×Lc products an iteration instead of Lc passes over K×S (same values to float64
+    rounding).  ``factorised=False`` runs the literal loop of spec §6.
     """
     spatial = lrmap.shape[1:]
     counts = lrmap.reshape(lrmap.shape[0], -1).double()
@@ -71,6 +78,14 @@ def lsr_em(
     labels = torch.rand(s_given_c.shape[1], p_label.shape[1], generator=generator, dtype=torch.float64)
     labels = labels + 10
     labels = labels / labels.sum(1, keepdim=True)
+    if factorised:
+        num_positions = s_given_c.shape[1]
+        for _ in range(iterations):
+            normaliser = s_given_c @ labels + epsilon * num_positions  # K×Lc: Σ_s of eq. 4's numerator
+            weights = weighted_table / normaliser  # K×Lc
+            updated = labels * (s_given_c.T @ weights) + (epsilon * weights.sum(0) + epsilon)
+            labels = updated / updated.sum(1, keepdim=True)
+        return labels.reshape(*spatial, labels.shape[1])
     for _ in range(iterations):
         updated = torch.empty_like(labels)
         for label in range(labels.shape[1]):
@@ -101,12 +116,17 @@ def self_epitomic_lsr(
     method: Method = "auto",
     weight_by_class_frequency: bool = False,
     restrict_to_present_classes: bool = False,
+    reference_accumulation: bool | None = None,
 ) -> Tensor:
     """Self-epitomic LSR of one C×H×W tile (spec §7), returns p(ℓ | pixel) as H×W×Lc.
 
     The tile is its own epitome (μ = image, λ = ``ivar``, π = 0, borders wrap); ⌊samples/batch⌋
     batches of w×w patches are drawn inside the tile, each adds its posterior (T = w² by default,
     the notebook's ``/patch_size**2``) to lrmap[c] of its centre pixel's slot; EM gives p(ℓ|s).
+    ``reference_accumulation`` (default: only with ``method="direct"``) forms the posteriors, lrmap
+    and EM literally (:func:`posterior`, float64 :func:`embed_coarse_labels`, ``lsr_em(factorised=
+    False)``) instead of the fused :func:`accumulate_coarse_posteriors` and the factorised EM, so
+    ``method="direct"`` is the direct formulation end to end; all give the same values.
     """
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     temperature = float(patch_size**2) if temperature is None else temperature
@@ -114,14 +134,59 @@ def self_epitomic_lsr(
     epitome = GaussianEpitome.from_image(tile, ivar)
     fields = epitome.fields(patch_size)
     lrmap = torch.zeros(table.shape[0], 1, *image.shape[-2:], dtype=torch.float64)
+    reference = method == "direct" if reference_accumulation is None else reference_accumulation
+    accumulator = _PosteriorAccumulator(lrmap, reference)
     for _ in range(samples // batch_size):
         origins = sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator)
         rows, cols = origins.centres()
-        q = posterior(log_joint(fields, crop([tile], origins), method=method), temperature)
-        lrmap += embed_coarse_labels(q.double(), slots[rows, cols].to(q.device), table.shape[0]).cpu()
+        energies = log_joint(fields, crop([tile], origins), method=method)
+        accumulator.add(energies, slots[rows, cols], temperature)
+    accumulator.flush()
     return lsr_em(
-        lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator
+        lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator,
+        factorised=not reference,
     )[0]
+
+
+class _PosteriorAccumulator:
+    """Adds batches of posteriors to lrmap[c] of their centre slots (lrmap: K×L×H×W float64, CPU).
+
+    Reference: literally (spec §5: :func:`posterior`, float64 :func:`embed_coarse_labels`).  Fused:
+    :func:`accumulate_coarse_posteriors` into a buffer of the log joint's dtype and device, added
+    to the float64 lrmap every ``FLUSH_EVERY`` batches (a float32 sum of 16 batches of posteriors
+    rounds at ~1e-7 relative, far below the log joint's own float32 rounding).
+    """
+
+    FLUSH_EVERY = 16
+
+    def __init__(self, lrmap: Tensor, reference: bool) -> None:
+        self.lrmap, self.reference = lrmap, reference
+        self.buffer: Tensor | None = None
+        self.pending = 0
+
+    def add(self, energies: Tensor, centre_slots: Tensor, temperature: float) -> None:
+        if self.reference:
+            q = posterior(energies, temperature)
+            self.lrmap += embed_coarse_labels(q.double(), centre_slots.to(q.device), self.lrmap.shape[0]).cpu()
+            return
+        if self.buffer is None:
+            shape = self.lrmap.shape
+            if energies.stride(1) == 1 and energies.shape[1] > 1:  # positions-major log joint:
+                # class sums are then written positions-major too, (L·H·W)×K viewed as K×L×H×W
+                flat = torch.zeros(self.lrmap[0].numel(), shape[0], dtype=energies.dtype, device=energies.device)
+                self.buffer = flat.T.view(shape)
+            else:
+                self.buffer = torch.zeros(shape, dtype=energies.dtype, device=energies.device)
+        accumulate_coarse_posteriors(energies, centre_slots, self.buffer, temperature, overwrite_input=True)
+        self.pending += 1
+        if self.pending == self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer is not None and self.pending:
+            self.lrmap += self.buffer.cpu()
+            self.buffer.zero_()
+        self.pending = 0
 
 
 def colour_mixture_lsr(
@@ -170,18 +235,23 @@ def embed_coarse_dataset(
     temperature: float | None = None,
     generator: torch.Generator | None = None,
     method: Method = "auto",
+    reference_accumulation: bool | None = None,
 ) -> Tensor:
-    """lrmap (K×L×H×W) of a trained epitome from patches sampled over several tiles (spec §5)."""
+    """lrmap (K×L×H×W) of a trained epitome from patches sampled over several tiles (spec §5).
+
+    ``reference_accumulation`` as in :func:`self_epitomic_lsr`."""
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     temperature = (patch_size / 11) ** 2 if temperature is None else temperature
     fields = epitome.fields(patch_size)
+    reference = method == "direct" if reference_accumulation is None else reference_accumulation
     shapes = [tuple(image.shape[-2:]) for image in images]
     lrmap = torch.zeros(num_slots, *epitome.shape[:1], *epitome.shape[2:], dtype=torch.float64)
+    accumulator = _PosteriorAccumulator(lrmap, reference)
     for _ in range(samples // batch_size):
         origins = sample_origins(shapes, patch_size, batch_size, generator)
         rows, cols = origins.centres()
         centre_slots = crop(slot_maps, PatchOrigins(origins.image, rows, cols, 1)).flatten()
         patches = crop(images, origins).to(epitome.mean)
-        q = posterior(log_joint(fields, patches, method=method), temperature)
-        lrmap += embed_coarse_labels(q.double(), centre_slots.to(q.device), num_slots).cpu()
+        accumulator.add(log_joint(fields, patches, method=method), centre_slots, temperature)
+    accumulator.flush()
     return lrmap

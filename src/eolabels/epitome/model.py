@@ -14,6 +14,13 @@ log λ.  R − ½Z is a single correlation of the stacked field [μλ, λ] with 
 DFT along the width and a batched matrix product along the height (the FFT path).  Everything that
 depends only on the parameters lives in :class:`EpitomeFields`, built once per parameter update and
 reused for every batch.
+
+When λ is constant over positions (per layer and channel, e.g. the self-epitome of spec §7, λ = 100)
+and no gradient is needed, Z(x, s) = Σ_k λ_k ‖x_k‖² no longer depends on s, so the correlation only
+needs the C channels of μλ: the ``constant_ivar`` paths compute exactly the same log joint with half
+the correlation work (an algebraic identity, not an approximation).  The fast paths also shift x
+and μ by the per-channel mean of μ (Σ λ (x − μ)² is shift-invariant), which shrinks the terms that
+cancel in R − Z/2 − A/2 and so their float32 rounding.
 """
 
 from __future__ import annotations
@@ -26,14 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-Method = Literal["auto", "direct", "fft"]
+Method = Literal["auto", "direct", "fft", "constant_ivar", "constant_ivar_fft"]
 
 # Default memory bound per chunk of patches, in float32 elements of the largest intermediate.
 DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 
-# Cost of one DFT flop relative to one convolution / matrix-product flop: on the 2-core CPU of
-# bench/epitome.py, oneDNN convolution and MKL GEMM ran at 30–100 GFLOP/s, batched row DFTs at 2–8.
-FFT_FLOP_COST = 25.0
+# Cost of one DFT flop / one complex batched-product flop relative to one real convolution flop: on
+# the 2-core AVX-512 CPU of bench/epitome.py, oneDNN convolution ran at ~120 GFLOP/s, the complex
+# batched product (MKL) at ~70–80 and batched inverse real row DFTs (MKL) at ~5.
+FFT_FLOP_COST = 20.0
+COMPLEX_MATMUL_COST = 1.5
 
 
 class GaussianEpitome(nn.Module):
@@ -99,8 +108,10 @@ class EpitomeFields:
     """Parameter-only terms of eq. (1) for one odd patch side w (spec §2, "computed once per update").
 
     ``weighted`` is the stacked field [μλ, λ] (L×2C×H×W); ``constant`` is
-    ½(V − A) + log_softmax(π) (L×H×W).  The circularly padded field (direct path) and the field's
-    unfolded row spectrum (FFT path) are derived on first use and cached.
+    ½(V − A) + log_softmax(π) (L×H×W).  ``constant_ivar`` is the L×C matrix of λ when λ is constant
+    over positions and no gradient is required (else None); the ``constant_ivar`` paths then only
+    correlate the C channels of μλ (``mean_weighted``).  The circularly padded fields (direct paths)
+    and the fields' unfolded row spectra (FFT paths) are derived on first use and cached.
     """
 
     def __init__(self, mean: Tensor, ivar: Tensor, prior_logits: Tensor, patch_size: int) -> None:
@@ -111,44 +122,208 @@ class EpitomeFields:
             raise ValueError(f"patch side {patch_size} exceeds the epitome side {min(height, width)}")
         self.patch_size = patch_size
         self.layers, self.channels, self.height, self.width = layers, channels, height, width
-        self.weighted = torch.cat([mean * ivar, ivar], dim=1)
-        a_term = box_sum_torus((mean * mean * ivar).sum(1, keepdim=True), patch_size)
         v_term = box_sum_torus(torch.log(ivar).sum(1, keepdim=True), patch_size)
         log_prior = torch.log_softmax(prior_logits.flatten(1), dim=1).view_as(prior_logits)
-        self.constant = 0.5 * (v_term - a_term).squeeze(1) + log_prior
+        self.constant_ivar = constant_ivar(ivar)
+        self._mean, self._ivar, self._log_prior, self._v_term = mean, ivar, log_prior, v_term
+
+    @cached_property
+    def weighted(self) -> Tensor:
+        """[μλ, λ], L×2C×H×W: the field of the direct path."""
+        return torch.cat([self._mean * self._ivar, self._ivar], dim=1)
+
+    @cached_property
+    def constant(self) -> Tensor:
+        """½(V − A) + log_softmax(π), L×H×W (direct path)."""
+        a_term = box_sum_torus((self._mean * self._mean * self._ivar).sum(1, keepdim=True), self.patch_size)
+        return 0.5 * (self._v_term - a_term).squeeze(1) + self._log_prior
+
+    @cached_property
+    def centre(self) -> Tensor:
+        """Per-channel mean of μ (length C), subtracted from μ and x by the fast paths.
+
+        Σ λ (x − μ)² is unchanged when x and μ are shifted alike, but R, Z and A, which cancel
+        in R − Z/2 − A/2, shrink: the float32 rounding of the fast paths falls accordingly (the
+        shift is a constant: the value and its gradient do not depend on it).
+        """
+        return self._mean.detach().mean(dim=(0, 2, 3))
+
+    @cached_property
+    def centred_mean(self) -> Tensor:
+        return self._mean - self.centre[None, :, None, None]
+
+    @cached_property
+    def mean_weighted(self) -> Tensor:
+        """(μ − centre)λ, L×C×H×W: the only field the constant-λ paths correlate."""
+        return self.centred_mean * self._ivar
+
+    @cached_property
+    def centred_weighted(self) -> Tensor:
+        """[(μ − centre)λ, λ], L×2C×H×W: the field of the FFT path."""
+        return torch.cat([self.mean_weighted, self._ivar], dim=1)
+
+    @cached_property
+    def centred_constant(self) -> Tensor:
+        """½(V − A) + log prior with A the box sum of (μ − centre)²λ, L×H×W (fast paths)."""
+        a_term = box_sum_torus((self.centred_mean**2 * self._ivar).sum(1, keepdim=True), self.patch_size)
+        return 0.5 * (self._v_term - a_term).squeeze(1) + self._log_prior
+
+    def centred_patches(self, patches: Tensor) -> Tensor:
+        return patches - self.centre.to(patches.dtype)[None, :, None, None]
 
     @property
     def half(self) -> int:
         return self.patch_size // 2
 
+    def _require_constant_ivar(self) -> Tensor:
+        if self.constant_ivar is None:
+            raise ValueError(
+                "the constant_ivar paths need λ constant over positions and no gradient w.r.t. λ"
+            )
+        return self.constant_ivar
+
     @cached_property
     def padded(self) -> Tensor:
         """[μλ, λ] circularly padded by p on every side: a *valid* w×w correlation gives H×W outputs."""
-        p = self.half
-        return F.pad(self.weighted, (p, p, p, p), mode="circular") if p else self.weighted
+        return _pad_torus(self.weighted, self.half)
+
+    @cached_property
+    def padded_mean_weighted(self) -> Tensor:
+        """(μ − centre)λ circularly padded by p on every side (constant-λ direct path), channels-last:
+        oneDNN's convolution ran 1.3–1.4× faster on it for 7×7 and 11×11 kernels (bench machine);
+        the output then comes channels-last too (patch index innermost)."""
+        self._require_constant_ivar()
+        padded = _pad_torus(self.mean_weighted, self.half)
+        return padded.contiguous(memory_format=torch.channels_last)
 
     @cached_property
     def fft_length(self) -> int:
-        """Row DFT length: a fast size ≥ W + 2p, so a *linear* correlation of the padded rows is exact."""
-        return next_fast_length(self.width + 2 * self.half)
+        """Row DFT length n: W itself when W is a fast size (the torus is then exactly circular),
+        else a fast size ≥ W + 2p (a *linear* correlation of the circularly extended rows is then
+        exact).  See :func:`row_fft_length`."""
+        correlated = self.channels if self.constant_ivar is not None else 2 * self.channels
+        return row_fft_length(self.width, self.patch_size, correlated)
 
-    @cached_property
+    @property
     def row_spectrum_columns(self) -> Tensor:
-        """Row spectra of the width-padded field, unfolded along the height (G×(L·H)×(2C·w), complex).
+        """Row spectra of the centred [μλ, λ] unfolded along the height (G×(L·H)×(2C·w), complex).
 
         Entry [g, l·H + u, k·w + i] is the g-th row-DFT coefficient of field channel k, layer l, at
         epitome row (u + i − p) mod H: one batched matrix product per frequency then gives the
         correlation along the height, the DFT having done the width (see :func:`log_joint_fft`).
         """
-        p, w = self.half, self.patch_size
-        rows = F.pad(self.weighted, (p, p, 0, 0), mode="circular") if p else self.weighted
-        spectrum = torch.fft.rfft(rows, n=self.fft_length, dim=-1)
+        return self._unfolded_row_spectrum(self.centred_weighted)
+
+    @property
+    def mean_row_spectrum_columns(self) -> Tensor:
+        """As :attr:`row_spectrum_columns` for (μ − centre)λ alone, G×(L·H)×(C·w) (constant-λ FFT)."""
+        self._require_constant_ivar()
+        return self._unfolded_row_spectrum(self.mean_weighted)
+
+    @cached_property
+    def product_matrices(self) -> Tensor:
+        """Real form of :attr:`row_spectrum_columns` for the per-frequency product, G×(2·2C·w)×(2·L·H).
+
+        See :func:`_real_product_matrices`; with the constant row spectrum (``constant_spectrum``)
+        as the accumulator of the product, the inverse DFT returns R − Z/2 + constant directly.
+        Only this real form is cached (the complex columns are derived on demand).
+        """
+        return _real_product_matrices(self.row_spectrum_columns)
+
+    @cached_property
+    def mean_product_matrices(self) -> Tensor:
+        """As :attr:`product_matrices` for (μ − centre)λ alone (constant-λ FFT path)."""
+        return _real_product_matrices(self.mean_row_spectrum_columns)
+
+    @cached_property
+    def constant_spectrum(self) -> Tensor:
+        """Row DFT (length n) of ``centred_constant`` as interleaved (re, im) pairs, G×1×(2·L·H)."""
+        spectrum = torch.fft.rfft(self.centred_constant, n=self.fft_length, dim=-1)  # L×H×G
+        pairs = torch.view_as_real(spectrum.reshape(-1, spectrum.shape[-1]).T)  # G×(L·H)×2
+        return pairs.reshape(pairs.shape[0], 1, -1)
+
+    def _unfolded_row_spectrum(self, field: Tensor) -> Tensor:
+        p, w, n = self.half, self.patch_size, self.fft_length
+        if n == self.width:
+            # circular DFT of the torus row itself; rolling by p puts window start (v − p) at v
+            rows = torch.roll(field, shifts=p, dims=-1) if p else field
+        else:
+            rows = F.pad(field, (p, p, 0, 0), mode="circular") if p else field
+        spectrum = torch.fft.rfft(rows, n=n, dim=-1)  # L×K×H×G
         device = spectrum.device
         offsets = torch.arange(self.height, device=device)[:, None] + torch.arange(w, device=device) - p
-        unfolded = spectrum[:, :, offsets % self.height, :]  # L×2C×H×w×G
+        unfolded = spectrum[:, :, offsets % self.height, :]  # L×K×H×w×G
         return unfolded.permute(4, 0, 2, 1, 3).reshape(
-            spectrum.shape[-1], self.layers * self.height, 2 * self.channels * w
+            spectrum.shape[-1], self.layers * self.height, field.shape[1] * w
         )
+
+
+def _real_product_matrices(columns: Tensor) -> Tensor:
+    """Per frequency g, the real matrix M_g (2K×2P) with [Kr | Ki] M_g = interleaved (re, im) of
+    (A_g (Kr + i Ki))ᵀ, for A_g = ``columns[g]`` (P×K complex).
+
+    A complex product (A_r + i A_i)(K_r + i K_i) has real part A_r K_r − A_i K_i and imaginary part
+    A_i K_r + A_r K_i; interleaving the output columns (position, re/im) lets the real batched
+    product write a tensor that is viewed as complex without a copy.
+    """
+    real, imag = columns.real.transpose(1, 2), columns.imag.transpose(1, 2)  # G×K×P each
+    frequencies, positions, correlated = columns.shape
+    matrices = real.new_empty(frequencies, 2, correlated, positions, 2)
+    matrices[:, 0, :, :, 0] = real  # rows multiplying K_r
+    matrices[:, 0, :, :, 1] = imag
+    matrices[:, 1, :, :, 0] = -imag  # rows multiplying K_i
+    matrices[:, 1, :, :, 1] = real
+    return matrices.view(frequencies, 2 * correlated, 2 * positions)
+
+
+def constant_ivar(ivar: Tensor) -> Tensor | None:
+    """λ as an L×C matrix when it is constant over positions and needs no gradient, else None.
+
+    With a gradient the specialisation would route ∂/∂λ to a single pixel, so it is never used then.
+    """
+    if torch.is_grad_enabled() and ivar.requires_grad:
+        return None
+    corner = ivar[:, :, :1, :1]
+    if not bool((ivar == corner).all()):
+        return None
+    return corner[:, :, 0, 0].detach()
+
+
+def _pad_torus(field: Tensor, half: int) -> Tensor:
+    return F.pad(field, (half, half, half, half), mode="circular") if half else field
+
+
+def fft_size_penalty(n: int) -> float | None:
+    """Relative cost per DFT flop of length n (MKL on the bench machine): 1 for 2·3·5-smooth sizes,
+    1.25 with factors of 7 (315 = 3²·5·7 ran 1.2× slower than 320), None (unusable: 299 = 13·23
+    ran 3× slower than 320) with any larger prime factor."""
+    for factor in (2, 3, 5):
+        while n % factor == 0:
+            n //= factor
+    if n == 1:
+        return 1.0
+    while n % 7 == 0:
+        n //= 7
+    return 1.25 if n == 1 else None
+
+
+def _row_fft_cost(length: int, patch_size: int, correlated_channels: int) -> float | None:
+    """Weighted flops per patch and epitome row of the FFT path for DFT length n (see fft_cost)."""
+    penalty = fft_size_penalty(length)
+    if penalty is None:
+        return None
+    matmul = 8.0 * (length // 2 + 1) * correlated_channels * patch_size
+    return COMPLEX_MATMUL_COST * matmul + FFT_FLOP_COST * penalty * 2.5 * length * math.log2(length)
+
+
+def row_fft_length(width: int, patch_size: int, correlated_channels: int = 8) -> int:
+    """DFT length n of the FFT paths, cheapest under the cost model among: W itself when it is a
+    fast size (exact circular correlation on the torus) and the fast sizes n ≥ W + 2p (exact linear
+    correlation of the circularly extended row) up to 2(W + 2p)."""
+    shortest = width + 2 * (patch_size // 2)
+    candidates = ([width] if fft_size_penalty(width) is not None else []) + list(range(shortest, 2 * shortest + 1))
+    costs = {n: _row_fft_cost(n, patch_size, correlated_channels) for n in candidates}
+    return min((cost, n) for n, cost in costs.items() if cost is not None)[1]
 
 
 def next_fast_length(n: int) -> int:
@@ -185,20 +360,83 @@ def log_joint_direct(fields: EpitomeFields, patches: Tensor) -> Tensor:
 def log_joint_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
     """log p(x_b, s) with a DFT along the width and a matrix product along the height, L×B×H×W.
 
-    The width-padded field rows and the patch rows are transformed with a fast length ≥ W + 2p (a
-    linear correlation of the circularly padded rows equals the torus correlation); per frequency,
-    the correlation along the height is one (L·H)×(2C·w) by (2C·w)×B complex product; an inverse
-    real DFT per output row gives R − Z/2.
+    Field rows (circular, or circularly extended by p for a linear correlation) and patch rows are
+    transformed with length n = ``fields.fft_length``; the patch rows, only w of n samples non-zero,
+    by a w×(2G) DFT matrix product.  Per frequency, the correlation along the height is one
+    B×(2·2C·w) by (2·2C·w)×(2·L·H) real product (a complex product in real form) that sums R − Z/2
+    over all channels and accumulates onto the spectrum of the parameter-only terms, so each output
+    row needs a single inverse real DFT and nothing is added afterwards.
     """
     _check_patches(fields, patches)
-    layers, height, width = fields.layers, fields.height, fields.width
-    batch = patches.shape[0]
-    kernel_rows = torch.fft.rfft(patch_kernels(patches), n=fields.fft_length, dim=-1).conj()
-    kernel_columns = kernel_rows.reshape(batch, -1, kernel_rows.shape[-1]).permute(2, 1, 0).contiguous()
-    product = torch.bmm(fields.row_spectrum_columns, kernel_columns)  # G×(L·H)×B
-    rows = torch.fft.irfft(product.permute(2, 1, 0), n=fields.fft_length, dim=-1)  # B×(L·H)×n
-    correlation = rows.view(batch, layers, height, fields.fft_length)[..., :width].transpose(0, 1)
-    return correlation + fields.constant.unsqueeze(1)
+    kernels = patch_kernels(fields.centred_patches(patches))
+    return _correlate_rows_fft(fields, fields.product_matrices, kernels)
+
+
+def log_joint_constant_ivar(fields: EpitomeFields, patches: Tensor) -> Tensor:
+    """log p(x_b, s) when λ is constant over positions: direct correlation of μλ alone, L×B×H×W.
+
+    With λ_{l,k} constant, Z = Σ_k λ_{l,k}‖x_{b,k}‖² is a per-(layer, patch) offset, so
+    log p = corr(μλ, x) − Z/2 + ½(V − A) + log_softmax(π): the same value as spec §2 eq. (1)
+    with C instead of 2C correlated channels.
+    """
+    _check_patches(fields, patches)
+    centred = fields.centred_patches(patches)
+    offset = _constant_ivar_offset(fields, centred, with_constant=False)  # L×B×1×1
+    if fields.layers == 1:  # the per-patch offset rides on the convolution's bias
+        correlation = F.conv2d(fields.padded_mean_weighted, centred, bias=offset[0, :, 0, 0])
+    else:
+        correlation = F.conv2d(fields.padded_mean_weighted, centred).add_(offset)
+    return correlation.add_(fields.centred_constant.unsqueeze(1))
+
+
+def log_joint_constant_ivar_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
+    """:func:`log_joint_constant_ivar` with the correlation of :func:`log_joint_fft`, L×B×H×W."""
+    _check_patches(fields, patches)
+    centred = fields.centred_patches(patches)
+    offset = _constant_ivar_offset(fields, centred, with_constant=False)[:, :, 0, 0]
+    return _correlate_rows_fft(fields, fields.mean_product_matrices, centred, offset)
+
+
+def _constant_ivar_offset(fields: EpitomeFields, centred: Tensor, with_constant: bool = True) -> Tensor:
+    """−½ Σ_k λ_{l,k} ‖x_{b,k} − centre_k‖² (L×B×1×1), plus the centred ½(V − A) + log prior
+    (to L×B×H×W) if asked."""
+    ivar = fields._require_constant_ivar()
+    ivar = ivar.to(centred.dtype)
+    squared_norms = (centred * centred).sum((-2, -1))  # B×C
+    offset = -0.5 * (squared_norms @ ivar.T).T[:, :, None, None]  # L×B×1×1
+    return fields.centred_constant.unsqueeze(1) + offset if with_constant else offset
+
+
+def row_dft_matrix(size: int, length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(2G)×w matrix of the *conjugated* real-input DFT of length n restricted to the first w
+    samples: rows (g, re) = cos(2π g j / n) and (g, im) = sin(2π g j / n), so M xᵀ is conj(rfft(x, n))."""
+    j = torch.arange(size, dtype=torch.float64, device=device)
+    g = torch.arange(length // 2 + 1, dtype=torch.float64, device=device)
+    angle = (2 * math.pi / length) * torch.outer(g, j)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1).reshape(-1, size).to(dtype)
+
+
+def _correlate_rows_fft(
+    fields: EpitomeFields, matrices: Tensor, kernels: Tensor, offset: Tensor | None = None
+) -> Tensor:
+    """Σ_k corr(field_k, kernel_{b,k}) + ``centred_constant`` (+ ``offset[l, b]``) on the torus, L×B×H×W,
+    from the real product matrices of the field.  Both additions ride on the product's accumulator
+    (a constant row of value c is n·c at frequency 0), so no pass over the output is added."""
+    layers, height, width, n = fields.layers, fields.height, fields.width, fields.fft_length
+    batch, size = kernels.shape[0], kernels.shape[-1]
+    frequencies = n // 2 + 1
+    dft = row_dft_matrix(size, n, kernels.dtype, kernels.device)  # (G·2)×w
+    rows = kernels.permute(3, 1, 2, 0).reshape(size, -1)  # w×(K·w·B)
+    spectrum = (dft @ rows).view(frequencies, -1, batch)  # G×(2·K·w)×B: [Kr; Ki] per frequency
+    accumulator = fields.constant_spectrum.expand(frequencies, batch, matrices.shape[-1])
+    if offset is not None:
+        accumulator = accumulator.clone()
+        real_at_zero = accumulator[0].view(batch, layers, height, 2)[..., 0]
+        real_at_zero += n * offset.T[:, :, None].to(accumulator.dtype)
+    product = torch.baddbmm(accumulator, spectrum.transpose(1, 2), matrices)  # G×B×(2·L·H)
+    product = torch.view_as_complex(product.view(frequencies, batch, -1, 2))  # G×B×(L·H)
+    out = torch.fft.irfft(product.permute(1, 2, 0), n=n, dim=-1)  # B×(L·H)×n
+    return out.view(batch, layers, height, n)[..., :width].transpose(0, 1)
 
 
 def _check_patches(fields: EpitomeFields, patches: Tensor) -> None:
@@ -212,34 +450,56 @@ def _check_patches(fields: EpitomeFields, patches: Tensor) -> None:
         )
 
 
-def direct_cost(layers: int, channels: int, height: int, width: int, patch_size: int) -> float:
-    """Flops per patch of the direct correlation: 2·L·H·W·2C·w²."""
-    return 2.0 * layers * height * width * 2 * channels * patch_size**2
+def direct_cost(
+    layers: int, channels: int, height: int, width: int, patch_size: int, constant_ivar: bool = False
+) -> float:
+    """Flops per patch of the direct correlation: 2·L·H·W·K·w², K = 2C (C when λ is constant)."""
+    correlated = channels if constant_ivar else 2 * channels
+    return 2.0 * layers * height * width * correlated * patch_size**2
 
 
-def fft_cost(layers: int, channels: int, height: int, width: int, patch_size: int) -> float:
-    """Weighted flops per patch of the FFT path: the per-frequency matrix product plus the row DFTs.
+def fft_cost(
+    layers: int, channels: int, height: int, width: int, patch_size: int, constant_ivar: bool = False
+) -> float:
+    """Weighted flops per patch of the FFT path: the per-frequency complex product plus the row DFTs.
 
-    DFT flops (2.5·n·log2 n per row; 2C·w forward and L·H inverse rows) are weighted by
-    ``FFT_FLOP_COST`` because they run far below the matrix-product rate.
+    The complex batched product (8 flops a complex MAC) is weighted by ``COMPLEX_MATMUL_COST``
+    and the inverse DFT flops (2.5·n·log2 n per output row) by ``FFT_FLOP_COST``: both run below
+    the rate of a real convolution / matrix product.
     """
-    n = next_fast_length(width + 2 * (patch_size // 2))
-    matmul = 8.0 * (n // 2 + 1) * layers * height * 2 * channels * patch_size
-    row_dfts = 2.5 * n * math.log2(n) * (layers * height + 2 * channels * patch_size)
-    return matmul + FFT_FLOP_COST * row_dfts
+    correlated = channels if constant_ivar else 2 * channels
+    n = row_fft_length(width, patch_size, correlated)
+    return layers * height * _row_fft_cost(n, patch_size, correlated)
 
 
-def choose_method(layers: int, channels: int, height: int, width: int, patch_size: int) -> str:
-    """The cheaper of ``"direct"`` and ``"fft"`` under the flop model above."""
-    direct = direct_cost(layers, channels, height, width, patch_size)
-    fft = fft_cost(layers, channels, height, width, patch_size)
+def choose_method(
+    layers: int, channels: int, height: int, width: int, patch_size: int, constant_ivar: bool = False
+) -> str:
+    """The cheaper path under the flop model above: ``"direct"``/``"fft"``, or with λ constant over
+    positions (and no gradient) ``"constant_ivar"``/``"constant_ivar_fft"``."""
+    direct = direct_cost(layers, channels, height, width, patch_size, constant_ivar)
+    fft = fft_cost(layers, channels, height, width, patch_size, constant_ivar)
+    if constant_ivar:
+        return "constant_ivar_fft" if fft < direct else "constant_ivar"
     return "fft" if fft < direct else "direct"
 
 
-def chunk_size(fields: EpitomeFields, max_elements: int) -> int:
-    """Patches per chunk so the largest intermediate (~3·L·H·W floats a patch) fits ``max_elements``."""
-    per_patch = 3 * fields.layers * fields.height * max(fields.width, fields.fft_length)
+def chunk_size(fields: EpitomeFields, max_elements: int, method: str = "fft") -> int:
+    """Patches per chunk so the intermediates fit ``max_elements`` floats: ~3·L·H·max(W, n) a patch
+    on the FFT paths, the L·H·W output alone on the convolution paths."""
+    if method in ("direct", "constant_ivar"):
+        per_patch = fields.layers * fields.height * fields.width
+    else:
+        per_patch = 3 * fields.layers * fields.height * max(fields.width, fields.fft_length)
     return max(1, max_elements // per_patch)
+
+
+LOG_JOINT_PATHS = {
+    "direct": log_joint_direct,
+    "fft": log_joint_fft,
+    "constant_ivar": log_joint_constant_ivar,
+    "constant_ivar_fft": log_joint_constant_ivar_fft,
+}
 
 
 def log_joint(
@@ -248,11 +508,18 @@ def log_joint(
     method: Method = "auto",
     max_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS,
 ) -> Tensor:
-    """``E[l, b, u, v] = log p(x_b, s)`` (spec §2), chunked over patches, faster path by default."""
+    """``E[l, b, u, v] = log p(x_b, s)`` (spec §2), chunked over patches, fastest exact path by default.
+
+    ``"direct"`` is the reference formulation of spec §2; every other path gives the same values
+    (float32 rounding aside) and ``"auto"`` picks the cheapest under :func:`choose_method`.
+    """
     if method == "auto":
-        method = choose_method(fields.layers, fields.channels, fields.height, fields.width, fields.patch_size)
-    evaluate = {"direct": log_joint_direct, "fft": log_joint_fft}[method]
-    step = chunk_size(fields, max_chunk_elements)
+        method = choose_method(
+            fields.layers, fields.channels, fields.height, fields.width, fields.patch_size,
+            constant_ivar=fields.constant_ivar is not None,
+        )
+    evaluate = LOG_JOINT_PATHS[method]
+    step = chunk_size(fields, max_chunk_elements, method)
     if patches.shape[0] <= step:
         return evaluate(fields, patches)
     return torch.cat([evaluate(fields, chunk) for chunk in patches.split(step)], dim=1)

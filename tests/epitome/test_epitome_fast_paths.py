@@ -1,0 +1,182 @@
+"""Fast exact paths of the log joint, the fused posterior accumulation and the factorised LSR EM,
+each against a brute-force / literal reference on small shapes (issue 5: values equal to 1e-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eolabels.epitome.embed import accumulate_coarse_posteriors, embed_coarse_labels
+from eolabels.epitome.lsr import embed_coarse_dataset, lsr_em, self_epitomic_lsr
+from eolabels.epitome.model import (
+    GaussianEpitome,
+    choose_method,
+    constant_ivar,
+    fft_size_penalty,
+    log_joint,
+    posterior,
+    row_fft_length,
+)
+
+
+def brute_force(mean, ivar, logits, patches) -> np.ndarray:
+    """Wrapped per-position Gaussian log density + per-layer log prior, explicit loops (float64)."""
+    mean, ivar, logits, x = (t.detach().double().numpy() for t in (mean, ivar, logits, patches))
+    layers, _, height, width = mean.shape
+    size = x.shape[-1]
+    half = size // 2
+    out = np.zeros((layers, len(x), height, width))
+    for l in range(layers):
+        log_prior = logits[l] - np.log(np.exp(logits[l]).sum())
+        for u in range(height):
+            for v in range(width):
+                rows = [(u + i - half) % height for i in range(size)]
+                cols = [(v + j - half) % width for j in range(size)]
+                mu = mean[l][:, rows][:, :, cols]
+                lam = ivar[l][:, rows][:, :, cols]
+                for b in range(len(x)):
+                    out[l, b, u, v] = 0.5 * np.sum(-lam * (x[b] - mu) ** 2 + np.log(lam)) + log_prior[u, v]
+    return out
+
+
+def epitome_with(ivar_kind: str, layers=2, channels=3, height=9, width=10, seed=0) -> GaussianEpitome:
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.rand(layers, channels, height, width, generator=g)
+    if ivar_kind == "varying":
+        ivar = 1 + 99 * torch.rand(layers, channels, height, width, generator=g)
+    else:  # constant over positions, different per layer and channel
+        per_plane = 1 + 99 * torch.rand(layers, channels, 1, 1, generator=g)
+        ivar = per_plane.expand(layers, channels, height, width).clone()
+    return GaussianEpitome(mean, ivar, torch.randn(layers, height, width, generator=g))
+
+
+# (height, width, patch side): W = 10, 8, 15, 12 are fast DFT sizes (circular row DFT of length W),
+# W = 11, 13, 7 are not (linear correlation of the circularly extended row, n ≥ W + 2p).
+SHAPES = [(9, 10, 5), (6, 8, 1), (7, 15, 7), (12, 12, 3), (9, 11, 5), (5, 13, 3), (8, 7, 7)]
+
+
+@pytest.mark.parametrize("height,width,size", SHAPES)
+@pytest.mark.parametrize("method", ["fft", "constant_ivar", "constant_ivar_fft"])
+def test_fast_paths_match_brute_force(height, width, size, method):
+    kind = "varying" if method == "fft" else "constant"
+    epitome = epitome_with(kind, height=height, width=width)
+    patches = torch.rand(5, 3, size, size, generator=torch.Generator().manual_seed(1))
+    expected = brute_force(epitome.mean, epitome.ivar, epitome.prior_logits, patches)
+    with torch.no_grad():
+        got = log_joint(epitome.fields(size), patches, method=method).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("height,width,size", SHAPES)
+def test_fast_paths_equal_direct_in_float64(height, width, size):
+    epitome = epitome_with("constant", height=height, width=width)
+    epitome = GaussianEpitome(epitome.mean.double(), epitome.ivar.double(), epitome.prior_logits.double())
+    patches = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        fields = epitome.fields(size)
+        direct = log_joint(fields, patches, method="direct")
+        for method in ("fft", "constant_ivar", "constant_ivar_fft", "auto"):
+            assert torch.allclose(log_joint(fields, patches, method=method), direct, rtol=1e-10, atol=1e-9)
+
+
+def test_fft_path_gradients_match_direct_with_circular_and_linear_rows():
+    for width in (16, 13):  # 16: circular row DFT; 13: linear
+        epitome = epitome_with("varying", layers=1, channels=2, height=11, width=width)
+        patches = torch.rand(3, 2, 5, 5, generator=torch.Generator().manual_seed(3))
+        grads = {}
+        for method in ("direct", "fft"):
+            epitome.zero_grad()
+            torch.logsumexp(log_joint(epitome.fields(5), patches, method=method).flatten(), 0).backward()
+            grads[method] = [p.grad.clone() for p in epitome.parameters()]
+        for a, b in zip(grads["direct"], grads["fft"]):
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-4 * a.abs().max())
+
+
+def test_constant_ivar_is_detected_only_when_exact_and_gradient_free():
+    constant = epitome_with("constant")
+    with torch.no_grad():
+        found = constant_ivar(constant.ivar)
+        assert found is not None and found.shape == (2, 3)
+        assert torch.equal(found, constant.ivar[:, :, 0, 0])
+        assert constant_ivar(epitome_with("varying").ivar) is None
+    assert constant_ivar(constant.ivar) is None  # λ requires a gradient: the specialisation is off
+    fields = constant.fields(3)
+    with pytest.raises(ValueError, match="constant_ivar"):
+        log_joint(fields, torch.rand(2, 3, 3, 3), method="constant_ivar")
+
+
+def test_auto_takes_the_constant_ivar_paths_for_a_self_epitome():
+    assert choose_method(1, 4, 512, 512, 7, constant_ivar=True).startswith("constant_ivar")
+    assert choose_method(1, 4, 299, 299, 31, constant_ivar=True) == "constant_ivar_fft"
+    assert choose_method(1, 4, 299, 299, 31) == "fft"
+
+
+def test_row_fft_length_is_fast_and_long_enough():
+    assert row_fft_length(512, 7) == 512  # circular on the torus
+    for width, size in [(299, 11), (299, 31), (13, 5), (7, 7)]:
+        n = row_fft_length(width, size)
+        assert fft_size_penalty(n) is not None
+        assert n == width or n >= width + 2 * (size // 2)
+    assert fft_size_penalty(320) == 1.0 and fft_size_penalty(315) == 1.25 and fft_size_penalty(299) is None
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("method", ["direct", "fft", "constant_ivar", "constant_ivar_fft"])
+def test_fused_accumulation_equals_posterior_embedding(layers, method):
+    epitome = epitome_with("constant", layers=layers, height=10, width=12)
+    patches = torch.rand(6, 3, 5, 5, generator=torch.Generator().manual_seed(4))
+    classes = torch.tensor([0, 3, 3, 1, 0, 3])
+    with torch.no_grad():
+        energies = log_joint(epitome.fields(5), patches, method=method)
+        expected = embed_coarse_labels(posterior(energies, 7.0).double(), classes, 5)
+        lrmap = torch.ones(5, layers, 10, 12, dtype=torch.float64)
+        accumulate_coarse_posteriors(energies.clone(), classes, lrmap, 7.0, overwrite_input=True)
+    assert torch.allclose(lrmap - 1, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"weight_by_class_frequency": True}, {"restrict_to_present_classes": True}]
+)
+def test_factorised_em_equals_the_literal_loop(options):
+    g = torch.Generator().manual_seed(5)
+    lrmap = torch.rand(6, 2, 7, 8, generator=g, dtype=torch.float64) ** 6
+    lrmap[2] = 0  # a class absent from the tile
+    table = torch.rand(6, 4, generator=g, dtype=torch.float64)
+    table[0] = 0  # a no-data row
+    fast = lsr_em(lrmap, table, generator=torch.Generator().manual_seed(6), **options)
+    literal = lsr_em(lrmap, table, generator=torch.Generator().manual_seed(6), factorised=False, **options)
+    assert torch.allclose(fast, literal, rtol=1e-12, atol=1e-14)
+
+
+def test_self_epitomic_lsr_fast_equals_direct_formulation():
+    g = torch.Generator().manual_seed(7)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=g), size=(24, 24), mode="bilinear")[0]
+    slots = torch.randint(4, (24, 24), generator=g)
+    table = torch.rand(4, 3, generator=g, dtype=torch.float64)
+    runs = {
+        (method, reference): self_epitomic_lsr(
+            image, slots, table, samples=96, batch_size=32, generator=torch.Generator().manual_seed(8),
+            method=method, reference_accumulation=reference,
+        )
+        for method, reference in [("direct", True), ("auto", False), ("constant_ivar_fft", False), ("fft", True)]
+    }
+    reference = runs[("direct", True)]
+    for result in runs.values():
+        assert torch.allclose(result, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_embed_coarse_dataset_fused_equals_reference():
+    epitome = epitome_with("varying", layers=2, height=11, width=10)
+    g = torch.Generator().manual_seed(9)
+    images = [torch.rand(3, 16, 14, generator=g), torch.rand(3, 12, 18, generator=g)]
+    slots = [torch.randint(5, image.shape[-2:], generator=g) for image in images]
+    results = [
+        embed_coarse_dataset(
+            epitome, images, slots, 5, 5, samples=64, batch_size=16, generator=torch.Generator().manual_seed(10),
+            method=method, reference_accumulation=reference,
+        )
+        for method, reference in [("direct", True), ("auto", False)]
+    ]
+    assert torch.allclose(results[1], results[0], rtol=1e-5, atol=1e-7)
