@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from epitome_reference import brute_force
+
 from eolabels.epitome.model import (
     GaussianEpitome,
     choose_method,
@@ -32,25 +34,7 @@ def random_epitome(layers, channels, height, width, dtype=torch.float64, seed=0)
 
 def brute_force_log_joint(epitome: GaussianEpitome, patches: torch.Tensor) -> np.ndarray:
     """Per-position wrapped Gaussian log-density (+ log prior), written with explicit loops."""
-    mean = epitome.mean.detach().numpy()
-    ivar = epitome.ivar.detach().numpy()
-    logits = epitome.prior_logits.detach().numpy()
-    x = patches.numpy()
-    layers, channels, height, width = mean.shape
-    size = x.shape[-1]
-    half = size // 2
-    out = np.zeros((layers, len(x), height, width))
-    for l in range(layers):
-        log_prior = logits[l] - np.log(np.exp(logits[l]).sum())
-        for u in range(height):
-            for v in range(width):
-                rows = [(u + i - half) % height for i in range(size)]
-                cols = [(v + j - half) % width for j in range(size)]
-                mu = mean[l][:, rows][:, :, cols]
-                lam = ivar[l][:, rows][:, :, cols]
-                for b in range(len(x)):
-                    out[l, b, u, v] = 0.5 * np.sum(-lam * (x[b] - mu) ** 2 + np.log(lam)) + log_prior[u, v]
-    return out
+    return brute_force(epitome.mean, epitome.ivar, epitome.prior_logits, patches)
 
 
 @pytest.mark.parametrize("size", [1, 3, 5])
