@@ -73,3 +73,19 @@ def test_oracle_naive_is_at_least_as_good_as_the_table_naive(lsr_root):
 def test_wrong_table_for_the_truth_fails_naming_it(lsr_root):
     with pytest.raises(ValueError, match="soft IGBP"):
         load_transfer("lsr", lsr_root, {"kind": "soft_igbp", "confidence": 0.7, "unscored_splits": {}}, [])
+
+
+def test_train_epitome_stage_writes_a_layered_epitome_and_removes_every_checkpoint(lsr_root, tmp_path):
+    import torch
+
+    from eolabels.epitome.stages import train_epitome
+
+    settings = {"side": 8, "layers": 2, "layer_training": "individual", "iterations": 3, "batch_size": 8,
+                "patch_sizes": [3], "checkpoint_every": 1}
+    outs = {name: str(tmp_path / f"{name}.png") for name in ("means", "usage", "promotion", "loss")}
+    train_epitome("lsr", str(lsr_root), READING, settings, 0, "cpu", 1, str(tmp_path / "epitome.pt"),
+                  str(tmp_path / "history.csv"), outs["means"], outs["usage"], outs["promotion"], outs["loss"])
+    saved = torch.load(tmp_path / "epitome.pt", weights_only=False)
+    assert saved["epitome"]["mean"].shape[0] == 2 and saved["settings"]["layer_training"] == "individual"
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 2 * 3  # the two layers' runs one after the other
+    assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == []

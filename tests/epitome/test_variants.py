@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from eolabels.data.geotiff import GridSpec
@@ -79,3 +80,51 @@ def test_finished_checkpoint_is_not_reused_when_the_job_reruns(tmp_path):
     fresh, _ = train_all_tile_epitome(mirrored, settings, seed=1, progress=False)
     assert len(history.loss) == 3
     assert torch.allclose(rerun.mean, fresh.mean)
+
+
+def test_individually_trained_layers_are_separate_runs_stacked(tmp_path):
+    """layer_training=individual (the paper's 8 epitomes, spec §4): layer l equals a one-layer run with
+    seed + l; the history is the runs' histories one after the other."""
+    tiles, _ = tiles_and_transfer(((16, 16), (16, 16)))
+    single = EpitomeSettings(side=8, iterations=3, batch_size=8, patch_sizes=(3,), checkpoint_every=1)
+    both = EpitomeSettings(**{**single.__dict__, "layers": 2, "layer_training": "individual"})
+    stacked, history = train_all_tile_epitome(tiles, both, seed=5, progress=False)
+    runs = [train_all_tile_epitome(tiles, single, seed=5 + layer, progress=False) for layer in range(2)]
+    assert stacked.shape == (2, 3, 8, 8)  # RGB tiles
+    for layer, (epitome, run_history) in enumerate(runs):
+        assert torch.equal(stacked.mean[layer], epitome.mean[0])
+        assert torch.equal(stacked.ivar[layer], epitome.ivar[0])
+        assert torch.equal(stacked.prior_logits[layer], epitome.prior_logits[0])
+        assert history.loss[3 * layer : 3 * layer + 3] == run_history.loss
+    # jointly trained layers are a different model
+    joint, _ = train_all_tile_epitome(tiles, EpitomeSettings(**{**both.__dict__, "layer_training": "joint"}), 5,
+                                      progress=False)
+    assert not torch.equal(joint.mean, stacked.mean)
+    with pytest.raises(ValueError, match="layer_training"):
+        EpitomeSettings(layer_training="sequential")
+
+
+def test_individual_layers_resume_after_an_interruption(tmp_path):
+    from dataclasses import replace
+
+    from eolabels.epitome.variants import checkpoint_files, layer_checkpoint
+
+    tiles, _ = tiles_and_transfer(((16, 16), (16, 16)))
+    mirrored = [replace(t, image=t.image.flip(-1).contiguous()) for t in tiles]
+    settings = EpitomeSettings(side=8, iterations=4, batch_size=8, patch_sizes=(3,), checkpoint_every=1, layers=2,
+                               layer_training="individual")
+    single = EpitomeSettings(**{**settings.__dict__, "layers": 1, "layer_training": "joint"})
+    checkpoint = tmp_path / "ckpt.pt"
+    assert checkpoint_files(checkpoint, settings) == [tmp_path / "ckpt.layer0.pt", tmp_path / "ckpt.layer1.pt"]
+    # interrupted job: layer 0 finished (marked by training it on mirrored tiles), layer 1 stopped after 2 iterations
+    layer0, _ = train_all_tile_epitome(mirrored, single, 1, checkpoint=layer_checkpoint(checkpoint, 0), progress=False)
+    train_all_tile_epitome(tiles, EpitomeSettings(**{**single.__dict__, "iterations": 2}), 2,
+                           checkpoint=layer_checkpoint(checkpoint, 1), progress=False)
+    resumed, history = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
+    straight, _ = train_all_tile_epitome(tiles, settings, seed=1, progress=False)
+    assert torch.equal(resumed.mean[0], layer0.mean[0])  # the finished layer was reused, not retrained
+    assert torch.allclose(resumed.mean[1], straight.mean[1])  # the interrupted one resumed exactly
+    assert len(history.loss) == 8
+    # every layer finished: the job re-ran because something changed, so all layers start over
+    rerun, _ = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
+    assert torch.allclose(rerun.mean, straight.mean)

@@ -41,6 +41,7 @@ from eolabels.epitome.variants import (
     EpitomeSettings,
     ReconstructSettings,
     SelfEpitomicSettings,
+    checkpoint_files,
     embed_coarse,
     epitome_label_probs,
     predict_colour,
@@ -117,7 +118,8 @@ def train_epitome(
     epitome, history = train_all_tile_epitome(tiles, config, seed, resolve_device(device), checkpoint)
     epitome = epitome.cpu()
     _save({"epitome": epitome.state_dict(), "settings": asdict(config), "history": asdict(history)}, out_epitome)
-    checkpoint.unlink(missing_ok=True)
+    for path in checkpoint_files(checkpoint, config):
+        path.unlink(missing_ok=True)
     write_history_csv(history, out_history)
     tag = source_tag(DatasetIndex.open(root).meta.source)
     save_figure(_titled(plot_epitome_means(epitome), f"{dataset} epitome means\n{tag}"), out_means)

@@ -27,6 +27,11 @@ from eolabels.epitome.train import EpitomeTrainer, TrainConfig, TrainHistory
 from eolabels.epitome.transfer import LabelTransfer
 
 
+# joint: the L layers of one mixture trained together (spec §4); individual: the paper's setting, each
+# layer trained alone as a one-layer epitome, then the layers used as the components of one mixture.
+LAYER_TRAINING = ("joint", "individual")
+
+
 @dataclass(frozen=True)
 class EpitomeSettings:
     """Size and training of the all-tile epitome (spec §3; the paper: 499², 11–31 px, 50,000 iterations)."""
@@ -39,6 +44,11 @@ class EpitomeSettings:
     learning_rate: float = 0.003
     diversify: bool = False
     checkpoint_every: int = 100
+    layer_training: str = "joint"
+
+    def __post_init__(self) -> None:
+        if self.layer_training not in LAYER_TRAINING:
+            raise ValueError(f"layer_training must be one of {LAYER_TRAINING}, got {self.layer_training!r}")
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(
@@ -147,7 +157,11 @@ def train_all_tile_epitome(
 ) -> tuple[GaussianEpitome, TrainHistory]:
     """One epitome over all tiles (spec §3), resuming from ``checkpoint`` when it is an unfinished run
     with the same settings. A finished checkpoint is not reused: Snakemake only re-runs a finished job
-    when something changed (e.g. the tiles), so the run starts over, exactly as a fresh one would."""
+    when something changed (e.g. the tiles), so the run starts over, exactly as a fresh one would.
+    With ``layer_training="individual"`` the layers are trained one after the other (see
+    :func:`train_layers_individually`)."""
+    if settings.layer_training == "individual" and settings.layers > 1:
+        return train_layers_individually(tiles, settings, seed, device, checkpoint, progress)
     images = [tile.image for tile in tiles]
     generator = torch.Generator().manual_seed(seed)
     epitome = GaussianEpitome.initialise(settings.layers, images[0].shape[0], settings.side, generator=generator)
@@ -164,6 +178,84 @@ def train_all_tile_epitome(
             trainer = EpitomeTrainer(epitome.to(device), images, settings.train_config(seed))
     history = trainer.train(settings.iterations, checkpoint, settings.checkpoint_every, progress)
     return trainer.epitome, history
+
+
+def layer_checkpoint(checkpoint: str | Path, layer: int) -> Path:
+    """Where layer ``layer`` of an individually trained epitome keeps its checkpoint."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}.layer{layer}{path.suffix}")
+
+
+def checkpoint_files(checkpoint: str | Path, settings: EpitomeSettings) -> list[Path]:
+    """Every checkpoint file a training with ``settings`` may leave beside ``checkpoint``."""
+    if settings.layer_training == "individual" and settings.layers > 1:
+        return [layer_checkpoint(checkpoint, layer) for layer in range(settings.layers)]
+    return [Path(checkpoint)]
+
+
+def _saved_iteration(path: Path | None) -> int | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["iteration"])
+    except (OSError, RuntimeError, KeyError, EOFError):
+        return None
+
+
+def train_layers_individually(
+    tiles: Sequence[LabelledTile],
+    settings: EpitomeSettings,
+    seed: int,
+    device: torch.device | str = "cpu",
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[GaussianEpitome, TrainHistory]:
+    """The paper's multi-epitome setting (spec §4): layer l is a one-layer epitome trained alone with seed
+    ``seed + l``; the L epitomes are then stacked as the components of one mixture (each keeps its own
+    normalised position prior). The history is the layers' histories one after the other.
+
+    Checkpoints: one per layer (:func:`layer_checkpoint`). After an interruption (some layer's checkpoint
+    unfinished) the finished layers before it are reused and that layer resumes; when every layer's
+    checkpoint is finished the job re-ran because something changed, so all layers start over.
+    """
+    single = EpitomeSettings(**{**settings.__dict__, "layers": 1, "layer_training": "joint"})
+    paths = [None if checkpoint is None else layer_checkpoint(checkpoint, layer) for layer in range(settings.layers)]
+    saved = [_saved_iteration(path) for path in paths]
+    interrupted = next((layer for layer, it in enumerate(saved) if it is not None and it < settings.iterations), None)
+    layers, histories = [], []
+    for layer, path in enumerate(paths):
+        finished = None
+        if interrupted is not None and layer < interrupted and saved[layer] == settings.iterations:
+            finished = _load_finished_layer(tiles, single, seed + layer, path)
+        epitome, history = finished or train_all_tile_epitome(tiles, single, seed + layer, device, path, progress)
+        layers.append(epitome.to("cpu"))
+        histories.append(history)
+    stacked = GaussianEpitome(
+        torch.cat([e.mean.detach() for e in layers]),
+        torch.cat([e.ivar.detach() for e in layers]),
+        torch.cat([e.prior_logits.detach() for e in layers]),
+    ).to(device)
+    merged = TrainHistory()
+    for layer, history in enumerate(histories):
+        merged.loss += history.loss
+        merged.patch_size += history.patch_size
+        merged.masked_fraction += history.masked_fraction
+        merged.resets += [reset + layer * settings.iterations for reset in history.resets]
+    return stacked, merged
+
+
+def _load_finished_layer(
+    tiles: Sequence[LabelledTile], single: EpitomeSettings, seed: int, path: Path
+) -> tuple[GaussianEpitome, TrainHistory] | None:
+    """A finished layer's epitome and history, or None if its checkpoint has other settings or shapes."""
+    images = [tile.image for tile in tiles]
+    epitome = GaussianEpitome.initialise(1, images[0].shape[0], single.side)
+    trainer = EpitomeTrainer(epitome, images, single.train_config(seed))
+    try:
+        trainer.load_checkpoint(path)
+    except (ValueError, RuntimeError, KeyError):
+        return None
+    return trainer.epitome, trainer.history
 
 
 def embed_coarse(
