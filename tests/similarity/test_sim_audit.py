@@ -129,3 +129,20 @@ def test_audit_of_an_smp_unet_tile_end_to_end(tmp_path):
     )
     with pytest.raises(ValueError, match="band count: 4 vs 3"):
         score_patches(acc, other, patches[:, :3], config)
+
+
+def test_within_class_deciles_remove_the_class_confound():
+    from eolabels.similarity.audit import decile_error_rates, within_class_decile_error_rates
+
+    # class 0: dense (N_S 101..120), wrong at its two lowest and at 110-112, 118; class 1: sparse
+    # (N_S 1..20), wrong only at its densest sample 20
+    soft = np.concatenate([np.arange(101, 121), np.arange(1, 21)]).astype(float)
+    classes = np.repeat([0, 1], 20)
+    errors = np.isin(soft, [101, 102, 110, 111, 112, 118, 20])
+    # plain deciles compare the classes: lowest = N_S 1-4 (no error), highest = 117-120 (one: 118)
+    assert decile_error_rates(soft, errors) == (0.0, 0.25)
+    # within each class: lowest = {101, 102} and {1, 2} -> 2/4; highest = {119, 120} and {19, 20} -> 1/4
+    assert within_class_decile_error_rates(soft, errors, classes) == (0.5, 0.25)
+    # classes under min_samples are left out; none left gives NaN
+    low, high = within_class_decile_error_rates(soft, errors, classes, min_samples=21)
+    assert np.isnan(low) and np.isnan(high)

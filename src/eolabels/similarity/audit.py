@@ -258,6 +258,26 @@ def decile_error_rates(soft: np.ndarray, errors: np.ndarray) -> tuple[float, flo
     return float(errors[soft <= low].mean()), float(errors[soft >= high].mean())
 
 
+def within_class_decile_error_rates(
+    soft: np.ndarray, errors: np.ndarray, classes: np.ndarray, min_samples: int = 20
+) -> tuple[float, float]:
+    """A2 with the class confound removed (a diagnostic, not the spec's measure): the lowest and the
+    highest ``N_S`` decile taken within each predicted class with at least ``min_samples`` samples,
+    pooled over classes; returns their error rates.  Large classes have large soft counts, so the
+    plain deciles also compare classes, which this leaves out."""
+    low, high = [], []
+    for c in np.unique(classes):
+        members = classes == c
+        if members.sum() < min_samples:
+            continue
+        lo, hi = np.quantile(soft[members], [0.1, 0.9])
+        low.append(errors[members & (soft <= lo)])
+        high.append(errors[members & (soft >= hi)])
+    if not low:
+        return float("nan"), float("nan")
+    return float(np.concatenate(low).mean()), float(np.concatenate(high).mean())
+
+
 def _check_schema(schema: ClassSchema, classes: int) -> None:
     if schema.ids != tuple(range(classes)):
         raise ValueError(
@@ -358,7 +378,9 @@ def run_density_audit(
     samples["unreliable"] = flags["unreliable"].numpy()
     samples["suspicious_label"] = flags["suspicious_label"].numpy()
 
-    heldout_soft, heldout_errors = _heldout_errors(segmenter, heldout, heldout_scores, truth_layer, image_layer)
+    heldout_soft, heldout_errors, heldout_classes = _heldout_errors(
+        segmenter, heldout, heldout_scores, truth_layer, image_layer
+    )
     tile_rows = _write_density_maps(train, train_scores, out_dir, settings.stride)
     if withheld_train is not None:
         tile_rows += _write_density_maps(withheld_train, withheld_scores, out_dir, settings.stride)
@@ -385,7 +407,10 @@ def run_density_audit(
         if not (season_test["tiles_withheld"] and season_test["tiles_trained"]):
             log.warning("A2 withheld season %r: a group has no held-out tile; the test is not measured", season)
     source = tile_sets_source(train, heldout)
-    summary = _summary(samples, heldout_soft, heldout_errors, train, heldout, season, season_test, heldout_withheld)
+    summary = _summary(
+        samples, heldout_soft, heldout_errors, train, heldout, season, season_test, heldout_withheld,
+        np.concatenate(heldout_classes),
+    )
     summary = _write_outputs(summary, tile_table, samples, tables, source)
     plot_audit_tiles(
         train, samples, train_scores, schema, settings.figure_tiles, figures["tiles"], label_layer, image_layer
@@ -439,15 +464,17 @@ def _training_samples(
 
 def _heldout_errors(
     segmenter: Network, heldout: TileSet, scores: Sequence[tuple], truth_layer: str, image_layer: str
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per held-out tile: ``N_S`` and whether the prediction at each centre is wrong vs truth."""
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per held-out tile: ``N_S``, whether the prediction at each centre is wrong vs truth, and the
+    predicted class there."""
     predicted = predict_probabilities(segmenter, heldout.layers[image_layer]).argmax(dim=1).numpy()
-    softs, errors = [], []
+    softs, errors, classes = [], [], []
     for t, (soft, _, rows, cols) in enumerate(scores):
         truth = heldout.layers[truth_layer][t][np.ix_(rows, cols)].reshape(-1)
-        errors.append(predicted[t][np.ix_(rows, cols)].reshape(-1) != truth)
+        classes.append(predicted[t][np.ix_(rows, cols)].reshape(-1))
+        errors.append(classes[-1] != truth)
         softs.append(soft.double().numpy())
-    return softs, errors
+    return softs, errors, classes
 
 
 def _summary(
@@ -459,9 +486,11 @@ def _summary(
     season: str | None = None,
     season_test: dict[str, float] | None = None,
     heldout_withheld: np.ndarray | None = None,
+    heldout_classes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Acceptance measures A2 and A3 (spec §5.a) with their targets, and flag statistics; with a
-    withheld season, A2's season comparison (``withheld_season_test``)."""
+    withheld season, A2's season comparison (``withheld_season_test``); with the predicted classes,
+    the within-class decile diagnostic."""
     all_soft, all_errors = np.concatenate(heldout_soft), np.concatenate(heldout_errors)
     low, high = decile_error_rates(all_soft, all_errors)
     ratio = low / high if high > 0 else float("inf")
@@ -475,6 +504,10 @@ def _summary(
         ("A2 held-out error rate, highest N_S decile", high, "", ""),
         ("A2 ratio lowest / highest decile", ratio, ">= 1.5", ratio >= 1.5),
     ]
+    if heldout_classes is not None:
+        class_low, class_high = within_class_decile_error_rates(all_soft, all_errors, heldout_classes)
+        rows.append(("A2 ratio lowest / highest decile within each predicted class (diagnostic)",
+                     class_low / class_high if class_high > 0 else float("inf"), "", ""))
     if season is not None and season_test is not None and heldout_withheld is not None:
         rows += _season_rows(season, season_test, heldout_soft, heldout_errors, heldout_withheld)
     rows += [
