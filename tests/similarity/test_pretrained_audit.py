@@ -189,16 +189,22 @@ def test_pretraining_splits_follow_the_trainer(world, tmp_path):
     assert sorted(splits.values()) == ["train", "train", "validation"]
 
 
-@pytest.mark.slow
-def test_audit_stage_end_to_end_on_a_tiny_world(world):
-    out = world["root"] / "audit"
+def _audit_stage(world: dict[str, Path], name: str, modality: str) -> tuple[pd.DataFrame, dict, dict]:
+    """The rule's entry point on the tiny world's cromss_midF_b9 run, outputs under ``<root>/<name>``."""
+    out = world["root"] / name
     tables = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md",
               "tiles": out / "tiles.csv", "samples": out / "samples.csv"}
     figures = {"tiles": out / "tiles.png", "deciles": out / "deciles.png"}
     summary = audit_pretrained_stage(
         world["checkpoint"], world["noldo"], world["dw"], out / "density", tables, figures, "cromss_midF_b9",
-        {"stride": 16, "context": 32, "figure_tiles": 1, "batch_size": 16}, modality="s2", seed=0,
+        {"stride": 16, "context": 32, "figure_tiles": 1, "batch_size": 16}, modality=modality, seed=0,
     )
+    return summary, tables, figures
+
+
+@pytest.mark.slow
+def test_audit_stage_end_to_end_on_a_tiny_world(world):
+    summary, tables, figures = _audit_stage(world, "audit", "s2")
     noldo, dw = DatasetIndex.open(world["noldo"]), DatasetIndex.open(world["dw"])
     measures = summary.set_index("measure")["value"]
     # pass 1 = the locations the network trained on: the validation location's 4 seasons stay out
@@ -227,7 +233,7 @@ def test_audit_stage_end_to_end_on_a_tiny_world(world):
 
     segmenter = load_pretrained_segmenter(world["checkpoint"], "s2")
     with pytest.raises(ValueError, match="not a multiple of 32"):
-        audit_pretrained(segmenter, world["noldo"], world["dw"], out / "d2", tables, figures,
+        audit_pretrained(segmenter, world["noldo"], world["dw"], world["root"] / "audit" / "d2", tables, figures,
                          AuditSettings(stride=16, context=48), "cromss_midF_b9")
 
 
@@ -248,14 +254,7 @@ def test_dry_run_audits_the_labels_the_run_pretrained_on(workflow_copy):
 @pytest.mark.slow
 def test_audit_of_the_s1_branch_runs_and_titles_its_preview(world):
     # S1 tiles have no B4/B3/B2: the tile figure shows the VV/VH false colour instead of failing
-    out = world["root"] / "audit_s1"
-    tables = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md",
-              "tiles": out / "tiles.csv", "samples": out / "samples.csv"}
-    figures = {"tiles": out / "tiles.png", "deciles": out / "deciles.png"}
-    summary = audit_pretrained_stage(
-        world["checkpoint"], world["noldo"], world["dw"], out / "density", tables, figures, "cromss_midF_b9",
-        {"stride": 16, "context": 32, "figure_tiles": 1, "batch_size": 16}, modality="s1", seed=0,
-    )
+    summary, tables, figures = _audit_stage(world, "audit_s1", "s1")
     assert (summary["network"] == "cromss_midF_b9 (S1 branch)").all()
     assert np.isfinite(float(summary.set_index("measure")["value"]["A3 AUROC of 1 - label support for wrong label"]))
     assert figures["tiles"].stat().st_size > 5_000

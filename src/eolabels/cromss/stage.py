@@ -34,6 +34,7 @@ from eolabels.cromss.train import (
     epoch_checkpoint_name,
     variant_config,
 )
+from eolabels.report.tables import is_synthetic
 
 log = logging.getLogger(__name__)
 ENCODERS_FILE = "encoders.pt"
@@ -160,7 +161,7 @@ def write_summary(path: Path, trainer: PretrainTrainer, dataset: NoisyLabelPretr
         "parameters": count_parameters(trainer.model),
         "dataset": str(dataset.root),
         "source": meta.source,
-        "synthetic": meta.source == "synthetic",
+        "synthetic": is_synthetic(meta.source),
         "seasons": list(meta.seasons),
         "train_locations": len(trainer.train_set),
         "val_locations": len(trainer.val_set),

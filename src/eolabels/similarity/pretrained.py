@@ -293,11 +293,6 @@ def pretraining_splits(dataset_root: PathLike, val_fraction: float, split_seed: 
     return {location: "validation" if location in held else "train" for location in locations}
 
 
-def _rewrite_csv(frame: pd.DataFrame, path: PathLike) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-
-
 def audit_pretrained(
     segmenter: PretrainedSegmenter,
     dataset_root: PathLike,
@@ -336,7 +331,8 @@ def audit_pretrained(
     unknown = tiles.loc[tiles["pretrain_split"].isna(), "id"].unique()
     if len(unknown):
         raise ValueError(f"{dataset_root}: locations {list(unknown)} are not among the pretraining's locations")
-    _rewrite_csv(tiles, tables["tiles"])
+    with atomic_path(tables["tiles"]) as tmp:
+        tiles.to_csv(tmp, index=False)
     validation = sorted(location for location, split in splits.items() if split == "validation")
     extra = pd.DataFrame(
         [("pretraining-validation locations (left out of pass 1, scored only)", len(validation), "", "")],

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from eolabels.atomic import atomic_path
+from eolabels.report.tables import is_synthetic
 from eolabels.similarity.audit import AuditSettings, run_density_audit, season_mask, split_by_season
 from eolabels.similarity.segmentation import (
     TrainSettings,
@@ -61,7 +62,7 @@ def train_stage(
     heldout_scores = evaluate_segmenter(segmenter, heldout.layers["s2"], heldout.layers["truth"])
     train_scores = evaluate_segmenter(segmenter, tiles.layers["s2"], tiles.layers["truth"])
     metrics = {
-        "synthetic": tiles.index.meta.source == "synthetic",
+        "synthetic": is_synthetic(tiles.index.meta.source),
         "data": tiles.index.meta.source,
         "withheld_season": withheld_season,
         "training_tiles": len(tiles.rows),
