@@ -145,3 +145,19 @@ def test_next_fast_length():
     assert next_fast_length(309) == 315
     assert next_fast_length(512) == 512
     assert next_fast_length(11) == 12
+
+
+def test_fields_are_built_once_per_parameter_update_without_gradients():
+    epitome = random_epitome(1, 2, 9, 9)
+    patches = torch.rand(3, 2, 3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        fields = epitome.fields(3)
+        assert epitome.fields(3) is fields and epitome.fields(5) is not fields
+        before = log_joint(fields, patches)
+        epitome.mean.add_(0.5)  # an in-place update (optimiser step, load_state_dict, copy_)
+        updated = epitome.fields(3)
+        assert updated is not fields
+        expected = torch.from_numpy(brute_force_log_joint(epitome, patches))
+        assert torch.allclose(log_joint(updated, patches), expected, atol=1e-9)
+        assert not torch.allclose(log_joint(updated, patches), before)
+    assert epitome.fields(3) is not epitome.fields(3)  # with autograd on: fresh, differentiable

@@ -1,0 +1,68 @@
+"""Categorical draws of epitome positions (spec §5): the two-level inverse-CDF sampler."""
+
+from __future__ import annotations
+
+import torch
+
+from eolabels.epitome.embed import (
+    SAMPLING_BLOCK,
+    _inverse_cdf_samples,
+    sample_positions,
+    sample_positions_from_log_joint,
+)
+from eolabels.epitome.model import posterior
+
+
+def frequencies_within_bounds(draws: torch.Tensor, weights: torch.Tensor, sigmas: float = 5.0) -> bool:
+    """Each position's count is within ``sigmas`` binomial standard deviations of n·w/Σw."""
+    n = draws.numel()
+    p = weights.double() / weights.double().sum()
+    counts = torch.bincount(draws, minlength=weights.numel()).double()
+    bound = sigmas * torch.sqrt(n * p * (1 - p)) + 1.0  # +1: a stray draw on a p ≈ 1/n position
+    return bool(((counts - n * p).abs() <= bound).all())
+
+
+def test_draws_follow_the_weights_across_blocks_and_never_hit_zero_weight():
+    g = torch.Generator().manual_seed(0)
+    size = 2 * SAMPLING_BLOCK + 77  # two full blocks and a short tail block
+    weights = torch.rand(3, size, generator=g) ** 3
+    weights[:, ::4] = 0
+    weights[1, SAMPLING_BLOCK:] = 0  # row 1: every block after the first empty
+    weights[2] = 0
+    weights[2, size - 1] = 2.5  # row 2: a point mass on the very last position
+    draws = _inverse_cdf_samples(weights, 60000, torch.Generator().manual_seed(1))
+    assert draws.shape == (3, 60000) and draws.dtype == torch.int64
+    assert not bool((weights.gather(1, draws) == 0).any())
+    assert bool((draws[2] == size - 1).all())
+    assert frequencies_within_bounds(draws[0], weights[0])
+    assert frequencies_within_bounds(draws[1], weights[1])
+    # first-block share, worked out by hand from the weights: Σ_{s < 512} w_s / Σ_s w_s
+    share = float(weights[0, :SAMPLING_BLOCK].sum() / weights[0].sum())
+    assert abs(float((draws[0] < SAMPLING_BLOCK).double().mean()) - share) < 5 * (share * (1 - share) / 60000) ** 0.5
+
+
+def test_rows_shorter_than_a_block_and_a_fixed_seed_repeat():
+    weights = torch.tensor([[0.0, 1.0, 3.0], [5.0, 0.0, 0.0]])
+    draws = _inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
+    assert bool((draws[1] == 0).all())
+    assert abs(float((draws[0] == 2).double().mean()) - 0.75) < 0.01
+    again = _inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
+    assert torch.equal(draws, again)
+
+
+def test_sampling_from_the_log_joint_equals_sampling_the_posterior():
+    g = torch.Generator().manual_seed(3)
+    energies = 40 * torch.randn(2, 5, 9, 13, generator=g, dtype=torch.float64)  # L×B×H×W, two layers
+    q = posterior(energies, temperature=4.0)
+    from_q = sample_positions(q, 500, torch.Generator().manual_seed(4))
+    from_e = sample_positions_from_log_joint(energies, 500, 4.0, torch.Generator().manual_seed(4))
+    # same uniforms, weights equal up to each row's normaliser: only a rounding tie could differ
+    assert (from_q == from_e).double().mean() > 0.999
+    assert int(from_e.max()) < 2 * 9 * 13
+
+
+def test_far_below_the_peak_energies_are_drawn_with_negligible_probability():
+    energies = torch.full((1, 1, 40, 40), -1e6)
+    energies[0, 0, 7, 9] = 0.0  # float32 exp of the rest is clamped at e^-87, not a denormal
+    draws = sample_positions_from_log_joint(energies, 1000, 1.0, torch.Generator().manual_seed(5))
+    assert bool((draws == 7 * 40 + 9).all())
