@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 Method = Literal["auto", "direct", "fft", "constant_ivar", "constant_ivar_fft"]
 
-# Default memory bound per chunk of patches, in float32 elements of the largest intermediate.
+# Default memory bound per chunk of patches, in elements of its largest intermediate (128 MiB of float32).
 DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 
 # Cost of one DFT flop / one complex batched-product flop relative to one real convolution flop: on
@@ -236,18 +236,25 @@ class EpitomeFields:
 
     @cached_property
     def product_matrices(self) -> Tensor:
-        """Real form of :attr:`row_spectrum_columns` for the per-frequency product, G×(2·2C·w)×(2·L·H).
+        """Real form of :attr:`row_spectrum_columns` for the per-frequency product, with one extra
+        row pair holding the row spectrum of ``centred_constant``: G×(2·(2C·w + 1))×(2·L·H).
 
-        See :func:`_real_product_matrices`; with the constant row spectrum (``constant_spectrum``)
-        as the accumulator of the product, the inverse DFT returns R − Z/2 + constant directly.
-        Only this real form is cached (the complex columns are derived on demand).
+        See :func:`_real_product_matrices`: a kernel "channel" whose row spectrum is 1 at every
+        frequency picks that row up, so the product itself adds the parameter-only terms and the
+        inverse DFT returns R − Z/2 + constant directly.  Only this real form is cached (the
+        complex columns are derived on demand).
         """
-        return _real_product_matrices(self.row_spectrum_columns)
+        return _real_product_matrices(self.row_spectrum_columns, self.constant_spectrum)
 
     @cached_property
     def mean_product_matrices(self) -> Tensor:
-        """As :attr:`product_matrices` for (μ − centre)λ alone (constant-λ FFT path)."""
-        return _real_product_matrices(self.mean_row_spectrum_columns)
+        """As :attr:`product_matrices` for (μ − centre)λ alone (constant-λ FFT path), plus one row
+        per layer that spreads n·(that layer's per-patch offset) over the layer's positions."""
+        layer_rows = torch.zeros(self.fft_length // 2 + 1, self.layers, self.layers, self.height, 2)
+        layer_rows[..., 0] = self.fft_length * torch.eye(self.layers)[:, :, None]  # n·c at frequency 0
+        layer_rows = layer_rows.view(layer_rows.shape[0], self.layers, -1).to(self.constant_spectrum)
+        extra = torch.cat([self.constant_spectrum, layer_rows], dim=1)
+        return _real_product_matrices(self.mean_row_spectrum_columns, extra)
 
     @cached_property
     def constant_spectrum(self) -> Tensor:
@@ -272,9 +279,10 @@ class EpitomeFields:
         )
 
 
-def _real_product_matrices(columns: Tensor) -> Tensor:
-    """Per frequency g, the real matrix M_g (2K×2P) with [Kr | Ki] M_g = interleaved (re, im) of
-    (A_g (Kr + i Ki))ᵀ, for A_g = ``columns[g]`` (P×K complex).
+def _real_product_matrices(columns: Tensor, extra_rows: Tensor) -> Tensor:
+    """Per frequency g, the real matrix M_g (2(K+E)×2P) with [Kr | Ki] M_g = interleaved (re, im) of
+    (A_g (Kr + i Ki))ᵀ + Kr·extra_rows_g, for A_g = ``columns[g]`` (P×K complex) and ``extra_rows``
+    (G×E×2P, interleaved pairs) met by E extra real kernel entries.
 
     A complex product (A_r + i A_i)(K_r + i K_i) has real part A_r K_r − A_i K_i and imaginary part
     A_i K_r + A_r K_i; interleaving the output columns (position, re/im) lets the real batched
@@ -282,12 +290,14 @@ def _real_product_matrices(columns: Tensor) -> Tensor:
     """
     real, imag = columns.real.transpose(1, 2), columns.imag.transpose(1, 2)  # G×K×P each
     frequencies, positions, correlated = columns.shape
-    matrices = real.new_empty(frequencies, 2, correlated, positions, 2)
-    matrices[:, 0, :, :, 0] = real  # rows multiplying K_r
-    matrices[:, 0, :, :, 1] = imag
-    matrices[:, 1, :, :, 0] = -imag  # rows multiplying K_i
-    matrices[:, 1, :, :, 1] = real
-    return matrices.view(frequencies, 2 * correlated, 2 * positions)
+    extras = extra_rows.shape[1]
+    matrices = real.new_zeros(frequencies, 2, correlated + extras, positions, 2)
+    matrices[:, 0, :correlated, :, 0] = real  # rows multiplying K_r
+    matrices[:, 0, :correlated, :, 1] = imag
+    matrices[:, 1, :correlated, :, 0] = -imag  # rows multiplying K_i
+    matrices[:, 1, :correlated, :, 1] = real
+    matrices[:, 0, correlated:] = extra_rows.view(frequencies, extras, positions, 2)
+    return matrices.view(frequencies, 2 * (correlated + extras), 2 * positions)
 
 
 def constant_ivar(ivar: Tensor) -> Tensor | None:
@@ -434,20 +444,22 @@ def _correlate_rows_fft(
     fields: EpitomeFields, matrices: Tensor, kernels: Tensor, offset: Tensor | None = None
 ) -> Tensor:
     """Σ_k corr(field_k, kernel_{b,k}) + ``centred_constant`` (+ ``offset[l, b]``) on the torus, L×B×H×W,
-    from the real product matrices of the field.  Both additions ride on the product's accumulator
-    (a constant row of value c is n·c at frequency 0), so no pass over the output is added."""
+    from the real product matrices of the field.  Both additions ride on the product: a kernel row
+    that is a unit impulse (row spectrum 1 at every frequency) meets the constant's spectrum in
+    ``matrices``, and the offsets enter as frequency-0 entries meeting one row per layer, so there
+    is no accumulator to fill and no pass over the output."""
     layers, height, width, n = fields.layers, fields.height, fields.width, fields.fft_length
     batch, size = kernels.shape[0], kernels.shape[-1]
     frequencies = n // 2 + 1
+    extras = matrices.shape[1] // 2 - kernels.shape[1] * size  # 1, or 1 + L with offsets
     dft = row_dft_matrix(size, n, kernels.dtype, kernels.device)  # (G·2)×w
     rows = kernels.permute(3, 1, 2, 0).reshape(size, -1)  # w×(K·w·B)
-    spectrum = (dft @ rows).view(frequencies, -1, batch)  # G×(2·K·w)×B: [Kr; Ki] per frequency
-    accumulator = fields.constant_spectrum.expand(frequencies, batch, matrices.shape[-1])
-    if offset is not None:
-        accumulator = accumulator.clone()
-        real_at_zero = accumulator[0].view(batch, layers, height, 2)[..., 0]
-        real_at_zero += n * offset.T[:, :, None].to(accumulator.dtype)
-    product = torch.baddbmm(accumulator, spectrum.transpose(1, 2), matrices)  # G×B×(2·L·H)
+    impulses = rows.new_zeros(size, extras * batch)
+    impulses[0, :batch] = 1  # the constant's kernel entry: a unit impulse at j = 0
+    spectrum = (dft @ torch.cat([rows, impulses], dim=1)).view(frequencies, -1, batch)  # G×(2·(K·w+E))×B
+    if offset is not None:  # real part at frequency 0 of the per-layer offset entries
+        spectrum.view(frequencies, 2, -1, batch)[0, 0, -layers:] = offset.to(spectrum.dtype)
+    product = torch.bmm(spectrum.transpose(1, 2), matrices)  # G×B×(2·L·H)
     product = torch.view_as_complex(product.view(frequencies, batch, -1, 2))  # G×B×(L·H)
     out = torch.fft.irfft(product.permute(1, 2, 0), n=n, dim=-1)  # B×(L·H)×n
     return out.view(batch, layers, height, n)[..., :width].transpose(0, 1)
@@ -509,12 +521,13 @@ def resolve_method(fields: EpitomeFields, method: Method = "auto") -> str:
 
 
 def chunk_size(fields: EpitomeFields, max_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS, method: str = "fft") -> int:
-    """Patches per chunk so the intermediates fit ``max_elements`` floats: ~3·L·H·max(W, n) a patch
-    on the FFT paths, the L·H·W output alone on the convolution paths."""
+    """Patches per chunk so that the largest intermediate holds at most ``max_elements`` floats: the
+    L·H·W output on the convolution paths, the G×(2·L·H) product (≈ L·H·(n + 2) a patch) on the FFT
+    paths, whose inverse DFT input and output are of that size too (peak ≈ 3× the bound)."""
     if method in ("direct", "constant_ivar"):
         per_patch = fields.layers * fields.height * fields.width
     else:
-        per_patch = 3 * fields.layers * fields.height * max(fields.width, fields.fft_length)
+        per_patch = fields.layers * fields.height * (fields.fft_length + 2)
     return max(1, max_elements // per_patch)
 
 
