@@ -16,6 +16,7 @@ from eolabels.epitome.model import (
     choose_method,
     constant_ivar,
     fft_size_penalty,
+    inverse_row_dft,
     log_joint,
     posterior,
     row_fft_length,
@@ -162,3 +163,16 @@ def test_embed_coarse_dataset_fused_equals_reference():
         for method, reference in [("direct", True), ("auto", False)]
     ]
     assert torch.allclose(results[1], results[0], rtol=1e-5, atol=1e-7)
+
+
+def test_inverse_row_dft_equals_torch_irfft_on_strided_input_and_keeps_gradients():
+    g = torch.Generator().manual_seed(7)
+    spectrum = torch.randn(6, 4, 5, dtype=torch.complex64, generator=g).permute(1, 2, 0)  # strided, G = 6
+    for length in (10, 11):  # even and odd n share G = n // 2 + 1
+        expected = torch.fft.irfft(spectrum, n=length, dim=-1)
+        got = inverse_row_dft(spectrum, length)
+        assert got.dtype == torch.float32 and got.shape == (4, 5, length)
+        assert torch.allclose(got, expected, atol=1e-6)
+    leaf = spectrum.detach().clone().requires_grad_()
+    inverse_row_dft(leaf, 10).square().sum().backward()  # autograd path: torch's own irfft
+    assert leaf.grad is not None and leaf.grad.shape == leaf.shape
