@@ -9,14 +9,15 @@ import torch
 
 from epitome_reference import brute_force
 
+from eolabels.epitome.dft import inverse_row_dft
 from eolabels.epitome.embed import accumulate_coarse_posteriors, embed_coarse_labels
+from eolabels.epitome import model
 from eolabels.epitome.lsr import embed_coarse_dataset, lsr_em, self_epitomic_lsr
 from eolabels.epitome.model import (
     GaussianEpitome,
     choose_method,
     constant_ivar,
     fft_size_penalty,
-    inverse_row_dft,
     log_joint,
     posterior,
     row_fft_length,
@@ -39,9 +40,18 @@ def epitome_with(ivar_kind: str, layers=2, channels=3, height=9, width=10, seed=
 SHAPES = [(9, 10, 5), (6, 8, 1), (7, 15, 7), (12, 12, 3), (9, 11, 5), (5, 13, 3), (8, 7, 7)]
 
 
+@pytest.fixture(params=["w-tap product", "blocked"])
+def height_engine(request, monkeypatch):
+    """Run the FFT paths with either height engine on every shape (the blocked one normally starts
+    at w = 15: here at any w, so the small shapes below exercise it, including L > 1 and W not a
+    fast DFT size)."""
+    monkeypatch.setattr(model, "BLOCKED_FFT_MIN_PATCH", 1 if request.param == "blocked" else 10**6)
+    return request.param
+
+
 @pytest.mark.parametrize("height,width,size", SHAPES)
 @pytest.mark.parametrize("method", ["fft", "constant_ivar", "constant_ivar_fft"])
-def test_fast_paths_match_brute_force(height, width, size, method):
+def test_fast_paths_match_brute_force(height, width, size, method, height_engine):
     kind = "varying" if method == "fft" else "constant"
     epitome = epitome_with(kind, height=height, width=width)
     patches = torch.rand(5, 3, size, size, generator=torch.Generator().manual_seed(1))
@@ -53,18 +63,25 @@ def test_fast_paths_match_brute_force(height, width, size, method):
 
 
 @pytest.mark.parametrize("height,width,size", SHAPES)
-def test_fast_paths_equal_direct_in_float64(height, width, size):
+def test_fast_paths_equal_direct_in_float64(height, width, size, height_engine):
     epitome = epitome_with("constant", height=height, width=width)
     epitome = GaussianEpitome(epitome.mean.double(), epitome.ivar.double(), epitome.prior_logits.double())
     patches = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     with torch.no_grad():
         fields = epitome.fields(size)
+        assert fields.blocked(patches) == (height_engine == "blocked")
         direct = log_joint(fields, patches, method="direct")
         for method in ("fft", "constant_ivar", "constant_ivar_fft", "auto"):
             assert torch.allclose(log_joint(fields, patches, method=method), direct, rtol=1e-10, atol=1e-9)
+        varying = epitome_with("varying", height=height, width=width).double()
+        assert torch.allclose(
+            log_joint(varying.fields(size), patches, "fft"), log_joint(varying.fields(size), patches, "direct"),
+            rtol=1e-10, atol=1e-9,
+        )
 
 
-def test_fft_path_gradients_match_direct_with_circular_and_linear_rows():
+def test_fft_path_gradients_match_direct_with_circular_and_linear_rows(monkeypatch):
+    monkeypatch.setattr(model, "BLOCKED_FFT_MIN_PATCH", 1)  # with a gradient the w-tap engine runs regardless
     for width in (16, 13):  # 16: circular row DFT; 13: linear
         epitome = epitome_with("varying", layers=1, channels=2, height=11, width=width)
         patches = torch.rand(3, 2, 5, 5, generator=torch.Generator().manual_seed(3))
@@ -107,7 +124,7 @@ def test_row_fft_length_is_fast_and_long_enough():
 
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("method", ["direct", "fft", "constant_ivar", "constant_ivar_fft"])
-def test_fused_accumulation_equals_posterior_embedding(layers, method):
+def test_fused_accumulation_equals_posterior_embedding(layers, method, height_engine):
     epitome = epitome_with("constant", layers=layers, height=10, width=12)
     patches = torch.rand(6, 3, 5, 5, generator=torch.Generator().manual_seed(4))
     classes = torch.tensor([0, 3, 3, 1, 0, 3])
@@ -176,3 +193,13 @@ def test_inverse_row_dft_equals_torch_irfft_on_strided_input_and_keeps_gradients
     leaf = spectrum.detach().clone().requires_grad_()
     inverse_row_dft(leaf, 10).square().sum().backward()  # autograd path: torch's own irfft
     assert leaf.grad is not None and leaf.grad.shape == leaf.shape
+
+
+def test_blocked_height_engine_only_for_large_patches_without_gradients():
+    epitome = epitome_with("varying", layers=1, channels=2, height=40, width=40)
+    small, large = torch.rand(2, 2, 13, 13), torch.rand(2, 2, 15, 15)
+    with torch.no_grad():
+        assert not epitome.fields(13).blocked(small) and epitome.fields(15).blocked(large)
+    assert not epitome.fields(15).blocked(large)  # the parameters require a gradient
+    plan = epitome.fields(15).block_plan  # s = 8 taps in q = 2 blocks, tiles of 8 rows, F = 15
+    assert (plan.taps, plan.blocks, plan.tile, plan.length, plan.tiles, plan.windows) == (8, 2, 8, 15, 5, 6)

@@ -11,7 +11,8 @@ The log joint (spec §2, constant −(C w²/2) log 2π dropped) is evaluated by 
 with R the cross-correlation of μλ with x, Z that of λ with x², A and V the w×w box sums of μ²λ and
 log λ.  R − ½Z is a single correlation of the stacked field [μλ, λ] with the stacked kernel
 [x, −x²/2]; it is computed either directly (``conv2d`` on the circularly padded field) or with a
-DFT along the width and a batched matrix product along the height (the FFT path).  Everything that
+DFT along the width and, along the height, a batched matrix product or for large patches blocked
+overlap-save (the FFT path, see :mod:`eolabels.epitome.blocked_fft`).  Everything that
 depends only on the parameters lives in :class:`EpitomeFields`, built once per parameter update and
 reused for every batch.
 
@@ -29,10 +30,12 @@ import math
 from functools import cached_property
 from typing import Literal
 
-import scipy.fft
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from eolabels.epitome.blocked_fft import BlockPlan, block_plan, correlate_blocked, window_spectra
+from eolabels.epitome.dft import inverse_row_dft, row_dft_matrix
 
 Method = Literal["auto", "direct", "fft", "constant_ivar", "constant_ivar_fft"]
 
@@ -44,6 +47,11 @@ DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 # batched product (MKL) at ~70–80 and batched inverse real row DFTs (MKL) at ~5.
 FFT_FLOP_COST = 20.0
 COMPLEX_MATMUL_COST = 1.5
+
+# Patch side from which the FFT paths correlate along the height by blocked overlap-save (when no
+# gradient is needed).  Bench machine, N = 299, B = 64: 27 against 33 ms at w = 15, 38 against 68
+# at w = 31; at w = 11 (and at B = 256 up to w = 13) the w-tap product per frequency was as fast.
+BLOCKED_FFT_MIN_PATCH = 15
 
 
 class GaussianEpitome(nn.Module):
@@ -257,6 +265,29 @@ class EpitomeFields:
         extra = torch.cat([self.constant_spectrum, layer_rows], dim=1)
         return _real_product_matrices(self.mean_row_spectrum_columns, extra)
 
+    def blocked(self, patches: Tensor) -> bool:
+        """Whether the FFT paths take the blocked height engine (:mod:`eolabels.epitome.blocked_fft`):
+        for large patches and only when no gradient is needed (it writes into a buffer)."""
+        if self.patch_size < BLOCKED_FFT_MIN_PATCH:
+            return False
+        tensors = (patches, self._mean, self._ivar, self._log_prior)
+        return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+    @cached_property
+    def block_plan(self) -> BlockPlan:
+        return block_plan(self.patch_size, self.height)
+
+    @cached_property
+    def blocked_spectra(self) -> Tensor:
+        """Window spectra of the centred [μλ, λ] for the blocked engine (see :func:`window_spectra`)."""
+        return window_spectra(self.centred_weighted.detach(), self.patch_size, self.fft_length, self.block_plan)
+
+    @cached_property
+    def mean_blocked_spectra(self) -> Tensor:
+        """As :attr:`blocked_spectra` for (μ − centre)λ alone (constant-λ FFT path)."""
+        self._require_constant_ivar()
+        return window_spectra(self.mean_weighted.detach(), self.patch_size, self.fft_length, self.block_plan)
+
     @cached_property
     def constant_spectrum(self) -> Tensor:
         """Row DFT (length n) of ``centred_constant`` as interleaved (re, im) pairs, G×1×(2·L·H)."""
@@ -390,10 +421,16 @@ def log_joint_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
     by a w×(2G) DFT matrix product.  Per frequency, the correlation along the height is one
     B×(2·2C·w) by (2·2C·w)×(2·L·H) real product (a complex product in real form) that sums R − Z/2
     over all channels and accumulates onto the spectrum of the parameter-only terms, so each output
-    row needs a single inverse real DFT and nothing is added afterwards.
+    row needs a single inverse real DFT and nothing is added afterwards.  For w ≥
+    ``BLOCKED_FFT_MIN_PATCH`` with no gradient to track, the height correlation is instead blocked
+    overlap-save (:mod:`eolabels.epitome.blocked_fft`, fewer operations per output for large w)
+    and the parameter-only terms are added to its output.
     """
     _check_patches(fields, patches)
     kernels = patch_kernels(fields.centred_patches(patches))
+    if fields.blocked(patches):
+        correlation = _correlate_blocked(fields, fields.blocked_spectra, kernels)
+        return correlation.add_(fields.centred_constant.unsqueeze(1))
     return _correlate_rows_fft(fields, fields.product_matrices, kernels)
 
 
@@ -418,8 +455,17 @@ def log_joint_constant_ivar_fft(fields: EpitomeFields, patches: Tensor) -> Tenso
     """:func:`log_joint_constant_ivar` with the correlation of :func:`log_joint_fft`, L×B×H×W."""
     _check_patches(fields, patches)
     centred = fields.centred_patches(patches)
+    if fields.blocked(patches):
+        correlation = _correlate_blocked(fields, fields.mean_blocked_spectra, centred)
+        return correlation.add_(_constant_ivar_offset(fields, centred))
     offset = _constant_ivar_offset(fields, centred, with_constant=False)[:, :, 0, 0]
     return _correlate_rows_fft(fields, fields.mean_product_matrices, centred, offset)
+
+
+def _correlate_blocked(fields: EpitomeFields, spectra: Tensor, kernels: Tensor) -> Tensor:
+    return correlate_blocked(
+        spectra, kernels, fields.block_plan, fields.layers, fields.height, fields.width, fields.fft_length
+    )
 
 
 def _constant_ivar_offset(fields: EpitomeFields, centred: Tensor, with_constant: bool = True) -> Tensor:
@@ -430,15 +476,6 @@ def _constant_ivar_offset(fields: EpitomeFields, centred: Tensor, with_constant:
     squared_norms = (centred * centred).sum((-2, -1))  # B×C
     offset = -0.5 * (squared_norms @ ivar.T).T[:, :, None, None]  # L×B×1×1
     return fields.centred_constant.unsqueeze(1) + offset if with_constant else offset
-
-
-def row_dft_matrix(size: int, length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """(2G)×w matrix of the *conjugated* real-input DFT of length n restricted to the first w
-    samples: rows (g, re) = cos(2π g j / n) and (g, im) = sin(2π g j / n), so M xᵀ is conj(rfft(x, n))."""
-    j = torch.arange(size, dtype=torch.float64, device=device)
-    g = torch.arange(length // 2 + 1, dtype=torch.float64, device=device)
-    angle = (2 * math.pi / length) * torch.outer(g, j)
-    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1).reshape(-1, size).to(dtype)
 
 
 def _correlate_rows_fft(
@@ -464,17 +501,6 @@ def _correlate_rows_fft(
     product = torch.view_as_complex(product.view(frequencies, batch, -1, 2))  # G×B×(L·H)
     out = inverse_row_dft(product.permute(1, 2, 0), n)  # B×(L·H)×n
     return out.view(batch, layers, height, n)[..., :width].transpose(0, 1)
-
-
-def inverse_row_dft(spectrum: Tensor, length: int) -> Tensor:
-    """``torch.fft.irfft(spectrum, n=length, dim=-1)``, through scipy's pocketfft on CPU when no
-    gradient flows: with as many workers as torch has threads it ran 2× faster than torch's MKL
-    inverse on the bench machine (76,544 rows of 320, 25 ms against 53 ms) and reads a strided
-    input in place, where torch copies it first."""
-    if spectrum.device.type != "cpu" or spectrum.requires_grad:
-        return torch.fft.irfft(spectrum, n=length, dim=-1)
-    rows = scipy.fft.irfft(spectrum.numpy(), n=length, axis=-1, workers=torch.get_num_threads())
-    return torch.from_numpy(rows)
 
 
 def _check_patches(fields: EpitomeFields, patches: Tensor) -> None:

@@ -1,0 +1,30 @@
+"""Row DFT helpers shared by the epitome's FFT paths (:mod:`eolabels.epitome.model`,
+:mod:`eolabels.epitome.blocked_fft`)."""
+
+from __future__ import annotations
+
+import math
+
+import scipy.fft
+import torch
+from torch import Tensor
+
+
+def row_dft_matrix(size: int, length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(2G)×w matrix of the *conjugated* real-input DFT of length n restricted to the first w
+    samples: rows (g, re) = cos(2π g j / n) and (g, im) = sin(2π g j / n), so M xᵀ is conj(rfft(x, n))."""
+    j = torch.arange(size, dtype=torch.float64, device=device)
+    g = torch.arange(length // 2 + 1, dtype=torch.float64, device=device)
+    angle = (2 * math.pi / length) * torch.outer(g, j)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1).reshape(-1, size).to(dtype)
+
+
+def inverse_row_dft(spectrum: Tensor, length: int) -> Tensor:
+    """``torch.fft.irfft(spectrum, n=length, dim=-1)``, through scipy's pocketfft on CPU when no
+    gradient flows: with as many workers as torch has threads it ran 2× faster than torch's MKL
+    inverse on the bench machine (76,544 rows of 320, 25 ms against 53 ms) and reads a strided
+    input in place, where torch copies it first."""
+    if spectrum.device.type != "cpu" or spectrum.requires_grad:
+        return torch.fft.irfft(spectrum, n=length, dim=-1)
+    rows = scipy.fft.irfft(spectrum.numpy(), n=length, axis=-1, workers=torch.get_num_threads())
+    return torch.from_numpy(rows)
