@@ -22,7 +22,9 @@ the FFT paths use it only when none is needed.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -84,9 +86,10 @@ def window_spectra(field: Tensor, patch_size: int, fft_length: int, plan: BlockP
     ).to(field.dtype).contiguous()
 
 
+@functools.lru_cache(maxsize=32)
 def _height_dft_matrices(plan: BlockPlan, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Conjugated height DFT of a tap block, (2F)×(2s) in real form, and the F → T inverse height
-    DFT (complex F×T, 1/F included)."""
+    DFT (complex F×T, 1/F included).  Cached (read-only)."""
     f = torch.arange(plan.length, dtype=torch.float64)
     phase = (2 * math.pi / plan.length) * torch.outer(f, torch.arange(plan.taps, dtype=torch.float64))
     cos, sin = torch.cos(phase), torch.sin(phase)
@@ -100,9 +103,21 @@ def _height_dft_matrices(plan: BlockPlan, dtype: torch.dtype) -> tuple[Tensor, T
 
 @torch.no_grad()
 def correlate_blocked(
-    spectra: Tensor, kernels: Tensor, plan: BlockPlan, layers: int, height: int, width: int, fft_length: int
+    spectra: Tensor,
+    kernels: Tensor,
+    plan: BlockPlan,
+    layers: int,
+    height: int,
+    width: int,
+    fft_length: int,
+    workspace: Callable[[tuple[int, ...], Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Σ_k corr(field_k, kernel_{b,k}) on the torus, L×B×H×W (a view), from :func:`window_spectra`."""
+    """Σ_k corr(field_k, kernel_{b,k}) on the torus, L×B×H×W (a view), from :func:`window_spectra`.
+
+    ``workspace(shape, like)`` may hand out reused scratch tensors for the two large intermediates
+    (see :meth:`eolabels.epitome.model.EpitomeFields.workspace`)."""
+    if workspace is None:
+        workspace = lambda shape, like: torch.empty(shape, dtype=like.dtype, device=like.device)  # noqa: E731
     batch, channels, size = kernels.shape[0], kernels.shape[1], kernels.shape[-1]
     s, q, length, tiles = plan.taps, plan.blocks, plan.length, plan.tiles
     frequencies = fft_length // 2 + 1
@@ -110,8 +125,10 @@ def correlate_blocked(
     height_dft, inverse = _height_dft_matrices(plan, kernels.dtype)
     padded = F.pad(kernels, (0, 0, 0, q * s - size))  # taps past w are zero
     rows = padded.view(batch, channels, q, s, size).permute(4, 3, 1, 2, 0).reshape(size, -1)
-    row_spectra = (width_dft @ rows).view(frequencies, 2 * s, channels * q * batch)  # g, (re/im, tap), (k, a, b)
-    out = torch.empty(frequencies, batch * layers * tiles, plan.tile, dtype=inverse.dtype)
+    row_spectra = workspace((2 * frequencies, rows.shape[1]), rows)
+    torch.matmul(width_dft, rows, out=row_spectra)
+    row_spectra = row_spectra.view(frequencies, 2 * s, channels * q * batch)  # g, (re/im, tap), (k, a, b)
+    out = workspace((frequencies, batch * layers * tiles, plan.tile), inverse)
     for start in range(0, frequencies, FREQUENCIES_PER_CHUNK):
         stop = min(frequencies, start + FREQUENCIES_PER_CHUNK)
         count = stop - start

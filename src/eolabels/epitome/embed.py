@@ -50,9 +50,10 @@ def sample_positions_from_log_joint(
     of a smaller one, at most P·1.6·10⁻³⁸ of the mass in all): ``exp`` of float32 values far below
     that returns denormals and ran 4× slower on the bench CPU.
     """
-    energies = log_joint_values.transpose(0, 1).flatten(1)  # B×(L·H·W), no copy for L = 1
-    peak = energies.amax(dim=1, keepdim=True)
-    weights = torch.add(-peak / temperature, energies, alpha=1.0 / temperature)
+    energies = log_joint_values.transpose(0, 1)  # B×L×H×W, any strides (the FFT paths return views)
+    peak = energies.amax(dim=(1, 2, 3), keepdim=True)
+    # the first pass writes fresh memory in B×(L·H·W) order, so no separate copy to flat rows
+    weights = torch.add(-peak / temperature, energies, alpha=1.0 / temperature).reshape(energies.shape[0], -1)
     return _inverse_cdf_samples(weights.clamp_min_(-87.0).exp_(), samples, generator)
 
 
