@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from eolabels.epitome.embed import (
-    SAMPLING_BLOCK,
     _inverse_cdf_samples,
     sample_positions,
     sample_positions_from_log_joint,
@@ -22,27 +21,34 @@ def frequencies_within_bounds(draws: torch.Tensor, weights: torch.Tensor, sigmas
     return bool(((counts - n * p).abs() <= bound).all())
 
 
-def test_draws_follow_the_weights_across_blocks_and_never_hit_zero_weight():
+ROW = 37  # positions per row of the two-level draw
+
+
+def test_draws_follow_the_weights_across_rows_and_never_hit_zero_weight():
     g = torch.Generator().manual_seed(0)
-    size = 2 * SAMPLING_BLOCK + 77  # two full blocks and a short tail block
+    size = 29 * ROW
     weights = torch.rand(3, size, generator=g) ** 3
     weights[:, ::4] = 0
-    weights[1, SAMPLING_BLOCK:] = 0  # row 1: every block after the first empty
+    weights[1, ROW:] = 0  # patch 1: every row after the first empty
     weights[2] = 0
-    weights[2, size - 1] = 2.5  # row 2: a point mass on the very last position
-    draws = _inverse_cdf_samples(weights, 60000, torch.Generator().manual_seed(1))
+    weights[2, size - 1] = 2.5  # patch 2: a point mass on the very last position
+    draws = _inverse_cdf_samples(weights.view(3, 29, ROW), 60000, torch.Generator().manual_seed(1))
     assert draws.shape == (3, 60000) and draws.dtype == torch.int64
     assert not bool((weights.gather(1, draws) == 0).any())
     assert bool((draws[2] == size - 1).all())
     assert frequencies_within_bounds(draws[0], weights[0])
     assert frequencies_within_bounds(draws[1], weights[1])
-    # first-block share, worked out by hand from the weights: Σ_{s < 512} w_s / Σ_s w_s
-    share = float(weights[0, :SAMPLING_BLOCK].sum() / weights[0].sum())
-    assert abs(float((draws[0] < SAMPLING_BLOCK).double().mean()) - share) < 5 * (share * (1 - share) / 60000) ** 0.5
+    # first-row share, worked out from the weights: Σ_{s < 37} w_s / Σ_s w_s
+    share = float(weights[0, :ROW].sum() / weights[0].sum())
+    assert abs(float((draws[0] < ROW).double().mean()) - share) < 5 * (share * (1 - share) / 60000) ** 0.5
+    strided = torch.zeros(3, 29, 2 * ROW)  # the same weights read through a strided view
+    strided[..., :ROW] = weights.view(3, 29, ROW)
+    again = _inverse_cdf_samples(strided[..., :ROW], 60000, torch.Generator().manual_seed(1))
+    assert torch.equal(draws, again)
 
 
-def test_rows_shorter_than_a_block_and_a_fixed_seed_repeat():
-    weights = torch.tensor([[0.0, 1.0, 3.0], [5.0, 0.0, 0.0]])
+def test_single_row_draws_and_a_fixed_seed_repeat():
+    weights = torch.tensor([[[0.0, 1.0, 3.0]], [[5.0, 0.0, 0.0]]])
     draws = _inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
     assert bool((draws[1] == 0).all())
     assert abs(float((draws[0] == 2).double().mean()) - 0.75) < 0.01
@@ -66,3 +72,14 @@ def test_far_below_the_peak_energies_are_drawn_with_negligible_probability():
     energies[0, 0, 7, 9] = 0.0  # float32 exp of the rest is clamped at e^-87, not a denormal
     draws = sample_positions_from_log_joint(energies, 1000, 1.0, torch.Generator().manual_seed(5))
     assert bool((draws == 7 * 40 + 9).all())
+    assert energies[0, 0, 7, 9] == 0.0 and energies[0, 0, 0, 0] == -1e6  # input untouched by default
+
+
+def test_sampling_in_the_log_joint_memory_gives_the_same_draws():
+    g = torch.Generator().manual_seed(6)
+    wide = 30 * torch.randn(2, 3, 6, 11, generator=g)  # L×B×H×n, read as W = 8 columns (an FFT-path view)
+    energies = wide[..., :8]
+    expected = sample_positions_from_log_joint(energies.clone(), 300, 2.0, torch.Generator().manual_seed(7))
+    got = sample_positions_from_log_joint(energies, 300, 2.0, torch.Generator().manual_seed(7), overwrite_input=True)
+    assert torch.equal(got, expected)
+    assert bool((wide[..., :8] <= 1.0).all()) and bool((wide[..., 8:] != 0).any())  # weights written in place

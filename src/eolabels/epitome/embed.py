@@ -37,70 +37,71 @@ def embed_labels_exact(posteriors: Tensor, labels: Tensor) -> Tensor:
 
 def sample_positions(posteriors: Tensor, samples: int, generator: torch.Generator | None = None) -> Tensor:
     """``samples`` positions per patch drawn from q (spec §5), B×samples flat indices into L·H·W."""
-    return _inverse_cdf_samples(posteriors.transpose(0, 1).flatten(1), samples, generator)
+    layers, batch, height, width = posteriors.shape
+    return _inverse_cdf_samples(posteriors.transpose(0, 1).reshape(batch, layers * height, width), samples, generator)
 
 
 def sample_positions_from_log_joint(
-    log_joint_values: Tensor, samples: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    log_joint_values: Tensor,
+    samples: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    overwrite_input: bool = False,
 ) -> Tensor:
     """As ``sample_positions(posterior(log_joint_values, temperature), …)`` without forming q: the
-    draws only need q up to its normaliser, exp((E − max E)/T) (B×samples flat indices).
+    draws only need q up to its normaliser, exp((E − max E)/T) (B×samples flat indices), which is
+    computed in the input's own memory when ``overwrite_input``.
 
     The tempered energies are clamped at −87 before ``exp`` (a weight of e⁻⁸⁷ ≈ 1.6·10⁻³⁸ instead
     of a smaller one, at most P·1.6·10⁻³⁸ of the mass in all): ``exp`` of float32 values far below
     that returns denormals and ran 4× slower on the bench CPU.
     """
+    layers, batch, height, width = log_joint_values.shape
     energies = log_joint_values.transpose(0, 1)  # B×L×H×W, any strides (the FFT paths return views)
     peak = energies.amax(dim=(1, 2, 3), keepdim=True)
-    # the first pass writes fresh memory in B×(L·H·W) order, so no separate copy to flat rows
-    weights = torch.add(-peak / temperature, energies, alpha=1.0 / temperature).reshape(energies.shape[0], -1)
-    return _inverse_cdf_samples(weights.clamp_min_(-87.0).exp_(), samples, generator)
+    weights = torch.add(
+        -peak / temperature, energies, alpha=1.0 / temperature, out=energies if overwrite_input else None
+    )
+    weights = weights.clamp_min_(-87.0).exp_()
+    return _inverse_cdf_samples(weights.reshape(batch, layers * height, width), samples, generator)
 
 
-SAMPLING_BLOCK = 512
-SAMPLING_CHUNK = 1 << 22  # gathered weights per pass of the in-block draw
+SAMPLING_CHUNK = 1 << 22  # gathered weights per pass of the in-row draw
 
 
 def _inverse_cdf_samples(weights: Tensor, samples: int, generator: torch.Generator | None) -> Tensor:
-    """Categorical draws from each row of unnormalised non-negative ``weights`` (B×P), B×samples.
+    """Categorical draws from unnormalised non-negative ``weights`` (B×R×C, any strides), B×samples
+    flat indices r·C + c.
 
-    Two-level inverse-CDF sampling, exact in distribution: a block of ``SAMPLING_BLOCK`` positions
-    is drawn with probability ∝ its sum, then a position inside it ∝ its weight, each by locating a
-    uniform draw in cumulative sums.  Only the block sums (one vectorised reduction) and the drawn
-    blocks' cumulative sums (float64, so no position's interval is lost to the rounding of a long
-    running sum) are formed: ~20× faster than ``torch.multinomial`` on CPU for P = 299², B = 256.
+    Two-level inverse-CDF sampling, exact in distribution: a row r is drawn with probability ∝ its
+    sum, then a column inside it ∝ its weight, each by locating a uniform draw in cumulative sums.
+    Only the row sums (one vectorised reduction, no copy of a strided input) and the drawn rows'
+    cumulative sums (float64, so no position's interval is lost to the rounding of a long running
+    sum) are formed: ~20× faster than ``torch.multinomial`` on CPU for 299² positions.
     """
-    batch, size = weights.shape
-    block = min(SAMPLING_BLOCK, size)
-    full = size // block
-    sums = weights[:, : full * block].reshape(batch, full, block).sum(-1)
-    if full * block < size:
-        sums = torch.cat([sums, weights[:, full * block :].sum(-1, keepdim=True)], dim=1)
-    sums = sums.double()
+    batch, rows, cols = weights.shape
+    sums = weights.sum(-1, dtype=torch.float64) if weights.dtype == torch.float64 else weights.sum(-1).double()
     device = generator.device if generator is not None else weights.device
     uniform = torch.rand(2, batch, samples, generator=generator, dtype=torch.float64, device=device).to(weights.device)
-    block_cdf = sums.cumsum(1)
-    # the first block whose cumulative sum exceeds u; capped at the last block with any mass, which
+    row_cdf = sums.cumsum(1)
+    # the first row whose cumulative sum exceeds u; capped at the last row with any mass, which
     # only matters if u·total rounds up to the total
-    last = torch.where(sums > 0, torch.arange(sums.shape[1], device=sums.device), 0).amax(1, keepdim=True)
-    chosen = torch.minimum(torch.searchsorted(block_cdf, uniform[0] * block_cdf[:, -1:], right=True), last)
-    step = max(1, SAMPLING_CHUNK // (batch * block))  # draws per pass: bounds the B×draws×block gather
+    last = torch.where(sums > 0, torch.arange(rows, device=sums.device), 0).amax(1, keepdim=True)
+    chosen = torch.minimum(torch.searchsorted(row_cdf, uniform[0] * row_cdf[:, -1:], right=True), last)
+    step = max(1, SAMPLING_CHUNK // (batch * cols))  # draws per pass: bounds the B×draws×C gather
     within = torch.cat([
-        _draw_inside_blocks(weights, chosen[:, i : i + step], uniform[1, :, i : i + step], block)
+        _draw_inside_rows(weights, chosen[:, i : i + step], uniform[1, :, i : i + step])
         for i in range(0, samples, step)
     ], dim=1)
-    return chosen * block + within
+    return chosen * cols + within
 
 
-def _draw_inside_blocks(weights: Tensor, chosen: Tensor, uniform: Tensor, block: int) -> Tensor:
-    """Position inside each drawn block (B×draws block indices), ∝ weight, from U(0, 1) draws."""
-    size = weights.shape[1]
-    offsets = chosen[..., None] * block + torch.arange(block, device=weights.device)  # B×draws×block
-    values = torch.gather(weights, 1, offsets.clamp(max=size - 1).flatten(1)).view_as(offsets)
-    values = values * (offsets < size)
+def _draw_inside_rows(weights: Tensor, chosen: Tensor, uniform: Tensor) -> Tensor:
+    """Column inside each drawn row (``chosen``: B×draws row indices), ∝ weight, from U(0, 1) draws."""
+    values = weights[torch.arange(weights.shape[0], device=weights.device)[:, None], chosen]  # B×draws×C
     cdf = values.cumsum(-1, dtype=torch.float64)
     within = torch.searchsorted(cdf, (uniform * cdf[..., -1])[..., None], right=True)[..., 0]
-    return torch.minimum(within, (values > 0).cumsum(-1).argmax(-1))  # same guard as for the block
+    return torch.minimum(within, (values > 0).cumsum(-1).argmax(-1))  # same guard as for the row
 
 
 def window_indices(flat_positions: Tensor, shape: tuple[int, int, int], size: int) -> Tensor:
@@ -229,7 +230,8 @@ def reconstruct_tile(
         part = origins[start : start + step]
         patches = crop([image], part).to(epitome.mean)
         energies = log_joint(fields, patches, method=method)
-        positions = sample_positions_from_log_joint(energies, samples, temperature, generator).to(label_probs.device)
+        positions = sample_positions_from_log_joint(energies, samples, temperature, generator, overwrite_input=True)
+        positions = positions.to(label_probs.device)
         votes = reconstruct_patch_labels(label_probs, positions, patch_size).cpu()
         rows = (part.top[:, None] + offsets)[:, :, None].expand(-1, -1, patch_size)
         cols = (part.left[:, None] + offsets)[:, None, :].expand(-1, patch_size, -1)
