@@ -163,3 +163,41 @@ def test_fields_are_built_once_per_parameter_update_without_gradients():
         assert torch.allclose(log_joint(updated, patches), expected, atol=1e-9)
         assert not torch.allclose(log_joint(updated, patches), before)
     assert epitome.fields(3) is not epitome.fields(3)  # with autograd on: fresh, differentiable
+
+
+def test_fields_cache_under_inference_mode_and_after_module_moves():
+    epitome = random_epitome(1, 2, 9, 9)
+    patches = torch.rand(3, 2, 5, 5, dtype=torch.float64)
+    with torch.inference_mode():  # nothing cached, DFT matrices built outside inference mode
+        inside = log_joint(epitome.fields(5), patches, method="fft")
+    with torch.no_grad():
+        fields = epitome.fields(5)
+        assert torch.allclose(log_joint(fields, patches, method="fft"), inside)
+    patches.requires_grad_()
+    log_joint(epitome.fields(5), patches, method="fft").sum().backward()  # cached matrices usable by autograd
+    assert patches.grad is not None
+    epitome.float()  # a module move drops the cache
+    with torch.no_grad():
+        assert epitome.fields(5) is not fields and epitome.fields(5).weighted.dtype == torch.float32
+    with torch.inference_mode():
+        frozen = random_epitome(1, 2, 9, 9)  # inference tensors: no version counter to key a cache on
+    with torch.no_grad():
+        assert frozen.fields(3) is not frozen.fields(3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_fft_paths_on_cuda_equal_cpu():
+    from eolabels.epitome import model
+
+    epitome = random_epitome(2, 3, 40, 37, dtype=torch.float32)
+    patches = torch.rand(5, 3, 15, 15)
+    with torch.no_grad():
+        expected = log_joint(epitome.fields(15), patches, method="direct")
+        on_gpu = epitome.cuda()
+        for blocked_from in (15, 10**6):  # the blocked height engine, then the w-tap one
+            model.BLOCKED_FFT_MIN_PATCH = blocked_from
+            try:
+                got = log_joint(on_gpu.fields(15), patches.cuda(), method="fft").cpu()
+            finally:
+                model.BLOCKED_FFT_MIN_PATCH = 15
+            assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from eolabels.epitome.embed import (
@@ -78,8 +79,24 @@ def test_far_below_the_peak_energies_are_drawn_with_negligible_probability():
 def test_sampling_in_the_log_joint_memory_gives_the_same_draws():
     g = torch.Generator().manual_seed(6)
     wide = 30 * torch.randn(2, 3, 6, 11, generator=g)  # L×B×H×n, read as W = 8 columns (an FFT-path view)
+    before = wide.clone()
     energies = wide[..., :8]
     expected = sample_positions_from_log_joint(energies.clone(), 300, 2.0, torch.Generator().manual_seed(7))
     got = sample_positions_from_log_joint(energies, 300, 2.0, torch.Generator().manual_seed(7), overwrite_input=True)
     assert torch.equal(got, expected)
-    assert bool((wide[..., :8] <= 1.0).all()) and bool((wide[..., 8:] != 0).any())  # weights written in place
+    weights = torch.exp(((before[..., :8] - before[..., :8].amax(dim=(0, 2, 3), keepdim=True)) / 2.0).clamp_min(-87))
+    assert torch.allclose(wide[..., :8], weights)  # the weights were written in place …
+    assert torch.equal(wide[..., 8:], before[..., 8:])  # … and nothing beyond the view was touched
+
+
+def test_invalid_weights_are_refused_and_empty_requests_are_empty():
+    energies = torch.zeros(1, 2, 3, 4)
+    energies[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        sample_positions_from_log_joint(energies, 5)
+    with pytest.raises(ValueError, match="not all zero"):
+        sample_positions(torch.zeros(1, 2, 3, 4), 5)
+    with pytest.raises(ValueError, match="non-negative"):
+        sample_positions(torch.tensor([[[[0.5, -0.1, 0.6]]]]), 5)
+    assert sample_positions(torch.rand(1, 0, 3, 4), 5).shape == (0, 5)
+    assert sample_positions(torch.rand(1, 2, 3, 4), 0).shape == (2, 0)

@@ -16,8 +16,8 @@ w = 31 against ~297 k for the w-tap product (exact: same values to float32 round
 The plan (s = ⌈w/2⌉, T = s, F = T + s − 1) and the 8-frequency chunks that keep each chunk's
 intermediates in cache were measured best on the 2-core AVX-512 bench machine; it beat the w-tap
 product from w = 15 up (``BLOCKED_FFT_MIN_PATCH``; 38 ms against 68 ms for B = 64, w = 31,
-N = 299).  No gradient flows through it (the output is written into a preallocated buffer), so
-the FFT paths use it only when none is needed.
+N = 299).  No gradient flows through it (its intermediates are written into reused buffers with
+``out=``), so the FFT paths use it only when none is needed.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ FREQUENCIES_PER_CHUNK = 8
 
 @dataclass(frozen=True)
 class BlockPlan:
-    """Height blocking for patch side w on an epitome of height H (see the module docstring)."""
+    """Height blocking for patch side w on an epitome of height H (see the module docstring); any
+    T (a multiple of s) and F ≥ T + s − 1 are exact, :func:`block_plan` picks the measured best."""
 
     taps: int  # s, height taps per block
     blocks: int  # q = ⌈w / s⌉ (taps past w are zero)
@@ -87,9 +88,11 @@ def window_spectra(field: Tensor, patch_size: int, fft_length: int, plan: BlockP
 
 
 @functools.lru_cache(maxsize=32)
-def _height_dft_matrices(plan: BlockPlan, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+@torch.inference_mode(False)
+def _height_dft_matrices(plan: BlockPlan, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
     """Conjugated height DFT of a tap block, (2F)×(2s) in real form, and the F → T inverse height
-    DFT (complex F×T, 1/F included).  Cached (read-only)."""
+    DFT (complex F×T, 1/F included).  Cached (read-only; built outside inference mode so that a
+    later autograd call may use them)."""
     f = torch.arange(plan.length, dtype=torch.float64)
     phase = (2 * math.pi / plan.length) * torch.outer(f, torch.arange(plan.taps, dtype=torch.float64))
     cos, sin = torch.cos(phase), torch.sin(phase)
@@ -98,7 +101,7 @@ def _height_dft_matrices(plan: BlockPlan, dtype: torch.dtype) -> tuple[Tensor, T
     rows_out = torch.arange(plan.tile, dtype=torch.float64)
     inverse = torch.exp(1j * (2 * math.pi / plan.length) * torch.outer(f, rows_out)) / plan.length
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    return height_dft.reshape(2 * plan.length, 2 * plan.taps).to(dtype), inverse.to(complex_dtype)
+    return height_dft.reshape(2 * plan.length, 2 * plan.taps).to(device, dtype), inverse.to(device, complex_dtype)
 
 
 @torch.no_grad()
@@ -122,7 +125,7 @@ def correlate_blocked(
     s, q, length, tiles = plan.taps, plan.blocks, plan.length, plan.tiles
     frequencies = fft_length // 2 + 1
     width_dft = row_dft_matrix(size, fft_length, kernels.dtype, kernels.device)  # (2G)×w
-    height_dft, inverse = _height_dft_matrices(plan, kernels.dtype)
+    height_dft, inverse = _height_dft_matrices(plan, kernels.dtype, kernels.device)
     padded = F.pad(kernels, (0, 0, 0, q * s - size))  # taps past w are zero
     rows = padded.view(batch, channels, q, s, size).permute(4, 3, 1, 2, 0).reshape(size, -1)
     row_spectra = workspace((2 * frequencies, rows.shape[1]), rows)

@@ -12,10 +12,12 @@ from torch import Tensor
 
 
 @functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)
 def row_dft_matrix(size: int, length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """(2G)×w matrix of the *conjugated* real-input DFT of length n restricted to the first w
     samples: rows (g, re) = cos(2π g j / n) and (g, im) = sin(2π g j / n), so M xᵀ is conj(rfft(x, n)).
-    Cached (read-only: never modify the returned tensor)."""
+    Cached (read-only: never modify the returned tensor; built outside inference mode so that a
+    later autograd call may use it)."""
     j = torch.arange(size, dtype=torch.float64, device=device)
     g = torch.arange(length // 2 + 1, dtype=torch.float64, device=device)
     angle = (2 * math.pi / length) * torch.outer(g, j)

@@ -38,6 +38,8 @@ def embed_labels_exact(posteriors: Tensor, labels: Tensor) -> Tensor:
 def sample_positions(posteriors: Tensor, samples: int, generator: torch.Generator | None = None) -> Tensor:
     """``samples`` positions per patch drawn from q (spec §5), B×samples flat indices into L·H·W."""
     layers, batch, height, width = posteriors.shape
+    if bool((posteriors < 0).any()):
+        raise ValueError("posteriors must be non-negative")
     return _inverse_cdf_samples(posteriors.transpose(0, 1).reshape(batch, layers * height, width), samples, generator)
 
 
@@ -70,8 +72,8 @@ SAMPLING_CHUNK = 1 << 22  # gathered weights per pass of the in-row draw
 
 
 def _inverse_cdf_samples(weights: Tensor, samples: int, generator: torch.Generator | None) -> Tensor:
-    """Categorical draws from unnormalised non-negative ``weights`` (B×R×C, any strides), B×samples
-    flat indices r·C + c.
+    """Categorical draws from unnormalised non-negative ``weights`` (B×R×C, any strides; the caller
+    guarantees the sign), B×samples flat indices r·C + c.
 
     Two-level inverse-CDF sampling, exact in distribution: a row r is drawn with probability ∝ its
     sum, then a column inside it ∝ its weight, each by locating a uniform draw in cumulative sums.
@@ -80,7 +82,15 @@ def _inverse_cdf_samples(weights: Tensor, samples: int, generator: torch.Generat
     sum) are formed: ~20× faster than ``torch.multinomial`` on CPU for 299² positions.
     """
     batch, rows, cols = weights.shape
+    if batch == 0 or samples == 0:
+        return torch.zeros(batch, samples, dtype=torch.long, device=weights.device)
     sums = weights.sum(-1, dtype=torch.float64) if weights.dtype == torch.float64 else weights.sum(-1).double()
+    totals = sums.sum(1)
+    if not bool(torch.isfinite(totals).all() and (totals > 0).all()):
+        raise ValueError(
+            "position weights must be finite and not all zero for every patch "
+            "(a NaN or infinite log joint, e.g. from a NaN pixel in the patch?)"
+        )
     device = generator.device if generator is not None else weights.device
     uniform = torch.rand(2, batch, samples, generator=generator, dtype=torch.float64, device=device).to(weights.device)
     row_cdf = sums.cumsum(1)

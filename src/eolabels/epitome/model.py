@@ -106,21 +106,37 @@ class GaussianEpitome(nn.Module):
         return layers, channels, height, width
 
     def fields(self, patch_size: int) -> "EpitomeFields":
-        """Data-independent terms for patches of side ``patch_size`` (differentiable).
+        """Data-independent terms for patches of side ``patch_size`` (differentiable when a
+        gradient is tracked).
 
         Without a gradient to track they are built once per parameter update (spec §2) and reused:
         the cache is keyed by the parameters' storage and in-place version counters, which every
-        optimiser step, ``load_state_dict`` and ``copy_`` advance.  Predicting many tiles from one
-        trained epitome then builds the fields (0.1–0.3 s at 299², w = 31) only for the first.
+        optimiser step, ``load_state_dict`` and ``copy_`` advance (writes through ``.data`` or a
+        shared NumPy view do not: call :meth:`clear_fields_cache` after those).  Predicting many
+        tiles from one trained epitome then builds the fields (0.1–0.3 s at 299², w = 31) only for
+        the first.  Inference-mode tensors carry no version counter, so nothing is cached there.
         """
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+        parameters = list(self.parameters())
+        tracked = torch.is_grad_enabled() and any(p.requires_grad for p in parameters)
+        inference = torch.is_inference_mode_enabled() or any(p.is_inference() for p in parameters)
+        if tracked or inference:
             return EpitomeFields(self.mean, self.ivar, self.prior_logits, patch_size)
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters)
         cached = self._fields_cache.get(patch_size)
         if cached is None or cached[0] != key:
+            # entries of earlier parameter versions are dropped with their scratch buffers
+            self._fields_cache = {w: entry for w, entry in self._fields_cache.items() if entry[0] == key}
             cached = (key, EpitomeFields(self.mean, self.ivar, self.prior_logits, patch_size))
             self._fields_cache[patch_size] = cached
         return cached[1]
+
+    def clear_fields_cache(self) -> None:
+        """Forget the cached fields (and their scratch buffers)."""
+        self._fields_cache = {}
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda() / .double(): cached fields are stale
+        self.clear_fields_cache()
+        return super()._apply(fn, *args, **kwargs)
 
     def forward(self, patches: Tensor, method: Method = "auto") -> Tensor:
         """``E[l, b, u, v] = log p(x_b, s = (l, u, v))`` for a B×C×w×w batch (spec §2)."""
@@ -158,7 +174,8 @@ class EpitomeFields:
         size, key = math.prod(shape), (like.dtype, like.device)
         buffer = self._workspaces.get(key)
         if buffer is None or buffer.numel() < size:
-            buffer = self._workspaces[key] = torch.empty(size, dtype=like.dtype, device=like.device)
+            with torch.inference_mode(False):  # usable as ``out=`` in and out of inference mode
+                buffer = self._workspaces[key] = torch.empty(size, dtype=like.dtype, device=like.device)
         return buffer[:size].view(shape)
 
     @cached_property
@@ -271,7 +288,7 @@ class EpitomeFields:
         """As :attr:`product_matrices` for (μ − centre)λ alone (constant-λ FFT path), plus one row
         per layer that spreads n·(that layer's per-patch offset) over the layer's positions."""
         layer_rows = torch.zeros(self.fft_length // 2 + 1, self.layers, self.layers, self.height, 2)
-        layer_rows[..., 0] = self.fft_length * torch.eye(self.layers)[:, :, None]  # n·c at frequency 0
+        layer_rows[0, ..., 0] = self.fft_length * torch.eye(self.layers)[:, :, None]  # n·c at frequency 0
         layer_rows = layer_rows.view(layer_rows.shape[0], self.layers, -1).to(self.constant_spectrum)
         extra = torch.cat([self.constant_spectrum, layer_rows], dim=1)
         return _real_product_matrices(self.mean_row_spectrum_columns, extra)
@@ -431,8 +448,8 @@ def log_joint_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
     transformed with length n = ``fields.fft_length``; the patch rows, only w of n samples non-zero,
     by a w×(2G) DFT matrix product.  Per frequency, the correlation along the height is one
     B×(2·2C·w) by (2·2C·w)×(2·L·H) real product (a complex product in real form) that sums R − Z/2
-    over all channels and accumulates onto the spectrum of the parameter-only terms, so each output
-    row needs a single inverse real DFT and nothing is added afterwards.  For w ≥
+    over all channels and, through one extra kernel row, adds the spectrum of the parameter-only
+    terms, so each output row needs a single inverse real DFT and nothing is added afterwards.  For w ≥
     ``BLOCKED_FFT_MIN_PATCH`` with no gradient to track, the height correlation is instead blocked
     overlap-save (:mod:`eolabels.epitome.blocked_fft`, fewer operations per output for large w)
     and the parameter-only terms are added to its output.
@@ -575,9 +592,10 @@ def resolve_method(fields: EpitomeFields, method: Method = "auto") -> str:
 
 
 def chunk_size(fields: EpitomeFields, max_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS, method: str = "fft") -> int:
-    """Patches per chunk so that the largest intermediate holds at most ``max_elements`` floats: the
-    L·H·W output on the convolution paths, the G×(2·L·H) product (≈ L·H·(n + 2) a patch) on the FFT
-    paths, whose inverse DFT input and output are of that size too (peak ≈ 3× the bound)."""
+    """Patches per chunk so that the largest intermediate holds about ``max_elements`` floats: the
+    L·H·W output on the convolution paths, the G×(2·L·H) product (≈ L·H·(n + 2) a patch; a few
+    rows more with the blocked height engine) on the FFT paths, whose inverse DFT input and output
+    are of that size too (peak ≈ 3× the bound)."""
     if method in ("direct", "constant_ivar"):
         per_patch = fields.layers * fields.height * fields.width
     else:
