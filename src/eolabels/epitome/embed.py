@@ -84,7 +84,7 @@ def _inverse_cdf_samples(weights: Tensor, samples: int, generator: torch.Generat
     batch, rows, cols = weights.shape
     if batch == 0 or samples == 0:
         return torch.zeros(batch, samples, dtype=torch.long, device=weights.device)
-    sums = weights.sum(-1, dtype=torch.float64) if weights.dtype == torch.float64 else weights.sum(-1).double()
+    sums = weights.sum(-1).double()  # B×R row masses
     totals = sums.sum(1)
     if not bool(torch.isfinite(totals).all() and (totals > 0).all()):
         raise ValueError(
