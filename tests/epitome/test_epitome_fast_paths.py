@@ -203,3 +203,14 @@ def test_blocked_height_engine_only_for_large_patches_without_gradients():
     assert not epitome.fields(15).blocked(large)  # the parameters require a gradient
     plan = epitome.fields(15).block_plan  # s = 8 taps in q = 2 blocks, tiles of 8 rows, F = 15
     assert (plan.taps, plan.blocks, plan.tile, plan.length, plan.tiles, plan.windows) == (8, 2, 8, 15, 5, 6)
+
+
+def test_auto_keeps_gradient_steps_off_the_fft_path_when_its_matrices_are_large():
+    large = GaussianEpitome.initialise(1, 4, 299)  # 161·2·(8·11 + 1)·2·299 = 17,137,484 elements at w = 11
+    small = GaussianEpitome.initialise(1, 4, 128)  # 65·2·(8·15 + 1)·2·128 = 4,026,880 at w = 15
+    assert large.fields(11).product_matrix_elements == 161 * 2 * 89 * 2 * 299 > model.GRAD_FFT_MAX_MATRIX_ELEMENTS
+    assert model.resolve_method(large.fields(11)) == "direct"  # a training step
+    assert model.resolve_method(small.fields(15)) == "fft"
+    with torch.no_grad():
+        large.ivar.uniform_(1, 100)  # λ varying over positions: no constant-λ shortcut
+        assert model.resolve_method(large.fields(11)) == "fft"  # inference: the FFT path as the cost model says

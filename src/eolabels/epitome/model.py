@@ -48,6 +48,12 @@ DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 FFT_FLOP_COST = 20.0
 COMPLEX_MATMUL_COST = 1.5
 
+# With a gradient to track, the FFT path's backward forms the gradient of its product matrices; above
+# this many elements (32 MB of float32: glibc maps larger buffers afresh on every step) the FFT path
+# lost to direct on the bench machine (forward + backward, 299², B = 64: 483 vs 207 ms at w = 11,
+# 792 vs 650 ms at w = 21), below it, it won (47 vs 96 ms at 128², w = 15).
+GRAD_FFT_MAX_MATRIX_ELEMENTS = 1 << 23
+
 # Patch side from which the FFT paths correlate along the height by blocked overlap-save (when no
 # gradient is needed).  Bench machine, N = 299, B = 64: 27 against 33 ms at w = 15, 38 against 68
 # at w = 31; at w = 11 (and at B = 256 up to w = 13) the w-tap product per frequency was as fast.
@@ -300,6 +306,12 @@ class EpitomeFields:
             return False
         tensors = (patches, self._mean, self._ivar, self._log_prior)
         return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+    @property
+    def product_matrix_elements(self) -> int:
+        """Size of :attr:`product_matrices`, G×(2·(2C·w + 1))×(2·L·H)."""
+        frequencies = self.fft_length // 2 + 1
+        return frequencies * 2 * (2 * self.channels * self.patch_size + 1) * 2 * self.layers * self.height
 
     @cached_property
     def block_plan(self) -> BlockPlan:
@@ -582,13 +594,19 @@ def choose_method(
 
 
 def resolve_method(fields: EpitomeFields, method: Method = "auto") -> str:
-    """The path ``method`` names; for ``"auto"`` the cheapest under :func:`choose_method`."""
+    """The path ``method`` names; for ``"auto"`` the cheapest under :func:`choose_method`, except
+    that with a gradient to track the FFT path is only taken while its product matrices stay below
+    ``GRAD_FFT_MAX_MATRIX_ELEMENTS`` (its backward forms their gradient)."""
     if method != "auto":
         return method
-    return choose_method(
+    chosen = choose_method(
         fields.layers, fields.channels, fields.height, fields.width, fields.patch_size,
         constant_ivar=fields.constant_ivar is not None,
     )
+    tracked = torch.is_grad_enabled() and (fields._mean.requires_grad or fields._ivar.requires_grad)
+    if chosen == "fft" and tracked and fields.product_matrix_elements > GRAD_FFT_MAX_MATRIX_ELEMENTS:
+        return "direct"
+    return chosen
 
 
 def chunk_size(fields: EpitomeFields, max_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS, method: str = "fft") -> int:
