@@ -1,6 +1,9 @@
-"""A small plain U-Net for the similarity tests (module names as eolabels' subset rules expect)."""
+"""A small plain U-Net for the similarity tests (module names as eolabels' subset rules expect), and the
+untrained segmenter and output paths the density-audit tests share."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,3 +28,18 @@ class PlainUNet(nn.Module):
         up = nn.functional.interpolate(bottom, scale_factor=2.0, mode="nearest")
         features = self.decoder[1](self.decoder[0](torch.cat([up, skip], dim=1)))
         return self.head(features)
+
+
+def untrained_audit_setup(train_root: Path, out_dir: Path):
+    """A fresh (seeded) 13-band, 9-class PlainUNet segmenter normalised on ``train_root``'s S2 tiles,
+    and the table and figure paths of :func:`eolabels.similarity.audit.run_density_audit` in ``out_dir``."""
+    from eolabels.similarity.segmentation import BandNormaliser, Segmenter, TrainSettings
+    from eolabels.similarity.tiles import load_tiles
+
+    train = load_tiles(train_root, ["s2"])
+    torch.manual_seed(0)
+    segmenter = Segmenter(PlainUNet(13, 9), BandNormaliser.fit(train.layers["s2"]), TrainSettings(), 9)
+    tables = {k: out_dir / f"{k}.csv" for k in ("summary_csv", "tiles", "samples")}
+    tables["summary_md"] = out_dir / "summary.md"
+    figures = {"tiles": out_dir / "tiles.png", "deciles": out_dir / "deciles.png"}
+    return segmenter, tables, figures

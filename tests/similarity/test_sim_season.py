@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from eolabels.data.synthetic import generate_dataset
 from eolabels.similarity.audit import (
@@ -113,10 +112,9 @@ def test_train_stage_leaves_the_withheld_season_out(worlds, tmp_path):
 def _audit(worlds, source: str, tmp_path, settings: AuditSettings, monkeypatch):
     """Run the audit of a fresh PlainUNet; returns the summary, the tile table, the markdown and the
     figure titles (captured instead of saving the figures)."""
-    from similarity_nets import PlainUNet
+    from similarity_nets import untrained_audit_setup
 
     from eolabels.similarity import audit_figures
-    from eolabels.similarity.segmentation import BandNormaliser, Segmenter, TrainSettings
 
     titles = []
 
@@ -127,12 +125,7 @@ def _audit(worlds, source: str, tmp_path, settings: AuditSettings, monkeypatch):
         plt.close(fig)
 
     monkeypatch.setattr(audit_figures, "save_figure", capture)
-    train = load_tiles(worlds / source / "noldo", ["s2"])
-    torch.manual_seed(0)
-    segmenter = Segmenter(PlainUNet(13, 9), BandNormaliser.fit(train.layers["s2"]), TrainSettings(), 9)
-    tables = {k: tmp_path / f"{k}.csv" for k in ("summary_csv", "tiles", "samples")}
-    tables["summary_md"] = tmp_path / "summary.md"
-    figures = {"tiles": tmp_path / "tiles.png", "deciles": tmp_path / "deciles.png"}
+    segmenter, tables, figures = untrained_audit_setup(worlds / source / "noldo", tmp_path)
     summary = run_density_audit(
         segmenter, worlds / source / "noldo", worlds / source / "dw", tmp_path / "density", tables, figures,
         settings,

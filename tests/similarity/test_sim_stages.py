@@ -67,19 +67,13 @@ def test_write_label_dataset_replaces_one_layer_and_copies_the_rest(tmp_path):
 
 
 def test_density_audit_of_any_segmentation_network(tmp_path):
-    from similarity_nets import PlainUNet
+    from similarity_nets import untrained_audit_setup
 
     from eolabels.similarity.audit import AuditSettings, run_density_audit
-    from eolabels.similarity.segmentation import BandNormaliser, Segmenter, TrainSettings
 
     generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 2, "tile_size": 16}, seed=0)
     generate_dataset("dw", tmp_path / "dw", {"n_train": 1, "n_test": 1, "tile_size": 16}, seed=0)
-    train = load_tiles(tmp_path / "noldo", ["s2"])
-    torch.manual_seed(0)
-    segmenter = Segmenter(PlainUNet(13, 9), BandNormaliser.fit(train.layers["s2"]), TrainSettings(), 9)
-    tables = {k: tmp_path / f"{k}.csv" for k in ("summary_csv", "tiles", "samples")}
-    tables["summary_md"] = tmp_path / "summary.md"
-    figures = {"tiles": tmp_path / "tiles.png", "deciles": tmp_path / "deciles.png"}
+    segmenter, tables, figures = untrained_audit_setup(tmp_path / "noldo", tmp_path)
     summary = run_density_audit(
         segmenter, tmp_path / "noldo", tmp_path / "dw", tmp_path / "density", tables, figures,
         AuditSettings(stride=8, context=8, figure_tiles=1),

@@ -123,7 +123,7 @@ class GaussianEpitome(nn.Module):
         the first.  Inference-mode tensors carry no version counter, so nothing is cached there.
         """
         parameters = list(self.parameters())
-        tracked = torch.is_grad_enabled() and any(p.requires_grad for p in parameters)
+        tracked = gradient_tracked(*parameters)
         inference = torch.is_inference_mode_enabled() or any(p.is_inference() for p in parameters)
         if tracked or inference:
             return EpitomeFields(self.mean, self.ivar, self.prior_logits, patch_size)
@@ -301,11 +301,11 @@ class EpitomeFields:
 
     def blocked(self, patches: Tensor) -> bool:
         """Whether the FFT paths take the blocked height engine (:mod:`eolabels.epitome.blocked_fft`):
-        for large patches and only when no gradient is needed (it writes into a buffer)."""
+        for large patches and only when no gradient is needed (its intermediates go to reused
+        buffers through ``out=``)."""
         if self.patch_size < BLOCKED_FFT_MIN_PATCH:
             return False
-        tensors = (patches, self._mean, self._ivar, self._log_prior)
-        return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+        return not gradient_tracked(patches, self._mean, self._ivar, self._log_prior)
 
     @property
     def product_matrix_elements(self) -> int:
@@ -372,12 +372,17 @@ def _real_product_matrices(columns: Tensor, extra_rows: Tensor) -> Tensor:
     return matrices.view(frequencies, 2 * (correlated + extras), 2 * positions)
 
 
+def gradient_tracked(*tensors: Tensor) -> bool:
+    """Whether autograd will record an operation on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def constant_ivar(ivar: Tensor) -> Tensor | None:
     """λ as an L×C matrix when it is constant over positions and needs no gradient, else None.
 
     With a gradient the specialisation would route ∂/∂λ to a single pixel, so it is never used then.
     """
-    if torch.is_grad_enabled() and ivar.requires_grad:
+    if gradient_tracked(ivar):
         return None
     corner = ivar[:, :, :1, :1]
     if not bool((ivar == corner).all()):
@@ -538,7 +543,7 @@ def _correlate_rows_fft(
     spectrum = (dft @ torch.cat([rows, impulses], dim=1)).view(frequencies, -1, batch)  # G×(2·(K·w+E))×B
     if offset is not None:  # real part at frequency 0 of the per-layer offset entries
         spectrum.view(frequencies, 2, -1, batch)[0, 0, -layers:] = offset.to(spectrum.dtype)
-    if torch.is_grad_enabled() and (spectrum.requires_grad or matrices.requires_grad):
+    if gradient_tracked(spectrum, matrices):
         product = torch.bmm(spectrum.transpose(1, 2), matrices)  # G×B×(2·L·H)
     else:  # only the inverse DFT reads the product: it can live in the reused workspace
         shape = (frequencies, batch, matrices.shape[-1])
@@ -603,8 +608,8 @@ def resolve_method(fields: EpitomeFields, method: Method = "auto") -> str:
         fields.layers, fields.channels, fields.height, fields.width, fields.patch_size,
         constant_ivar=fields.constant_ivar is not None,
     )
-    tracked = torch.is_grad_enabled() and (fields._mean.requires_grad or fields._ivar.requires_grad)
-    if chosen == "fft" and tracked and fields.product_matrix_elements > GRAD_FFT_MAX_MATRIX_ELEMENTS:
+    large = fields.product_matrix_elements > GRAD_FFT_MAX_MATRIX_ELEMENTS
+    if chosen == "fft" and large and gradient_tracked(fields._mean, fields._ivar):
         return "direct"
     return chosen
 
