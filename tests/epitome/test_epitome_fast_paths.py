@@ -17,8 +17,10 @@ from eolabels.epitome.model import (
     GaussianEpitome,
     choose_method,
     constant_ivar,
+    EpitomeFields,
     fft_size_penalty,
     log_joint,
+    pocketfft_size_penalty,
     posterior,
     row_fft_length,
 )
@@ -35,8 +37,9 @@ def epitome_with(ivar_kind: str, layers=2, channels=3, height=9, width=10, seed=
     return GaussianEpitome(mean, ivar, torch.randn(layers, height, width, generator=g))
 
 
-# (height, width, patch side): W = 10, 8, 15, 12 are fast DFT sizes (circular row DFT of length W),
-# W = 11, 13, 7 are not (linear correlation of the circularly extended row, n ≥ W + 2p).
+# (height, width, patch side): W = 10, 8, 15, 12, 7 are fast DFT sizes (circular row DFT of length W),
+# W = 11 is circular only where pocketfft runs the inverse (no gradient, CPU), W = 13 never (linear
+# correlation of the circularly extended row, n ≥ W + 2p).
 SHAPES = [(9, 10, 5), (6, 8, 1), (7, 15, 7), (12, 12, 3), (9, 11, 5), (5, 13, 3), (8, 7, 7)]
 
 
@@ -116,10 +119,26 @@ def test_auto_takes_the_constant_ivar_paths_for_a_self_epitome():
 def test_row_fft_length_is_fast_and_long_enough():
     assert row_fft_length(512, 7) == 512  # circular on the torus
     for width, size in [(299, 11), (299, 31), (13, 5), (7, 7)]:
-        n = row_fft_length(width, size)
-        assert fft_size_penalty(n) is not None
-        assert n == width or n >= width + 2 * (size // 2)
+        for pocketfft in (False, True):
+            n = row_fft_length(width, size, pocketfft=pocketfft)
+            assert n == width or n >= width + 2 * (size // 2)
+            assert fft_size_penalty(n) is not None or pocketfft
     assert fft_size_penalty(320) == 1.0 and fft_size_penalty(315) == 1.25 and fft_size_penalty(299) is None
+
+
+def test_pocketfft_lengths_take_the_circular_torus_where_it_pays():
+    assert [pocketfft_size_penalty(n) for n in (320, 315, 299, 341, 307, 1021)] == [1.0, 1.25, 1.6, 1.6, 4.5, 4.5]
+    # 31×31 on a 299² epitome: 150 frequencies of a 299-point inverse (13·23) beat 169 of 336
+    assert row_fft_length(299, 31, pocketfft=True) == 299 and row_fft_length(299, 31) == 336
+    assert row_fft_length(299, 11, pocketfft=True) == 320  # 161 frequencies of 320 beat 150 of 299
+    assert row_fft_length(307, 7, pocketfft=True) != 307  # a prime: Bluestein, never worth it
+
+
+def test_fields_pick_the_row_length_of_the_backend_that_inverts():
+    epitome = GaussianEpitome.initialise(1, 4, 299, generator=torch.Generator().manual_seed(0))
+    assert EpitomeFields(*epitome.parameters(), 31).fft_length == 336  # gradient: torch's MKL inverse
+    with torch.no_grad():
+        assert EpitomeFields(*epitome.parameters(), 31).fft_length == 299  # no gradient: pocketfft
 
 
 @pytest.mark.parametrize("layers", [1, 2])

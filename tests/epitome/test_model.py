@@ -17,7 +17,6 @@ from eolabels.epitome.model import (
     log_joint,
     log_joint_direct,
     log_joint_fft,
-    next_fast_length,
     patch_log_likelihood,
     posterior,
 )
@@ -140,13 +139,6 @@ def test_cost_model_picks_fft_for_large_patches_and_direct_for_small():
     assert choose_method(1, 4, 299, 299, 11) == "fft"
     assert choose_method(1, 4, 512, 512, 7) == "direct"
     assert choose_method(1, 4, 299, 299, 1) == "direct"
-
-
-def test_next_fast_length():
-    assert next_fast_length(299) == 300
-    assert next_fast_length(309) == 315
-    assert next_fast_length(512) == 512
-    assert next_fast_length(11) == 12
 
 
 def test_fields_are_built_once_per_parameter_update_without_gradients():

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eolabels.epitome.blocked_fft import BlockPlan, block_plan, correlate_blocked, window_spectra
-from eolabels.epitome.dft import inverse_row_dft, row_dft_matrix
+from eolabels.epitome.dft import inverse_dft_on_pocketfft, inverse_row_dft, row_dft_matrix
 
 Method = Literal["auto", "direct", "fft", "constant_ivar", "constant_ivar_fft"]
 
@@ -171,13 +171,13 @@ class EpitomeFields:
         log_prior = torch.log_softmax(prior_logits.flatten(1), dim=1).view_as(prior_logits)
         self.constant_ivar = constant_ivar(ivar)
         self._mean, self._ivar, self._log_prior, self._v_term = mean, ivar, log_prior, v_term
-        self._workspaces: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self._workspaces: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
 
-    def workspace(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """A scratch tensor of ``shape`` reused across calls (grown as needed), for intermediates
-        that never leave a log-joint evaluation: a fresh 100 MB buffer each batch cost ~25 ms of
-        page faults on the bench machine, a quarter of the 11×11 evaluation."""
-        size, key = math.prod(shape), (like.dtype, like.device)
+    def workspace(self, shape: tuple[int, ...], like: Tensor, name: str) -> Tensor:
+        """A scratch tensor of ``shape`` reused across calls (grown as needed; one per ``name``, dtype
+        and device), for intermediates that never leave a log-joint evaluation: a fresh 100 MB buffer
+        each batch cost ~25 ms of page faults on the bench machine, a quarter of the 11×11 evaluation."""
+        size, key = math.prod(shape), (name, like.dtype, like.device)
         buffer = self._workspaces.get(key)
         if buffer is None or buffer.numel() < size:
             with torch.inference_mode(False):  # usable as ``out=`` in and out of inference mode
@@ -255,11 +255,13 @@ class EpitomeFields:
 
     @cached_property
     def fft_length(self) -> int:
-        """Row DFT length n: W itself when W is a fast size (the torus is then exactly circular),
-        else a fast size ≥ W + 2p (a *linear* correlation of the circularly extended rows is then
-        exact).  See :func:`row_fft_length`."""
+        """Row DFT length n: W itself (the torus is then exactly circular) or a size ≥ W + 2p (a
+        *linear* correlation of the circularly extended rows is then exact), the cheaper for the
+        backend that will run the inverse row DFT (see :func:`row_fft_length`)."""
         correlated = self.channels if self.constant_ivar is not None else 2 * self.channels
-        return row_fft_length(self.width, self.patch_size, correlated)
+        tracked = gradient_tracked(self._mean, self._ivar, self._log_prior)
+        pocketfft = inverse_dft_on_pocketfft(self._mean.device, tracked)
+        return row_fft_length(self.width, self.patch_size, correlated, pocketfft)
 
     @property
     def row_spectrum_columns(self) -> Tensor:
@@ -398,45 +400,49 @@ def fft_size_penalty(n: int) -> float | None:
     """Relative cost per DFT flop of length n (MKL on the bench machine): 1 for 2·3·5-smooth sizes,
     1.25 with factors of 7 (315 = 3²·5·7 ran 1.2× slower than 320), None (unusable: 299 = 13·23
     ran 3× slower than 320) with any larger prime factor."""
-    for factor in (2, 3, 5):
+    rest = _strip_factors(n, (2, 3, 5))
+    if rest == 1:
+        return 1.0
+    return 1.25 if _strip_factors(rest, (7,)) == 1 else None
+
+
+def pocketfft_size_penalty(n: int) -> float:
+    """As :func:`fft_size_penalty` for the inverse row DFT through scipy's pocketfft (CPU, no
+    gradient; :func:`eolabels.epitome.dft.inverse_row_dft`), which handles other sizes far better:
+    per n·log2 n on the bench machine, 2·3·5·7-smooth sizes as MKL, sizes whose prime factors are
+    all ≤ 31 ran 1.4–1.7× slower (299 = 13·23: 1.4×), sizes with a larger prime factor (Bluestein)
+    4–5× slower."""
+    penalty = fft_size_penalty(n)
+    if penalty is not None:
+        return penalty
+    return 1.6 if _strip_factors(n, (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31)) == 1 else 4.5
+
+
+def _strip_factors(n: int, factors: tuple[int, ...]) -> int:
+    for factor in factors:
         while n % factor == 0:
             n //= factor
-    if n == 1:
-        return 1.0
-    while n % 7 == 0:
-        n //= 7
-    return 1.25 if n == 1 else None
+    return n
 
 
-def _row_fft_cost(length: int, patch_size: int, correlated_channels: int) -> float | None:
+def _row_fft_cost(length: int, patch_size: int, correlated_channels: int, pocketfft: bool = False) -> float | None:
     """Weighted flops per patch and epitome row of the FFT path for DFT length n (see fft_cost)."""
-    penalty = fft_size_penalty(length)
+    penalty = pocketfft_size_penalty(length) if pocketfft else fft_size_penalty(length)
     if penalty is None:
         return None
     matmul = 8.0 * (length // 2 + 1) * correlated_channels * patch_size
     return COMPLEX_MATMUL_COST * matmul + FFT_FLOP_COST * penalty * 2.5 * length * math.log2(length)
 
 
-def row_fft_length(width: int, patch_size: int, correlated_channels: int = 8) -> int:
-    """DFT length n of the FFT paths, cheapest under the cost model among: W itself when it is a
-    fast size (exact circular correlation on the torus) and the fast sizes n ≥ W + 2p (exact linear
-    correlation of the circularly extended row) up to 2(W + 2p)."""
+def row_fft_length(width: int, patch_size: int, correlated_channels: int = 8, pocketfft: bool = False) -> int:
+    """DFT length n of the FFT paths, cheapest under the cost model among: W itself (exact circular
+    correlation on the torus) and the sizes n ≥ W + 2p (exact linear correlation of the circularly
+    extended row) up to 2(W + 2p), with the size penalties of MKL, or of pocketfft where the inverse
+    row DFT runs there (``pocketfft``); sizes MKL cannot do fast are never taken for MKL."""
     shortest = width + 2 * (patch_size // 2)
-    candidates = ([width] if fft_size_penalty(width) is not None else []) + list(range(shortest, 2 * shortest + 1))
-    costs = {n: _row_fft_cost(n, patch_size, correlated_channels) for n in candidates}
+    candidates = [width] + list(range(shortest, 2 * shortest + 1))
+    costs = {n: _row_fft_cost(n, patch_size, correlated_channels, pocketfft) for n in candidates}
     return min((cost, n) for n, cost in costs.items() if cost is not None)[1]
-
-
-def next_fast_length(n: int) -> int:
-    """Smallest integer ≥ n whose prime factors are all in {2, 3, 5, 7} (fast FFT sizes)."""
-    while True:
-        rest = n
-        for factor in (2, 3, 5, 7):
-            while rest % factor == 0:
-                rest //= factor
-        if rest == 1:
-            return n
-        n += 1
 
 
 def box_sum_torus(field: Tensor, size: int) -> Tensor:
@@ -547,7 +553,7 @@ def _correlate_rows_fft(
         product = torch.bmm(spectrum.transpose(1, 2), matrices)  # G×B×(2·L·H)
     else:  # only the inverse DFT reads the product: it can live in the reused workspace
         shape = (frequencies, batch, matrices.shape[-1])
-        product = torch.bmm(spectrum.transpose(1, 2), matrices, out=fields.workspace(shape, matrices))
+        product = torch.bmm(spectrum.transpose(1, 2), matrices, out=fields.workspace(shape, matrices, "product"))
     product = torch.view_as_complex(product.view(frequencies, batch, -1, 2))  # G×B×(L·H)
     out = inverse_row_dft(product.permute(1, 2, 0), n)  # B×(L·H)×n
     return out.view(batch, layers, height, n)[..., :width].transpose(0, 1)
