@@ -26,11 +26,18 @@ against a U-Net: fastest path against the direct formulation, ratios measured in
    printed beside them for scale: it fits a model per tile, so it has no inference goal.
 Not a test: nothing is asserted.
 """
+# ruff: noqa: E402  (GOMP_SPINCOUNT must be set before torch is imported)
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+
+# The workflow's setting (see the Snakefile), made before torch loads libgomp: a short OpenMP spin,
+# so that pocketfft's threads (the FFT paths' inverse row DFT) do not share the cores with spinning
+# OpenMP threads.  GOMP_SPINCOUNT=300000 (libgomp's default) measures without it.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +45,7 @@ import torch.nn.functional as F
 from eolabels.epitome import model
 from eolabels.epitome.embed import reconstruct_tile
 from eolabels.epitome.lsr import coarse_slots, self_epitomic_lsr
-from eolabels.epitome.model import EpitomeFields, GaussianEpitome, choose_method, log_joint
+from eolabels.epitome.model import EpitomeFields, GaussianEpitome, log_joint, resolve_method
 from eolabels.tables import load_transfer_matrix
 
 SHAPES = [  # (label, epitome side, channels, batch, patch side, self-epitome, goal direct/auto)
@@ -88,7 +95,10 @@ def bench_epitome(side: int, channels: int, self_epitome: bool, generator: torch
 
 @torch.no_grad()
 def run(repeats: int) -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {repeats}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {repeats}, "
+        f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
+    )
     print("1. log p(x, s): direct formulation against the fast paths")
     generator = torch.Generator().manual_seed(0)
     for label, side, channels, batch, size, self_epitome, goal in SHAPES:
@@ -114,7 +124,7 @@ def run(repeats: int) -> None:
              for m in paths},
             repeats,
         )
-        chosen = choose_method(1, channels, side, side, size, constant)  # what method="auto" runs
+        chosen = resolve_method(fields)  # what method="auto" runs
         fastest = min(paths, key=best.get)
         ratio = best["direct"] / best[chosen]
         print(f"  {label}  (row DFT length {fields.fft_length})")
@@ -158,7 +168,8 @@ def run_lsr(samples: int, side: int, breakdown: bool) -> float:
         variants["direct log joint + fused accumulation + factorised EM"] = ("direct", {"reference_accumulation": False})
     for name, (method, options) in variants.items():
         seconds[name], results[name] = time_self_epitomic_lsr(image, slots, table, samples, method, **options)
-    chosen = choose_method(1, 4, side, side, 7, constant_ivar=True)
+    with torch.no_grad():  # as self_epitomic_lsr evaluates it
+        chosen = resolve_method(GaussianEpitome.from_image(image).fields(7))
     ratio = seconds["direct"] / seconds["auto"]
     diff = float((results["auto"] - results["direct"]).abs().max())
     print(f"2. self-epitomic LSR {side}x{side}, {samples} patches of 7x7 + 20 EM iterations, end to end")

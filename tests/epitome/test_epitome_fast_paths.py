@@ -116,6 +116,32 @@ def test_auto_takes_the_constant_ivar_paths_for_a_self_epitome():
     assert choose_method(1, 4, 299, 299, 31) == "fft"
 
 
+@pytest.mark.parametrize(
+    "side,size,constant,expected",
+    [  # no-gradient timings on the bench machine (ms, B = 256 or 64): the faster path is expected
+        (299, 3, False, "fft"),  # direct 111, fft 75
+        (299, 7, False, "fft"),  # direct 181, fft 74
+        (299, 1, False, "fft"),  # direct 98, fft 48
+        (128, 3, False, "direct"),  # direct 9.7, fft 13.8
+        (64, 3, False, "direct"),  # direct 0.35, fft 0.75
+        (512, 9, True, "constant_ivar_fft"),  # convolution 73, fft 48
+        (256, 5, True, "constant_ivar"),  # convolution 5.3, fft 13.1
+    ],
+)
+def test_auto_without_gradient_weighs_for_pocketfft(side, size, constant, expected):
+    assert choose_method(1, 4, side, side, size, constant_ivar=constant, pocketfft=True) == expected
+
+
+def test_auto_weighs_for_the_backend_that_inverts():
+    generator = torch.Generator().manual_seed(0)
+    epitome = GaussianEpitome.initialise(1, 4, 299, generator=generator)
+    with torch.no_grad():
+        epitome.ivar.copy_(1 + 99 * torch.rand(epitome.ivar.shape, generator=generator))
+    assert model.resolve_method(epitome.fields(7)) == "direct"  # with a gradient: MKL's weights
+    with torch.no_grad():
+        assert model.resolve_method(epitome.fields(7)) == "fft"
+
+
 def test_row_fft_length_is_fast_and_long_enough():
     assert row_fft_length(512, 7) == 512  # circular on the torus
     for width, size in [(299, 11), (299, 31), (13, 5), (7, 7)]:
@@ -196,9 +222,11 @@ def test_embed_coarse_dataset_fused_equals_reference():
             epitome, images, slots, 5, 5, samples=64, batch_size=16, generator=torch.Generator().manual_seed(10),
             method=method, reference_accumulation=reference,
         )
-        for method, reference in [("direct", True), ("auto", False)]
+        for method, reference in [("direct", True), ("direct", False), ("fft", False)]
     ]
-    assert torch.allclose(results[1], results[0], rtol=1e-5, atol=1e-7)
+    assert torch.allclose(results[1], results[0], rtol=1e-5, atol=1e-7)  # the fused accumulation
+    # the FFT log joint's float32 rounding, amplified by T = (5/11)²: within 1e-4 of the largest count
+    assert torch.allclose(results[2], results[0], rtol=0, atol=1e-4 * float(results[0].max()))
 
 
 def test_inverse_row_dft_equals_torch_irfft_on_strided_input_and_keeps_gradients():

@@ -27,6 +27,7 @@ cancel in R − Z/2 − A/2 and so their float32 rounding.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
@@ -42,11 +43,46 @@ Method = Literal["auto", "direct", "fft", "constant_ivar", "constant_ivar_fft"]
 # Default memory bound per chunk of patches, in elements of its largest intermediate (128 MiB of float32).
 DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 
-# Cost of one DFT flop / one complex batched-product flop relative to one real convolution flop: on
-# the 2-core AVX-512 CPU of bench/epitome.py, oneDNN convolution ran at ~120 GFLOP/s, the complex
-# batched product (MKL) at ~70–80 and batched inverse real row DFTs (MKL) at ~5.
-FFT_FLOP_COST = 20.0
-COMPLEX_MATMUL_COST = 1.5
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    """Weights of the flop model behind ``method="auto"``, in units of one convolution flop."""
+
+    matmul: float  # a flop of the FFT path's batched product
+    fft_flop: float  # a flop (2.5·n·log2 n a row) of the inverse row DFT
+    fft_output: float  # an output of the FFT path (product and inverse written, read back)
+    direct_output: float  # an output of the direct path (written, then the constant added)
+    constant_ivar_output: float  # an output of the constant-λ convolution (bias and one in-place add)
+
+
+# With a gradient (and off CPU) the inverse row DFT is torch's; on the 2-core AVX-512 CPU of
+# bench/epitome.py oneDNN convolution ran at ~120 GFLOP/s, the complex batched product (MKL) at
+# ~70–80 and batched inverse real row DFTs (MKL) at ~5.
+MKL_COSTS = CostWeights(matmul=1.5, fft_flop=20.0, fft_output=0.0, direct_output=0.0, constant_ivar_output=0.0)
+# Without a gradient on CPU it is pocketfft's (embedding, LSR, inference).  Fitted to no-gradient
+# timings on the same machine (bench/epitome.py shapes and 299² at w = 3–21, 128², self-epitomes of
+# 128–512² at w = 5–9): the direct path ran at ~217 GFLOP/s plus ~4.2 ns an output (its output is
+# memory-bound: 299², w = 3, B = 256 took 111 ms, of which 15 ms are flops), the constant-λ
+# convolution at ~230 GFLOP/s plus ~1.5 ns an output, the FFT path's product at ~245 GFLOP/s, its
+# inverse at ~22 GFLOP/s plus ~1.8 ns an output.  The flop model alone had direct chosen at 299²
+# for w = 3–7, where the FFT path ran 1.5–2.4× faster.
+POCKETFFT_COSTS = CostWeights(
+    matmul=0.9, fft_flop=10.0, fft_output=400.0, direct_output=900.0, constant_ivar_output=340.0
+)
+# The output weights hold once a batch's output leaves the cache; they ramp in linearly up to this
+# many positions L·H·W (below it, e.g. at 64² or 128² with B = 64–256, direct ran at its flop rate
+# and beat the FFT path at w = 3).
+MEMORY_BOUND_POSITIONS = 1 << 17
+
+
+def cost_weights(pocketfft: bool) -> CostWeights:
+    return POCKETFFT_COSTS if pocketfft else MKL_COSTS
+
+
+def _memory_bound(positions: int) -> float:
+    """The share of the output weights that applies at L·H·W = ``positions``."""
+    return min(1.0, positions / MEMORY_BOUND_POSITIONS)
 
 # With a gradient to track, the FFT path's backward forms the gradient of its product matrices; above
 # this many elements (32 MB of float32: glibc maps larger buffers afresh on every step) the FFT path
@@ -259,9 +295,15 @@ class EpitomeFields:
         *linear* correlation of the circularly extended rows is then exact), the cheaper for the
         backend that will run the inverse row DFT (see :func:`row_fft_length`)."""
         correlated = self.channels if self.constant_ivar is not None else 2 * self.channels
+        return row_fft_length(self.width, self.patch_size, correlated, self.inverse_on_pocketfft)
+
+    @cached_property
+    def inverse_on_pocketfft(self) -> bool:
+        """Whether the FFT paths' inverse row DFT will run on pocketfft (CPU, no gradient w.r.t. the
+        parameters; see :func:`eolabels.epitome.dft.inverse_row_dft`), which sets the row length
+        and the cost weights of ``method="auto"``."""
         tracked = gradient_tracked(self._mean, self._ivar, self._log_prior)
-        pocketfft = inverse_dft_on_pocketfft(self._mean.device, tracked)
-        return row_fft_length(self.width, self.patch_size, correlated, pocketfft)
+        return inverse_dft_on_pocketfft(self._mean.device, tracked)
 
     @property
     def row_spectrum_columns(self) -> Tensor:
@@ -430,8 +472,9 @@ def _row_fft_cost(length: int, patch_size: int, correlated_channels: int, pocket
     penalty = pocketfft_size_penalty(length) if pocketfft else fft_size_penalty(length)
     if penalty is None:
         return None
+    weights = cost_weights(pocketfft)
     matmul = 8.0 * (length // 2 + 1) * correlated_channels * patch_size
-    return COMPLEX_MATMUL_COST * matmul + FFT_FLOP_COST * penalty * 2.5 * length * math.log2(length)
+    return weights.matmul * matmul + weights.fft_flop * penalty * 2.5 * length * math.log2(length)
 
 
 def row_fft_length(width: int, patch_size: int, correlated_channels: int = 8, pocketfft: bool = False) -> int:
@@ -571,37 +614,58 @@ def _check_patches(fields: EpitomeFields, patches: Tensor) -> None:
 
 
 def direct_cost(
-    layers: int, channels: int, height: int, width: int, patch_size: int, constant_ivar: bool = False
+    layers: int,
+    channels: int,
+    height: int,
+    width: int,
+    patch_size: int,
+    constant_ivar: bool = False,
+    pocketfft: bool = False,
 ) -> float:
-    """Flops per patch of the direct correlation: 2·L·H·W·K·w², K = 2C (C when λ is constant)."""
+    """Weighted flops per patch of the direct correlation: 2·L·H·W·K·w² (K = 2C, C when λ is
+    constant) plus the weight of its L·H·W outputs (see :class:`CostWeights`)."""
     correlated = channels if constant_ivar else 2 * channels
-    return 2.0 * layers * height * width * correlated * patch_size**2
+    weights = cost_weights(pocketfft)
+    positions = layers * height * width
+    output = weights.constant_ivar_output if constant_ivar else weights.direct_output
+    return positions * (2.0 * correlated * patch_size**2 + _memory_bound(positions) * output)
 
 
 def fft_cost(
-    layers: int, channels: int, height: int, width: int, patch_size: int, constant_ivar: bool = False
+    layers: int,
+    channels: int,
+    height: int,
+    width: int,
+    patch_size: int,
+    constant_ivar: bool = False,
+    pocketfft: bool = False,
 ) -> float:
-    """Weighted flops per patch of the FFT path: the per-frequency complex product plus the row DFTs.
-
-    The complex batched product (8 flops a complex MAC) is weighted by ``COMPLEX_MATMUL_COST``
-    and the inverse DFT flops (2.5·n·log2 n per output row) by ``FFT_FLOP_COST``: both run below
-    the rate of a real convolution / matrix product.
-    """
+    """Weighted flops per patch of the FFT path: the per-frequency complex product, the row DFTs
+    and its outputs, weighted for the backend of the inverse row DFT (see :class:`CostWeights`)."""
     correlated = channels if constant_ivar else 2 * channels
-    n = row_fft_length(width, patch_size, correlated)
-    return layers * height * _row_fft_cost(n, patch_size, correlated)
+    n = row_fft_length(width, patch_size, correlated, pocketfft)
+    rows = _row_fft_cost(n, patch_size, correlated, pocketfft)
+    output = _memory_bound(layers * height * width) * cost_weights(pocketfft).fft_output
+    return layers * height * (rows + output * width)
 
 
 def choose_method(
-    layers: int, channels: int, height: int, width: int, patch_size: int, constant_ivar: bool = False
+    layers: int,
+    channels: int,
+    height: int,
+    width: int,
+    patch_size: int,
+    constant_ivar: bool = False,
+    pocketfft: bool = False,
 ) -> str:
-    """The cheaper path under the flop model above: ``"direct"``/``"fft"``, or with λ constant over
-    positions (and no gradient) ``"constant_ivar"``/``"constant_ivar_fft"``."""
-    direct = direct_cost(layers, channels, height, width, patch_size, constant_ivar)
-    fft = fft_cost(layers, channels, height, width, patch_size, constant_ivar)
+    """The cheaper path under the cost model above: ``"direct"``/``"fft"``, or with λ constant over
+    positions (and no gradient) ``"constant_ivar"``/``"constant_ivar_fft"``.  ``pocketfft``: weigh
+    for an evaluation whose inverse row DFT runs on pocketfft (CPU, no gradient)."""
+    shape = (layers, channels, height, width, patch_size, constant_ivar, pocketfft)
+    cheaper_fft = fft_cost(*shape) < direct_cost(*shape)
     if constant_ivar:
-        return "constant_ivar_fft" if fft < direct else "constant_ivar"
-    return "fft" if fft < direct else "direct"
+        return "constant_ivar_fft" if cheaper_fft else "constant_ivar"
+    return "fft" if cheaper_fft else "direct"
 
 
 def resolve_method(fields: EpitomeFields, method: Method = "auto") -> str:
@@ -612,7 +676,7 @@ def resolve_method(fields: EpitomeFields, method: Method = "auto") -> str:
         return method
     chosen = choose_method(
         fields.layers, fields.channels, fields.height, fields.width, fields.patch_size,
-        constant_ivar=fields.constant_ivar is not None,
+        constant_ivar=fields.constant_ivar is not None, pocketfft=fields.inverse_on_pocketfft,
     )
     large = fields.product_matrix_elements > GRAD_FFT_MAX_MATRIX_ELEMENTS
     if chosen == "fft" and large and gradient_tracked(fields._mean, fields._ivar):
