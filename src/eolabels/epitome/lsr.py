@@ -139,13 +139,21 @@ def self_epitomic_lsr(
     for _ in range(samples // batch_size):
         origins = sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator)
         rows, cols = origins.centres()
+        origins, centre_slots = _grouped_by_slot(origins, slots[rows, cols])
         energies = log_joint(fields, crop([tile], origins), method=method)
-        accumulator.add(energies, slots[rows, cols], temperature)
+        accumulator.add(energies, centre_slots, temperature)
     accumulator.flush()
     return lsr_em(
         lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator,
         factorised=not reference,
     )[0]
+
+
+def _grouped_by_slot(origins: PatchOrigins, centre_slots: Tensor) -> tuple[PatchOrigins, Tensor]:
+    """The batch reordered so that equal coarse slots are adjacent: lrmap sums over the batch, so
+    only float rounding changes, and the fused accumulation adds one run per class."""
+    order = torch.argsort(centre_slots, stable=True)
+    return origins[order], centre_slots[order]
 
 
 class _PosteriorAccumulator:
@@ -251,6 +259,7 @@ def embed_coarse_dataset(
         origins = sample_origins(shapes, patch_size, batch_size, generator)
         rows, cols = origins.centres()
         centre_slots = crop(slot_maps, PatchOrigins(origins.image, rows, cols, 1)).flatten()
+        origins, centre_slots = _grouped_by_slot(origins, centre_slots)
         patches = crop(images, origins).to(epitome.mean)
         accumulator.add(log_joint(fields, patches, method=method), centre_slots, temperature)
     accumulator.flush()

@@ -21,7 +21,7 @@ class PatchOrigins:
     def __len__(self) -> int:
         return int(self.top.numel())
 
-    def __getitem__(self, index: slice) -> "PatchOrigins":
+    def __getitem__(self, index: slice | Tensor) -> "PatchOrigins":
         return PatchOrigins(self.image[index], self.top[index], self.left[index], self.size)
 
     def centres(self) -> tuple[Tensor, Tensor]:
