@@ -134,12 +134,14 @@ def test_auto_without_gradient_weighs_for_pocketfft(side, size, constant, expect
 
 def test_auto_weighs_for_the_backend_that_inverts():
     generator = torch.Generator().manual_seed(0)
-    epitome = GaussianEpitome.initialise(1, 4, 299, generator=generator)
+    epitome = GaussianEpitome.initialise(1, 4, 128, generator=generator)
     with torch.no_grad():
         epitome.ivar.copy_(1 + 99 * torch.rand(epitome.ivar.shape, generator=generator))
-    assert model.resolve_method(epitome.fields(7)) == "direct"  # with a gradient: MKL's weights
-    with torch.no_grad():
-        assert model.resolve_method(epitome.fields(7)) == "fft"
+    fields = epitome.fields(5)
+    assert fields.product_matrix_elements < model.GRAD_FFT_MAX_MATRIX_ELEMENTS  # not the gradient guard:
+    assert model.resolve_method(fields) == "direct"  # with a gradient, MKL's weights pick direct
+    with torch.no_grad():  # 128², w = 5, B = 256 without a gradient: direct 20 ms, fft 15 ms
+        assert model.resolve_method(epitome.fields(5)) == "fft"
 
 
 def test_row_fft_length_is_fast_and_long_enough():
@@ -165,6 +167,29 @@ def test_fields_pick_the_row_length_of_the_backend_that_inverts():
     assert EpitomeFields(*epitome.parameters(), 31).fft_length == 336  # gradient: torch's MKL inverse
     with torch.no_grad():
         assert EpitomeFields(*epitome.parameters(), 31).fft_length == 299  # no gradient: pocketfft
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [[0, 3, 3, 1, 0, 3], [0, 0, 1, 3, 3, 3], [4], [0, 1, 2, 3, 4, 0]],  # runs ≤ K, grouped, a batch of 1, runs > K
+)
+def test_fused_accumulation_per_class_runs_equal_the_one_hot_product(classes):
+    epitome = epitome_with("varying", layers=2, height=10, width=12)
+    patches = torch.rand(len(classes), 3, 5, 5, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        energies = log_joint(epitome.fields(5), patches, method="fft")  # patches in rows
+        expected = embed_coarse_labels(posterior(energies, 3.0).double(), torch.tensor(classes), 5)
+        for dtype in (torch.float32, torch.float64):
+            lrmap = torch.ones(5, 2, 10, 12, dtype=dtype)
+            accumulate_coarse_posteriors(energies.clone(), torch.tensor(classes), lrmap, 3.0)
+            assert torch.allclose(lrmap.double() - 1, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [[0, -1, 1], [0, 5, 1]])
+def test_fused_accumulation_refuses_classes_outside_the_lrmap(bad):
+    energies = torch.randn(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="centre classes"):
+        accumulate_coarse_posteriors(energies, torch.tensor(bad), torch.zeros(5, 1, 4, 4))
 
 
 @pytest.mark.parametrize("layers", [1, 2])

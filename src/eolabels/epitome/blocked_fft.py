@@ -8,9 +8,9 @@ of the circular, or circularly extended, rows).  Along the height, instead of a 
 frequency, the w taps are split into q blocks of s taps and the output rows into tiles of T rows
 (T a multiple of s).  Tile t meets tap block a on the window of F ≥ T + s − 1 field rows starting
 at row t·T + a·s; there an s-tap correlation is a pointwise product in the F-point height DFT, so
-per 2-D frequency (f, g) the whole correlation is one real matrix product of the B×(2·K·q) kernel
-block spectra with the precomputed (2·K·q)×(2·L·tiles) window spectra, followed by an F → T inverse
-height DFT and the inverse row DFT.  Per patch and width frequency this does ~123 k real MACs at
+per 2-D frequency (f, g) the whole correlation is one real matrix product of the precomputed
+(2·L·tiles)×(2·K·q) window spectra with the (2·K·q)×B kernel block spectra, followed by an F → T
+inverse height DFT and the inverse row DFT.  Per patch and width frequency this does ~123 k real MACs at
 w = 31 against ~297 k for the w-tap product (exact: same values to float32 rounding).
 
 The plan (s = ⌈w/2⌉, T = s, F = T + s − 1) and the 8-frequency chunks that keep each chunk's

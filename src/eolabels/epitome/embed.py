@@ -161,10 +161,10 @@ def accumulate_coarse_posteriors(
     Same value (float32 rounding aside): q_b = softmax over (l, u, v) of E_b/T is formed in the log
     joint's own memory layout (no copy to L·H·W-contiguous rows, none to float64; in the input's
     memory when ``overwrite_input``) and scaled by the per-patch normalisers 1/Σ_s exp(·) inside the
-    class sums Σ_{b: c_b = c} q_b.  With patches in rows those are one matrix-vector product per run
-    of equal classes (callers that group a batch by class get one per class: a 64×512² batch took
-    3.7 ms against 15 ms for the K×B one-hot product, whose flops are mostly zeros); with positions
-    in rows, one product with the B×K scaled one-hot class matrix.
+    class sums Σ_{b: c_b = c} q_b.  With patches in rows on CPU and at most K runs of equal classes
+    (callers that group a batch by class), those are one matrix-vector product per run: a 64×512²
+    batch took 3.7 ms against 15 ms for the K×B one-hot product, whose flops are mostly zeros.
+    Otherwise they are one product with the B×K scaled one-hot class matrix.
     """
     layers, batch, height, width = log_joint_values.shape
     num_classes = lrmap.shape[0]
@@ -182,17 +182,23 @@ def accumulate_coarse_posteriors(
     weights.exp_()
     scale = 1.0 / weights.sum(dim=reduce_dim).double()  # B
     classes = centre_classes.long().to(weights.device)
-    if positions_major:  # (L·H·W)×K, written in the layout of the weights (no transposed pass)
-        scaled_classes = (F.one_hot(classes, num_classes).double() * scale[:, None]).to(weights.dtype)
-        _add_product(lrmap.view(num_classes, -1).T, weights, scaled_classes)
+    if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= num_classes):
+        raise ValueError(f"centre classes must lie in 0..{num_classes - 1} (the lrmap's classes)")
+    runs = None if positions_major or weights.device.type != "cpu" else torch.unique_consecutive(
+        classes, return_counts=True
+    )
+    if runs is not None and len(runs[0]) <= num_classes:
+        target, scale, start = lrmap.view(num_classes, -1), scale.to(weights.dtype), 0
+        for label, count in zip(runs[0].tolist(), runs[1].tolist()):
+            _add_product(target[label], weights[start : start + count].T, scale[start : start + count])
+            start += count
         return lrmap
-    target = lrmap.view(num_classes, -1)
-    scale = scale.to(weights.dtype)
-    start = 0
-    for label, count in zip(*(t.tolist() for t in torch.unique_consecutive(classes, return_counts=True))):
-        run = slice(start, start + count)
-        _add_product(target[label], weights[run].T, scale[run])
-        start += count
+    scaled_classes = (F.one_hot(classes, num_classes).double() * scale[:, None]).to(weights.dtype)  # B×K
+    # the class sums written in the layout of the weights (no transposed pass)
+    if positions_major:
+        _add_product(lrmap.view(num_classes, -1).T, weights, scaled_classes)  # (L·H·W)×K
+    else:
+        _add_product(lrmap.view(num_classes, -1), scaled_classes.T, weights)  # K×(L·H·W)
     return lrmap
 
 

@@ -56,9 +56,10 @@ class CostWeights:
     constant_ivar_output: float  # an output of the constant-λ convolution (bias and one in-place add)
 
 
-# With a gradient (and off CPU) the inverse row DFT is torch's; on the 2-core AVX-512 CPU of
+# With a gradient the inverse row DFT is torch's (MKL on CPU); on the 2-core AVX-512 CPU of
 # bench/epitome.py oneDNN convolution ran at ~120 GFLOP/s, the complex batched product (MKL) at
-# ~70–80 and batched inverse real row DFTs (MKL) at ~5.
+# ~70–80 and batched inverse real row DFTs (MKL) at ~5.  On a GPU (cuFFT) these CPU weights are
+# used too: no GPU timings have been fitted.
 MKL_COSTS = CostWeights(matmul=1.5, fft_flop=20.0, fft_output=0.0, direct_output=0.0, constant_ivar_output=0.0)
 # Without a gradient on CPU it is pocketfft's (embedding, LSR, inference).  Fitted to no-gradient
 # timings on the same machine (bench/epitome.py shapes and 299² at w = 3–21, 128², self-epitomes of
@@ -91,7 +92,7 @@ def _memory_bound(positions: int) -> float:
 GRAD_FFT_MAX_MATRIX_ELEMENTS = 1 << 23
 
 # Patch side from which the FFT paths correlate along the height by blocked overlap-save (when no
-# gradient is needed).  Bench machine, N = 299, B = 64: 27 against 33 ms at w = 15, 38 against 68
+# gradient is needed).  Bench machine, N = 299, B = 64: 27 against 33 ms at w = 15, 38 against 57
 # at w = 31; at w = 11 (and at B = 256 up to w = 13) the w-tap product per frequency was as fast.
 BLOCKED_FFT_MIN_PATCH = 15
 
@@ -301,7 +302,9 @@ class EpitomeFields:
     def inverse_on_pocketfft(self) -> bool:
         """Whether the FFT paths' inverse row DFT will run on pocketfft (CPU, no gradient w.r.t. the
         parameters; see :func:`eolabels.epitome.dft.inverse_row_dft`), which sets the row length
-        and the cost weights of ``method="auto"``."""
+        and the cost weights of ``method="auto"``.  Judged from the parameters when the fields are
+        built: patches that require a gradient send the inverse to torch all the same, which then
+        runs the length chosen here (only slower, never different values)."""
         tracked = gradient_tracked(self._mean, self._ivar, self._log_prior)
         return inverse_dft_on_pocketfft(self._mean.device, tracked)
 
