@@ -44,7 +44,6 @@ Method = Literal["auto", "direct", "fft", "constant_ivar", "constant_ivar_fft"]
 DEFAULT_MAX_CHUNK_ELEMENTS = 1 << 25
 
 
-
 @dataclass(frozen=True)
 class CostWeights:
     """Weights of the flop model behind ``method="auto"``, in units of one convolution flop."""
@@ -78,12 +77,14 @@ MEMORY_BOUND_POSITIONS = 1 << 17
 
 
 def cost_weights(pocketfft: bool) -> CostWeights:
+    """The weights for an inverse row DFT on pocketfft, or on torch's FFT."""
     return POCKETFFT_COSTS if pocketfft else MKL_COSTS
 
 
 def _memory_bound(positions: int) -> float:
     """The share of the output weights that applies at L·H·W = ``positions``."""
     return min(1.0, positions / MEMORY_BOUND_POSITIONS)
+
 
 # With a gradient to track, the FFT path's backward forms the gradient of its product matrices; above
 # this many elements (32 MB of float32: glibc maps larger buffers afresh on every step) the FFT path
