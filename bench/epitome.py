@@ -34,10 +34,11 @@ import argparse
 import os
 import time
 
-# The workflow's setting (see the Snakefile), made before torch loads libgomp: a short OpenMP spin,
-# so that pocketfft's threads (the FFT paths' inverse row DFT) do not share the cores with spinning
-# OpenMP threads.  GOMP_SPINCOUNT=300000 (libgomp's default) measures without it.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+from eolabels.openmp import use_short_spin
+
+# As the workflow's no-gradient epitome stages: a short OpenMP spin (eolabels.openmp), unless
+# GOMP_SPINCOUNT is given; GOMP_SPINCOUNT=300000 (libgomp's default) measures without it.
+use_short_spin()
 
 import torch
 import torch.nn.functional as F

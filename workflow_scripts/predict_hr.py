@@ -1,6 +1,10 @@
 """Snakemake entry point of rule predict_hr: unpack `snakemake`, call the library."""
-from eolabels.epitome.stages import predict_hr
-from eolabels.workflow import logged
+from eolabels.openmp import use_short_spin
+
+use_short_spin()  # before torch loads: the epitome's FFT paths without a gradient (eolabels.openmp)
+
+from eolabels.epitome.stages import predict_hr  # noqa: E402
+from eolabels.workflow import logged  # noqa: E402
 
 with logged(snakemake.log[0]):
     predict_hr(
