@@ -83,6 +83,48 @@ def test_fast_paths_equal_direct_in_float64(height, width, size, height_engine):
         )
 
 
+@pytest.mark.parametrize("method", ["direct", "fft", "constant_ivar", "constant_ivar_fft"])
+def test_scale_and_shift_are_folded_into_every_path(method, height_engine):
+    epitome = epitome_with("constant", layers=2, height=9, width=11).double()
+    patches = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    with torch.no_grad():
+        fields = epitome.fields(5)
+        plain = log_joint(fields, patches, method=method)
+        folded = log_joint(fields, patches, method=method, scale=1 / 7.0, shift=-3.25)
+    assert torch.allclose(folded, plain / 7.0 - 3.25, rtol=1e-12, atol=1e-10)
+
+
+def test_log_joint_bound_is_attained_by_patches_cut_from_a_self_epitome():
+    image = torch.rand(3, 12, 14, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    epitome = GaussianEpitome.from_image(image)
+    fields = epitome.fields(5)
+    with torch.no_grad():
+        cut = image[:, 3:8, 6:11].unsqueeze(0)  # centred on pixel (5, 8)
+        values = log_joint(fields, torch.cat([cut, torch.rand(2, 3, 5, 5, dtype=torch.float64)]), "direct")
+    # ½ w² Σ_c log λ_c + log(1/(H·W)) by hand, λ = 100 on 3 channels
+    assert fields.log_joint_bound == pytest.approx(0.5 * 25 * 3 * np.log(100.0) - np.log(12 * 14))
+    assert float(values.max()) <= fields.log_joint_bound + 1e-9
+    assert float(values[0, 0, 5, 8]) == pytest.approx(fields.log_joint_bound, abs=1e-9)
+
+
+def test_fused_accumulation_with_a_known_peak_equals_searching_for_it():
+    epitome = epitome_with("varying", layers=2, height=10, width=12)
+    patches = torch.rand(5, 3, 5, 5, generator=torch.Generator().manual_seed(8))
+    classes = torch.tensor([0, 0, 2, 4, 4])
+    with torch.no_grad():
+        fields = epitome.fields(5)
+        energies = log_joint(fields, patches, method="fft")
+        bound = fields.log_joint_bound
+        expected = accumulate_coarse_posteriors(energies.clone(), classes, torch.zeros(5, 2, 10, 12), 3.0)
+        tempered = log_joint(fields, patches, method="fft", scale=1 / 3.0, shift=-bound / 3.0)
+        got = accumulate_coarse_posteriors(tempered, classes, torch.zeros(5, 2, 10, 12), 1.0, peak=0.0)
+        peaked = accumulate_coarse_posteriors(energies.clone(), classes, torch.zeros(5, 2, 10, 12), 3.0, peak=bound)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(peaked, expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="underflowed"):  # a "peak" far above the log joint
+        accumulate_coarse_posteriors(energies.clone(), classes, torch.zeros(5, 2, 10, 12), 1.0, peak=bound + 1e4)
+
+
 def test_fft_path_gradients_match_direct_with_circular_and_linear_rows(monkeypatch):
     monkeypatch.setattr(model, "BLOCKED_FFT_MIN_PATCH", 1)  # with a gradient the w-tap engine runs regardless
     for width in (16, 13):  # 16: circular row DFT; 13: linear

@@ -154,9 +154,14 @@ def accumulate_coarse_posteriors(
     lrmap: Tensor,
     temperature: float = 1.0,
     overwrite_input: bool = False,
+    peak: float | None = None,
 ) -> Tensor:
     """``lrmap += embed_coarse_labels(posterior(log_joint_values, temperature), centre_classes, K)``
     in place (``lrmap``: K×L×H×W, any float dtype; fastest in the log joint's), fused; returns it.
+
+    ``peak``: a known maximum of every patch's log joint, up to rounding (e.g. 0 for log joints
+    already tempered and shifted by :attr:`EpitomeFields.log_joint_bound` when each patch is cut from
+    a self-epitome): no search for it, and with T = 1 and peak 0 no pass before the exp.
 
     Same value (float32 rounding aside): q_b = softmax over (l, u, v) of E_b/T is formed in the log
     joint's own memory layout (no copy to L·H·W-contiguous rows, none to float64; in the input's
@@ -175,12 +180,20 @@ def accumulate_coarse_posteriors(
     else:
         energies = log_joint_values.transpose(0, 1).reshape(batch, -1)  # B×(L·H·W)
         reduce_dim = 1
-    peak = energies.amax(dim=reduce_dim, keepdim=True)
     in_place = overwrite_input or energies.data_ptr() != log_joint_values.data_ptr()  # or a copy
-    # (E − peak)/T as E/T + (−peak/T) in one pass, then exp: q_b up to its normaliser
-    weights = torch.add(-peak / temperature, energies, alpha=1.0 / temperature, out=energies if in_place else None)
+    if peak == 0.0 and temperature == 1.0:
+        weights = energies if in_place else energies.clone()
+    else:
+        known = peak is not None
+        peaks = torch.full((1, 1), peak) if known else energies.amax(dim=reduce_dim, keepdim=True)
+        # (E − peak)/T as E/T + (−peak/T) in one pass: q_b up to its normaliser after the exp
+        shift = (-peaks / temperature).to(energies)
+        weights = torch.add(shift, energies, alpha=1.0 / temperature, out=energies if in_place else None)
     weights.exp_()
-    scale = 1.0 / weights.sum(dim=reduce_dim).double()  # B
+    normaliser = weights.sum(dim=reduce_dim).double()  # B
+    if peak is not None and not bool((normaliser > 0).all()):
+        raise ValueError(f"peak {peak} lies far above a patch's log joint (every exp underflowed): pass peak=None")
+    scale = 1.0 / normaliser
     classes = centre_classes.long().to(weights.device)
     if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= num_classes):
         raise ValueError(f"centre classes must lie in 0..{num_classes - 1} (the lrmap's classes)")

@@ -136,12 +136,18 @@ def self_epitomic_lsr(
     lrmap = torch.zeros(table.shape[0], 1, *image.shape[-2:], dtype=torch.float64)
     reference = method == "direct" if reference_accumulation is None else reference_accumulation
     accumulator = _PosteriorAccumulator(lrmap, reference)
+    # fused: every patch is cut from the tile, so its log joint peaks at the fields' bound (at its own
+    # position); the log joint comes out tempered and shifted, (E − bound)/T, ready for the exp
+    scale, shift = (1.0, 0.0) if reference else (1.0 / temperature, -fields.log_joint_bound / temperature)
     for _ in range(samples // batch_size):
         origins = sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator)
         rows, cols = origins.centres()
         origins, centre_slots = _grouped_by_slot(origins, slots[rows, cols])
-        energies = log_joint(fields, crop([tile], origins), method=method)
-        accumulator.add(energies, centre_slots, temperature)
+        energies = log_joint(fields, crop([tile], origins), method=method, scale=scale, shift=shift)
+        if reference:
+            accumulator.add(energies, centre_slots, temperature)
+        else:
+            accumulator.add(energies, centre_slots, 1.0, peak=0.0)
     accumulator.flush()
     return lsr_em(
         lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator,
@@ -172,7 +178,7 @@ class _PosteriorAccumulator:
         self.buffer: Tensor | None = None
         self.pending = 0
 
-    def add(self, energies: Tensor, centre_slots: Tensor, temperature: float) -> None:
+    def add(self, energies: Tensor, centre_slots: Tensor, temperature: float, peak: float | None = None) -> None:
         if self.reference:
             q = posterior(energies, temperature)
             self.lrmap += embed_coarse_labels(q.double(), centre_slots.to(q.device), self.lrmap.shape[0]).cpu()
@@ -185,7 +191,7 @@ class _PosteriorAccumulator:
                 self.buffer = flat.T.view(shape)
             else:
                 self.buffer = torch.zeros(shape, dtype=energies.dtype, device=energies.device)
-        accumulate_coarse_posteriors(energies, centre_slots, self.buffer, temperature, overwrite_input=True)
+        accumulate_coarse_posteriors(energies, centre_slots, self.buffer, temperature, overwrite_input=True, peak=peak)
         self.pending += 1
         if self.pending == self.FLUSH_EVERY:
             self.flush()

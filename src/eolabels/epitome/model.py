@@ -309,6 +309,13 @@ class EpitomeFields:
         tracked = gradient_tracked(self._mean, self._ivar, self._log_prior)
         return inverse_dft_on_pocketfft(self._mean.device, tracked)
 
+    @cached_property
+    def log_joint_bound(self) -> float:
+        """max_s ½V(s) + log prior(s): no patch has a larger log p(x, s) (the quadratic term is ≤ 0),
+        and a patch cut from the epitome attains it at its own position when λ and π are constant
+        there (a self-epitome, spec §7), so (E − bound)/T needs no search for the maximum."""
+        return float((0.5 * self._v_term.squeeze(1) + self._log_prior).max().detach())
+
     @property
     def row_spectrum_columns(self) -> Tensor:
         """Row spectra of the centred [μλ, λ] unfolded along the height (G×(L·H)×(2C·w), complex).
@@ -504,14 +511,17 @@ def patch_kernels(patches: Tensor) -> Tensor:
     return torch.cat([patches, -0.5 * patches * patches], dim=1)
 
 
-def log_joint_direct(fields: EpitomeFields, patches: Tensor) -> Tensor:
-    """log p(x_b, s) by direct valid cross-correlation on the padded torus (spec §2), L×B×H×W."""
+def log_joint_direct(fields: EpitomeFields, patches: Tensor, scale: float = 1.0, shift: float = 0.0) -> Tensor:
+    """log p(x_b, s) by direct valid cross-correlation on the padded torus (spec §2), L×B×H×W.
+
+    Every path returns ``scale``·log p + ``shift`` (e.g. 1/T and −bound/T for tempered posteriors)
+    with the scale on its kernels and the shift on its constant terms: no pass over the output."""
     _check_patches(fields, patches)
-    correlation = F.conv2d(fields.padded, patch_kernels(patches))
-    return correlation + fields.constant.unsqueeze(1)
+    correlation = F.conv2d(fields.padded, _scaled(patch_kernels(patches), scale))
+    return correlation.add_(_affine(fields.constant, scale, shift).unsqueeze(1))
 
 
-def log_joint_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
+def log_joint_fft(fields: EpitomeFields, patches: Tensor, scale: float = 1.0, shift: float = 0.0) -> Tensor:
     """log p(x_b, s) with a DFT along the width and a matrix product along the height, L×B×H×W.
 
     Field rows (circular, or circularly extended by p for a linear correlation) and patch rows are
@@ -522,17 +532,19 @@ def log_joint_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
     terms, so each output row needs a single inverse real DFT and nothing is added afterwards.  For w ≥
     ``BLOCKED_FFT_MIN_PATCH`` with no gradient to track, the height correlation is instead blocked
     overlap-save (:mod:`eolabels.epitome.blocked_fft`, fewer operations per output for large w)
-    and the parameter-only terms are added to its output.
+    and the parameter-only terms are added to its output.  (A ``shift`` costs one pass over the
+    output here, on the w-tap product only.)
     """
     _check_patches(fields, patches)
-    kernels = patch_kernels(fields.centred_patches(patches))
+    kernels = _scaled(patch_kernels(fields.centred_patches(patches)), scale)
     if fields.blocked(patches):
         correlation = _correlate_blocked(fields, fields.blocked_spectra, kernels)
-        return correlation.add_(fields.centred_constant.unsqueeze(1))
-    return _correlate_rows_fft(fields, fields.product_matrices, kernels)
+        return correlation.add_(_affine(fields.centred_constant, scale, shift).unsqueeze(1))
+    correlation = _correlate_rows_fft(fields, fields.product_matrices, kernels, impulse=scale)
+    return correlation.add_(shift) if shift else correlation
 
 
-def log_joint_constant_ivar(fields: EpitomeFields, patches: Tensor) -> Tensor:
+def log_joint_constant_ivar(fields: EpitomeFields, patches: Tensor, scale: float = 1.0, shift: float = 0.0) -> Tensor:
     """log p(x_b, s) when λ is constant over positions: direct correlation of μλ alone, L×B×H×W.
 
     With λ_{l,k} constant, Z = Σ_k λ_{l,k}‖x_{b,k}‖² is a per-(layer, patch) offset, so
@@ -541,23 +553,36 @@ def log_joint_constant_ivar(fields: EpitomeFields, patches: Tensor) -> Tensor:
     """
     _check_patches(fields, patches)
     centred = fields.centred_patches(patches)
-    offset = _constant_ivar_offset(fields, centred, with_constant=False)  # L×B×1×1
+    offset = _affine(_constant_ivar_offset(fields, centred, with_constant=False), scale, shift)  # L×B×1×1
+    kernels = _scaled(centred, scale)
     if fields.layers == 1:  # the per-patch offset rides on the convolution's bias
-        correlation = F.conv2d(fields.padded_mean_weighted, centred, bias=offset[0, :, 0, 0])
+        correlation = F.conv2d(fields.padded_mean_weighted, kernels, bias=offset[0, :, 0, 0])
     else:
-        correlation = F.conv2d(fields.padded_mean_weighted, centred).add_(offset)
-    return correlation.add_(fields.centred_constant.unsqueeze(1))
+        correlation = F.conv2d(fields.padded_mean_weighted, kernels).add_(offset)
+    return correlation.add_(_scaled(fields.centred_constant, scale).unsqueeze(1))
 
 
-def log_joint_constant_ivar_fft(fields: EpitomeFields, patches: Tensor) -> Tensor:
+def log_joint_constant_ivar_fft(
+    fields: EpitomeFields, patches: Tensor, scale: float = 1.0, shift: float = 0.0
+) -> Tensor:
     """:func:`log_joint_constant_ivar` with the correlation of :func:`log_joint_fft`, L×B×H×W."""
     _check_patches(fields, patches)
     centred = fields.centred_patches(patches)
+    offset = _affine(_constant_ivar_offset(fields, centred, with_constant=False), scale, shift)  # L×B×1×1
     if fields.blocked(patches):
-        correlation = _correlate_blocked(fields, fields.mean_blocked_spectra, centred)
-        return correlation.add_(_constant_ivar_offset(fields, centred))
-    offset = _constant_ivar_offset(fields, centred, with_constant=False)[:, :, 0, 0]
-    return _correlate_rows_fft(fields, fields.mean_product_matrices, centred, offset)
+        correlation = _correlate_blocked(fields, fields.mean_blocked_spectra, _scaled(centred, scale))
+        return correlation.add_(_scaled(fields.centred_constant, scale).unsqueeze(1) + offset)
+    return _correlate_rows_fft(
+        fields, fields.mean_product_matrices, _scaled(centred, scale), offset[:, :, 0, 0], impulse=scale
+    )
+
+
+def _scaled(tensor: Tensor, scale: float) -> Tensor:
+    return tensor if scale == 1.0 else tensor * scale
+
+
+def _affine(tensor: Tensor, scale: float, shift: float) -> Tensor:
+    return tensor if scale == 1.0 and shift == 0.0 else tensor * scale + shift
 
 
 def _correlate_blocked(fields: EpitomeFields, spectra: Tensor, kernels: Tensor) -> Tensor:
@@ -578,13 +603,13 @@ def _constant_ivar_offset(fields: EpitomeFields, centred: Tensor, with_constant:
 
 
 def _correlate_rows_fft(
-    fields: EpitomeFields, matrices: Tensor, kernels: Tensor, offset: Tensor | None = None
+    fields: EpitomeFields, matrices: Tensor, kernels: Tensor, offset: Tensor | None = None, impulse: float = 1.0
 ) -> Tensor:
-    """Σ_k corr(field_k, kernel_{b,k}) + ``centred_constant`` (+ ``offset[l, b]``) on the torus, L×B×H×W,
-    from the real product matrices of the field.  Both additions ride on the product: a kernel row
-    that is a unit impulse (row spectrum 1 at every frequency) meets the constant's spectrum in
-    ``matrices``, and the offsets enter as frequency-0 entries meeting one row per layer, so there
-    is no accumulator to fill and no pass over the output."""
+    """Σ_k corr(field_k, kernel_{b,k}) + ``impulse``·``centred_constant`` (+ ``offset[l, b]``) on the
+    torus, L×B×H×W, from the real product matrices of the field.  Both additions ride on the
+    product: a kernel row that is an impulse of height ``impulse`` (row spectrum ``impulse`` at every
+    frequency) meets the constant's spectrum in ``matrices``, and the offsets enter as frequency-0
+    entries meeting one row per layer, so there is no accumulator to fill and no pass over the output."""
     layers, height, width, n = fields.layers, fields.height, fields.width, fields.fft_length
     batch, size = kernels.shape[0], kernels.shape[-1]
     frequencies = n // 2 + 1
@@ -592,7 +617,7 @@ def _correlate_rows_fft(
     dft = row_dft_matrix(size, n, kernels.dtype, kernels.device)  # (G·2)×w
     rows = kernels.permute(3, 1, 2, 0).reshape(size, -1)  # w×(K·w·B)
     impulses = rows.new_zeros(size, extras * batch)
-    impulses[0, :batch] = 1  # the constant's kernel entry: a unit impulse at j = 0
+    impulses[0, :batch] = impulse  # the constant's kernel entry: an impulse at j = 0
     spectrum = (dft @ torch.cat([rows, impulses], dim=1)).view(frequencies, -1, batch)  # G×(2·(K·w+E))×B
     if offset is not None:  # real part at frequency 0 of the per-layer offset entries
         spectrum.view(frequencies, 2, -1, batch)[0, 0, -layers:] = offset.to(spectrum.dtype)
@@ -713,18 +738,22 @@ def log_joint(
     patches: Tensor,
     method: Method = "auto",
     max_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS,
+    scale: float = 1.0,
+    shift: float = 0.0,
 ) -> Tensor:
     """``E[l, b, u, v] = log p(x_b, s)`` (spec §2), chunked over patches, fastest exact path by default.
 
     ``"direct"`` is the reference formulation of spec §2; every other path gives the same values
-    (float32 rounding aside) and ``"auto"`` picks the cheapest under :func:`choose_method`.
+    (float32 rounding aside) and ``"auto"`` picks the cheapest under :func:`choose_method`.  With
+    ``scale``/``shift`` it returns scale·E + shift, folded into the kernels and constant terms (e.g.
+    the tempered, shifted log joint (E − bound)/T whose exp is a posterior up to its normaliser).
     """
     method = resolve_method(fields, method)
     evaluate = LOG_JOINT_PATHS[method]
     step = chunk_size(fields, max_chunk_elements, method)
     if patches.shape[0] <= step:
-        return evaluate(fields, patches)
-    return torch.cat([evaluate(fields, chunk) for chunk in patches.split(step)], dim=1)
+        return evaluate(fields, patches, scale, shift)
+    return torch.cat([evaluate(fields, chunk, scale, shift) for chunk in patches.split(step)], dim=1)
 
 
 def posterior(log_joint_values: Tensor, temperature: float = 1.0) -> Tensor:
