@@ -173,6 +173,9 @@ def accumulate_coarse_posteriors(
     """
     layers, batch, height, width = log_joint_values.shape
     num_classes = lrmap.shape[0]
+    classes = centre_classes.long().to(log_joint_values.device)  # checked before the input is overwritten
+    if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= num_classes):
+        raise ValueError(f"centre classes must lie in 0..{num_classes - 1} (the lrmap's classes)")
     positions_major = log_joint_values.stride(1) == 1 and batch > 1  # e.g. channels-last output
     if positions_major:
         energies = log_joint_values.permute(0, 2, 3, 1).reshape(-1, batch)  # (L·H·W)×B
@@ -184,8 +187,7 @@ def accumulate_coarse_posteriors(
     if peak == 0.0 and temperature == 1.0:
         weights = energies if in_place else energies.clone()
     else:
-        known = peak is not None
-        peaks = torch.full((1, 1), peak) if known else energies.amax(dim=reduce_dim, keepdim=True)
+        peaks = torch.full((1, 1), peak) if peak is not None else energies.amax(dim=reduce_dim, keepdim=True)
         # (E − peak)/T as E/T + (−peak/T) in one pass: q_b up to its normaliser after the exp
         shift = (-peaks / temperature).to(energies)
         weights = torch.add(shift, energies, alpha=1.0 / temperature, out=energies if in_place else None)
@@ -194,9 +196,6 @@ def accumulate_coarse_posteriors(
     if peak is not None and not bool((normaliser > 0).all()):
         raise ValueError(f"peak {peak} lies far above a patch's log joint (every exp underflowed): pass peak=None")
     scale = 1.0 / normaliser
-    classes = centre_classes.long().to(weights.device)
-    if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= num_classes):
-        raise ValueError(f"centre classes must lie in 0..{num_classes - 1} (the lrmap's classes)")
     runs = None if positions_major or weights.device.type != "cpu" else torch.unique_consecutive(
         classes, return_counts=True
     )

@@ -138,16 +138,16 @@ def self_epitomic_lsr(
     accumulator = _PosteriorAccumulator(lrmap, reference)
     # fused: every patch is cut from the tile, so its log joint peaks at the fields' bound (at its own
     # position); the log joint comes out tempered and shifted, (E − bound)/T, ready for the exp
-    scale, shift = (1.0, 0.0) if reference else (1.0 / temperature, -fields.log_joint_bound / temperature)
+    if reference:
+        scale, shift, accumulated_temperature, peak = 1.0, 0.0, temperature, None
+    else:
+        scale, shift, accumulated_temperature, peak = 1.0 / temperature, -fields.log_joint_bound / temperature, 1.0, 0.0
     for _ in range(samples // batch_size):
         origins = sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator)
         rows, cols = origins.centres()
         origins, centre_slots = _grouped_by_slot(origins, slots[rows, cols])
         energies = log_joint(fields, crop([tile], origins), method=method, scale=scale, shift=shift)
-        if reference:
-            accumulator.add(energies, centre_slots, temperature)
-        else:
-            accumulator.add(energies, centre_slots, 1.0, peak=0.0)
+        accumulator.add(energies, centre_slots, accumulated_temperature, peak)
     accumulator.flush()
     return lsr_em(
         lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator,

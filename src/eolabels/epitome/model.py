@@ -643,13 +643,8 @@ def _check_patches(fields: EpitomeFields, patches: Tensor) -> None:
 
 
 def direct_cost(
-    layers: int,
-    channels: int,
-    height: int,
-    width: int,
-    patch_size: int,
-    constant_ivar: bool = False,
-    pocketfft: bool = False,
+    layers: int, channels: int, height: int, width: int, patch_size: int,
+    constant_ivar: bool = False, pocketfft: bool = False,
 ) -> float:
     """Weighted flops per patch of the direct correlation: 2·L·H·W·K·w² (K = 2C, C when λ is
     constant) plus the weight of its L·H·W outputs (see :class:`CostWeights`)."""
@@ -661,13 +656,8 @@ def direct_cost(
 
 
 def fft_cost(
-    layers: int,
-    channels: int,
-    height: int,
-    width: int,
-    patch_size: int,
-    constant_ivar: bool = False,
-    pocketfft: bool = False,
+    layers: int, channels: int, height: int, width: int, patch_size: int,
+    constant_ivar: bool = False, pocketfft: bool = False,
 ) -> float:
     """Weighted flops per patch of the FFT path: the per-frequency complex product, the row DFTs
     and its outputs, weighted for the backend of the inverse row DFT (see :class:`CostWeights`)."""
@@ -679,13 +669,8 @@ def fft_cost(
 
 
 def choose_method(
-    layers: int,
-    channels: int,
-    height: int,
-    width: int,
-    patch_size: int,
-    constant_ivar: bool = False,
-    pocketfft: bool = False,
+    layers: int, channels: int, height: int, width: int, patch_size: int,
+    constant_ivar: bool = False, pocketfft: bool = False,
 ) -> str:
     """The cheaper path under the cost model above: ``"direct"``/``"fft"``, or with λ constant over
     positions (and no gradient) ``"constant_ivar"``/``"constant_ivar_fft"``.  ``pocketfft``: weigh
