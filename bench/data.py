@@ -22,7 +22,7 @@ import rasterio
 from eolabels.data.geotiff import GridSpec, write_geotiff
 from eolabels.data.index import DatasetIndex, DatasetMeta, LayerSpec, grid_columns, write_index
 from eolabels.data.readers import WindowReader
-from eolabels.data.render import S2_BANDS
+from eolabels.data.kinds import S2_BANDS
 from eolabels.data.synthetic import generate_dataset
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.data.readers import LocationReader
+from eolabels.data.readers import TileReader
 from workflow_helpers import snakemake
 
 TABLES = ("similarity_toy", "density_audit", "self_denoising")
@@ -74,8 +74,8 @@ def test_similarity_branch_end_to_end_on_test_config(workflow_copy):
     exported, _, _ = read_geotiff(denoised.path(denoised.table.iloc[0], "dw"))
     final, _, _ = read_geotiff(last.path(last.table.iloc[0], "dw"))
     assert np.array_equal(exported, final)
-    reader = LocationReader(denoised)  # usable as a NoLDO-layout noisy-label source
-    stack = reader.read(reader.locations[0], ["s2", "dw"])
+    reader = TileReader(denoised)  # usable as a NoLDO-layout noisy-label source
+    stack = reader.read_location(reader.locations[0], ["s2", "dw"])
     assert stack["s2"].shape[1] == 13 and stack["dw"].shape[0] == len(denoised.meta.seasons)
     reader.close()
 

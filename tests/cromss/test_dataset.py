@@ -21,7 +21,7 @@ from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_in
 from eolabels.cromss.smoothing import label_smoothing_prior, spatial_prior
 from eolabels.data.geotiff import read_geotiff, write_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.data.readers import LocationReader
+from eolabels.data.readers import TileReader
 from eolabels.data.synthetic import generate_dataset
 
 
@@ -47,7 +47,7 @@ def _season_of(sample, arrays) -> int:
 
 def test_unaugmented_sample_shares_one_season_and_the_full_tile_prior(noldo):
     ds = NoisyLabelPretrainDataset(noldo, augment=False)
-    arrays = LocationReader(DatasetIndex.open(noldo)).read(ds.locations[1], ["s1", "s2", "dw", "truth"])
+    arrays = TileReader(DatasetIndex.open(noldo)).read_location(ds.locations[1], ["s1", "s2", "dw", "truth"])
     torch.manual_seed(3)
     for _ in range(4):
         sample = ds[1]

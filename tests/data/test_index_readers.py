@@ -12,7 +12,7 @@ GRID = GridSpec(crs="EPSG:32632", transform=(10.0, 0.0, 0.0, 0.0, -10.0, 1000.0)
 META = DatasetMeta(
     name="toy", source="test",
     layers={
-        "s2": LayerSpec(bands=("B2", "B3", "B4"), dtype="float32", role="image"),
+        "s2": LayerSpec(bands=("B2", "B3", "B4"), dtype="float32", role="image", modality="s2"),
         "dw": LayerSpec(bands=("dw_label",), dtype="uint8", role="label", schema="dw", nodata=255),
     },
 )
@@ -111,7 +111,7 @@ def test_lazy_reader_is_dask_backed_and_named(tmp_path):
 def make_seasonal(root, seasons=(0, 1, 2, 3), s1_grid=GRID):
     meta = DatasetMeta(
         name="seasonal", source="test", seasons=("spring", "summer", "autumn", "winter"),
-        layers={"s2": META.layers["s2"], "s1": LayerSpec(bands=("VV", "VH"), dtype="float32", role="image"),
+        layers={"s2": META.layers["s2"], "s1": LayerSpec(bands=("VV", "VH"), dtype="float32", role="image", modality="s1"),
                 "dw": META.layers["dw"]},
     )
     rows = []
@@ -126,22 +126,22 @@ def make_seasonal(root, seasons=(0, 1, 2, 3), s1_grid=GRID):
     return DatasetIndex.open(root)
 
 
-def test_location_reader_stacks_seasons_in_order(tmp_path):
-    from eolabels.data.readers import LocationReader
+def test_tile_reader_stacks_a_locations_seasons_in_order(tmp_path):
+    from eolabels.data.readers import TileReader
 
-    reader = LocationReader(make_seasonal(tmp_path))
-    out = reader.read("loc0", ["s2", "s1", "dw"])
+    reader = TileReader(make_seasonal(tmp_path))
+    out = reader.read_location("loc0", ["s2", "s1", "dw"])
     assert out["s2"].shape == (4, 3, 32, 32) and out["dw"].shape == (4, 1, 32, 32)
     assert out["s2"][:, 0, 0, 0].tolist() == [0, 1, 2, 3] and out["s1"][:, 1, 5, 5].tolist() == [0, -1, -2, -3]
     reader.close()
 
 
-def test_location_reader_names_missing_season_and_mismatched_modality(tmp_path):
-    from eolabels.data.readers import LocationReader
+def test_tile_reader_names_missing_season_and_mismatched_modality(tmp_path):
+    from eolabels.data.readers import TileReader
 
     with pytest.raises(RasterError, match=r"loc0 is missing season\(s\) \['autumn'\]"):
-        LocationReader(make_seasonal(tmp_path / "a", seasons=(0, 1, 3)))
+        TileReader(make_seasonal(tmp_path / "a", seasons=(0, 1, 3))).locations
     shifted = GridSpec(GRID.crs, (20.0, 0.0, 0.0, 0.0, -20.0, 1000.0), 32, 32)
-    reader = LocationReader(make_seasonal(tmp_path / "b", s1_grid=shifted))
+    reader = TileReader(make_seasonal(tmp_path / "b", s1_grid=shifted))
     with pytest.raises(RasterError, match=r"s1.tif: transform"):
-        reader.read("loc0", ["s2", "s1"])
+        reader.read_location("loc0", ["s2", "s1"])

@@ -36,9 +36,9 @@ def untrained_audit_setup(train_root: Path, out_dir: Path):
     from eolabels.similarity.segmentation import BandNormaliser, Segmenter, TrainSettings
     from eolabels.similarity.tiles import load_tiles
 
-    train = load_tiles(train_root, ["s2"])
+    train = load_tiles(train_root, ["image"])
     torch.manual_seed(0)
-    segmenter = Segmenter(PlainUNet(13, 9), BandNormaliser.fit(train.layers["s2"]), TrainSettings(), 9)
+    segmenter = Segmenter(PlainUNet(13, 9), BandNormaliser.fit(train.layers["image"]), TrainSettings(), 9)
     tables = {k: out_dir / f"{k}.csv" for k in ("summary_csv", "tiles", "samples")}
     tables["summary_md"] = out_dir / "summary.md"
     figures = {"tiles": out_dir / "tiles.png", "deciles": out_dir / "deciles.png"}

@@ -21,7 +21,7 @@ from eolabels.cromss.stage import pretrain_variant
 from eolabels.cromss.train import PretrainConfig, PretrainTrainer, epoch_checkpoint_name
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.data.readers import LocationReader
+from eolabels.data.readers import TileReader
 from eolabels.data.synthetic import generate_dataset
 from eolabels.similarity.audit import AuditSettings
 from eolabels.similarity.jacobian import JacobianConfig, centring_basis, per_sample_jacobians, select_parameters
@@ -73,7 +73,7 @@ def _fake_checkpoint(path: Path, kind: str, bands: int = 9, modality: str = "s2"
 def test_branch_reproduces_the_trained_mid_fusion_logits_on_normalised_inputs(world):
     model = build_pretrain_model("mid_fusion", ENCODER, in_channels_s2=9)
     load_pretrain_checkpoint(model, world["checkpoint"]).eval()  # CromSS's own loader
-    arrays = LocationReader(DatasetIndex.open(world["noldo"])).read("loc00000", ["s1", "s2"])
+    arrays = TileReader(DatasetIndex.open(world["noldo"])).read_location("loc00000", ["s1", "s2"])
     for modality in ("s2", "s1"):
         segmenter = load_pretrained_segmenter(world["checkpoint"], modality, "cromss_midF", "b9")
         assert segmenter.classes == 9 and segmenter.normaliser.in_channels == (9 if modality == "s2" else 2)
@@ -106,7 +106,7 @@ def test_normaliser_is_the_pretraining_dataset_input(world):
     uint8 stretch, /255), for whichever season the dataset draws."""
     dataset = NoisyLabelPretrainDataset(world["noldo"], ("s1", "s2"), 9, prior_kind=None, crop_size=None,
                                         augment=False)
-    arrays = LocationReader(DatasetIndex.open(world["noldo"])).read(dataset.locations[2], ["s2", "dw"])
+    arrays = TileReader(DatasetIndex.open(world["noldo"])).read_location(dataset.locations[2], ["s2", "dw"])
     audit_input = CromssInput("s2", s2_band_indices(9))(arrays["s2"])
     torch.manual_seed(0)
     for _ in range(3):

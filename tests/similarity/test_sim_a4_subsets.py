@@ -18,10 +18,10 @@ from eolabels.similarity.tiles import load_tiles
 def trained_patches(tmp_path_factory):
     root = tmp_path_factory.mktemp("a4") / "noldo"
     generate_dataset("noldo", root, {"n_locations": 2, "tile_size": 48}, seed=0)
-    tiles = load_tiles(root, ["s2", "dw"])
+    tiles = load_tiles(root, ["image", "label"])
     settings = TrainSettings(width=8, depth=2, steps=150, crop_size=32)
-    segmenter = train_segmenter(tiles.layers["s2"], tiles.layers["dw"], 9, settings, seed=0, progress=False)
-    x = segmenter.normaliser(tiles.layers["s2"])
+    segmenter = train_segmenter(tiles.layers["image"], tiles.layers["label"], 9, settings, seed=0, progress=False)
+    x = segmenter.normaliser(tiles.layers["image"])
     rows, cols = grid_centres(48, 48, stride=8)
     patches = torch.cat([extract_patches(tile, rows, cols, context=32) for tile in x])
     return segmenter.model, patches

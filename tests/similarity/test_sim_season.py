@@ -46,12 +46,12 @@ def worlds(tmp_path_factory):
 
 
 def test_season_split_of_the_tiles(worlds):
-    tiles = load_tiles(worlds / "synthetic" / "noldo", ["s2", "dw"])
+    tiles = load_tiles(worlds / "synthetic" / "noldo", ["image", "label"])
     assert tile_seasons(tiles) == ["spring", "summer", "autumn", "winter"] * 2
     kept, withheld = split_by_season(tiles, "winter")
     assert tile_seasons(kept) == ["spring", "summer", "autumn"] * 2 and tile_seasons(withheld) == ["winter"] * 2
-    assert np.array_equal(kept.layers["s2"], tiles.layers["s2"][[0, 1, 2, 4, 5, 6]])
-    assert np.array_equal(withheld.layers["dw"], tiles.layers["dw"][[3, 7]])
+    assert np.array_equal(kept.layers["image"], tiles.layers["image"][[0, 1, 2, 4, 5, 6]])
+    assert np.array_equal(withheld.layers["label"], tiles.layers["label"][[3, 7]])
     assert kept.table["id"].tolist() == ["loc00000"] * 3 + ["loc00001"] * 3
     same, none = split_by_season(tiles, None)
     assert same is tiles and none is None
@@ -60,7 +60,7 @@ def test_season_split_of_the_tiles(worlds):
     with pytest.raises(ValueError, match="every tile is of season 'winter'; none is left to train on"):
         split_by_season(withheld, "winter")
     # dw lists no season names (single-date tiles): read with the training set's, as the audit does
-    heldout = load_tiles(worlds / "synthetic" / "dw", ["s2"])
+    heldout = load_tiles(worlds / "synthetic" / "dw", ["image"])
     assert heldout.index.meta.seasons == ()
     assert tile_seasons(heldout, tiles.index.meta.seasons) == ["winter", "spring", "winter", "summer"]
     assert season_mask(heldout, "winter", tiles.index.meta.seasons).tolist() == [True, False, True, False]
@@ -169,8 +169,8 @@ def test_audit_without_withheld_season_has_no_season_rows(worlds, tmp_path, monk
 
 
 def test_data_of_tile_sets_comes_from_their_meta(worlds):
-    synthetic = [load_tiles(worlds / "synthetic" / n, ["dw"]) for n in ("noldo", "dw")]
-    local = [load_tiles(worlds / "local" / n, ["dw"]) for n in ("noldo", "dw")]
+    synthetic = [load_tiles(worlds / "synthetic" / n, ["label"]) for n in ("noldo", "dw")]
+    local = [load_tiles(worlds / "local" / n, ["label"]) for n in ("noldo", "dw")]
     assert tile_sets_source(*synthetic) == "synthetic"
     assert tile_sets_source(*local) == "local"
     assert tile_sets_source(synthetic[0], local[1]) == "noldo=synthetic; dw=local"

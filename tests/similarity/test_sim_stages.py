@@ -48,8 +48,8 @@ def test_label_accuracy_counts_unlabelled_as_wrong():
 
 def test_write_label_dataset_replaces_one_layer_and_copies_the_rest(tmp_path):
     generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 1, "tile_size": 16}, seed=0)
-    source = load_tiles(tmp_path / "noldo", ["s2", "dw", "truth"])
-    labels = np.full_like(source.layers["dw"], 3)
+    source = load_tiles(tmp_path / "noldo", ["image", "label", "truth"])
+    labels = np.full_like(source.layers["label"], 3)
     write_label_dataset(source, labels, tmp_path / "out", "noldo_denoised", "test", {"label_source": "dw_denoised"},
                         copy_layers=("s2", "s1", "truth"))
     written = DatasetIndex.open(tmp_path / "out")
@@ -60,7 +60,7 @@ def test_write_label_dataset_replaces_one_layer_and_copies_the_rest(tmp_path):
     dw, grid, _ = read_geotiff(written.path(row, "dw"))
     assert (dw == 3).all() and grid == source.index.grid(source.table.iloc[2])
     s2_copy, _, _ = read_geotiff(written.path(row, "s2"))
-    assert np.array_equal(s2_copy, source.layers["s2"][2])
+    assert np.array_equal(s2_copy, source.layers["image"][2])
     labels_only = write_label_dataset(source, labels, tmp_path / "labels", "round1", "test", {})
     assert list(DatasetIndex.open(labels_only.parent).meta.layers) == ["dw"]
     assert DatasetIndex.open(labels_only.parent).meta.extra["label_quality"] == []

@@ -1,12 +1,9 @@
 """The CromSS pretraining dataset over a NoLDO-S12-shaped dataset directory (spec §4–5).
 
-Directory layout (:mod:`eolabels.data.index`)::
-
-    <root>/dataset.json   layers and seasons; <root>/index.csv one row per (location, season)
-    layers  s2     uint16, 13 bands B1…B12 with B8A: Sentinel-2 L1C digital numbers
-            s1     float32, VV and VH in dB (optional: a single-modal S2 set has none)
-            dw     uint8 noisy Dynamic World labels, ids 0–8 (no unlabelled pixels in pretraining)
-            truth  uint8 hidden true labels (optional; evaluation only, never a training target)
+A dataset of kind ``noldo`` (:data:`eolabels.data.kinds.NOLDO`, the layout in its description): the
+S1 / S2 images, the noisy ``label`` layer (Dynamic World ids 0–8, no unlabelled pixels in pretraining)
+and, where the source has it, the ``truth`` (evaluation only, never a training target), all asked for
+by role.
 
 One item is one location: a season drawn uniformly and shared by S1, S2 and the label; the
 label-smoothing prior computed on the full tile from the labels of *all* seasons; then the joint
@@ -36,12 +33,10 @@ from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_in
 from eolabels.cromss.pretrain_sample import assemble_sample
 from eolabels.cromss.smoothing import PriorKind
 from eolabels.data.index import DatasetIndex
-from eolabels.data.readers import LocationReader
+from eolabels.data.readers import TileReader
 
 log = logging.getLogger(__name__)
 MODALITIES = ("s1", "s2")
-LABEL_LAYER = "dw"
-TRUTH_LAYER = "truth"
 
 
 class PretrainDataError(ValueError):
@@ -70,30 +65,35 @@ class NoisyLabelPretrainDataset(Dataset):
     ) -> None:
         self.root = Path(root)
         self.index = DatasetIndex.open(self.root)
+        meta = self.index.meta
         unknown = [m for m in modalities if m not in MODALITIES]
-        missing = [m for m in (*modalities, LABEL_LAYER) if m not in self.index.meta.layers]
         if unknown or not modalities:
             raise PretrainDataError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
+        # images by modality, and the noisy labels by role
+        missing = [m for m in modalities if not meta.has_layer("image", modality=m)]
+        missing += [] if meta.has_layer("label") else ["label"]
         if missing:
-            raise PretrainDataError(
-                f"{self.root}: dataset has no layer(s) {missing} (layers: {sorted(self.index.meta.layers)})"
-            )
+            roles = {name: spec.role for name, spec in meta.layers.items()}
+            raise PretrainDataError(f"{self.root}: dataset has no layer(s) {missing} (layers and roles: {roles})")
+        self.image_layers = {m: meta.layer("image", modality=m) for m in modalities}
+        self.label_layer = meta.layer("label")
+        self.truth_layer = meta.layer("truth") if with_truth and meta.has_layer("truth") else None
         self.modalities = tuple(modalities)
         self.band_indices = s2_band_indices(s2_bands)
         self.prior_kind = prior_kind
         self.crop_size = crop_size
         self.augment = augment
-        self.with_truth = with_truth and TRUTH_LAYER in self.index.meta.layers
+        self.with_truth = self.truth_layer is not None
         self.seed = seed
         self.num_classes = num_classes
-        self.layers = [*self.modalities, LABEL_LAYER] + ([TRUTH_LAYER] if self.with_truth else [])
+        self.layers = [*self.image_layers.values(), self.label_layer] + ([self.truth_layer] if self.with_truth else [])
         try:
             # checks every location for missing or duplicated seasons up front
-            self.locations = LocationReader(self.index).locations
+            self.locations = TileReader(self.index).locations
         except ValueError as err:
             raise PretrainDataError(str(err)) from err
         self.n_seasons = len(self.index.meta.seasons) or 1
-        self._reader: LocationReader | None = None
+        self._reader: TileReader | None = None
         if self.prior_note:
             log.info("%s: %s", self.root, self.prior_note)
 
@@ -112,9 +112,9 @@ class NoisyLabelPretrainDataset(Dataset):
         # rasterio handles do not cross process boundaries: each loader worker opens its own
         return {**self.__dict__, "_reader": None}
 
-    def _location_reader(self) -> LocationReader:
+    def _tile_reader(self) -> TileReader:
         if self._reader is None:
-            self._reader = LocationReader(self.index)
+            self._reader = TileReader(self.index)
         return self._reader
 
     def _rng(self) -> np.random.Generator:
@@ -125,16 +125,16 @@ class NoisyLabelPretrainDataset(Dataset):
         location = self.locations[item]
         rng = self._rng()
         try:
-            arrays = self._location_reader().read(location, self.layers)
+            arrays = self._tile_reader().read_location(location, self.layers)
             season = int(rng.integers(0, self.n_seasons))
             images = {}
             if "s1" in self.modalities:
-                images["s1"] = normalise_s1(arrays["s1"][season])
+                images["s1"] = normalise_s1(arrays[self.image_layers["s1"]][season])
             if "s2" in self.modalities:
-                images["s2"] = normalise_s2(arrays["s2"][season], self.band_indices)
-            truth = arrays[TRUTH_LAYER][season, 0] if self.with_truth else None
+                images["s2"] = normalise_s2(arrays[self.image_layers["s2"]][season], self.band_indices)
+            truth = arrays[self.truth_layer][season, 0] if self.truth_layer else None
             return assemble_sample(
-                images, arrays[LABEL_LAYER][:, 0], season, self.prior_kind,
+                images, arrays[self.label_layer][:, 0], season, self.prior_kind,
                 rng if self.augment else None, self.crop_size, self.num_classes, truth,
             )
         except ValueError as err:

@@ -143,8 +143,8 @@ def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
     quality = [_label_quality(index, q) for q in index.meta.extra.get("label_quality", [])]
     if quality:
         card["label_quality"] = quality
-    if "displacement" in index.meta.layers:
-        card["misregistration"] = _misregistration(index, "displacement")
+    if index.meta.has_layer("displacement"):
+        card["misregistration"] = _misregistration(index, index.meta.layer("displacement"))
     return card
 
 
@@ -177,7 +177,7 @@ def plot_preview(
     from matplotlib.patches import Patch
 
     index = DatasetIndex.open(root)
-    layers = [n for n, s in index.meta.layers.items() if s.role != "aux" or n == "displacement"]
+    layers = list(index.meta.layers)
     rows = list(index.rows())[:n_samples]
     fig, axes = plt.subplots(len(rows), len(layers), figsize=(2.6 * len(layers), 2.6 * len(rows) + 0.9), squeeze=False)
     legends: dict[str, Any] = {}
@@ -195,10 +195,10 @@ def plot_preview(
                 rgb[pos >= 0] = schema.rgb()[pos[pos >= 0]]
                 ax.imshow(rgb, interpolation="nearest")
                 legends[spec.schema] = schema
-            elif layer == "displacement":
+            elif spec.role == "displacement":
                 im = ax.imshow(np.sqrt((data.astype(float) ** 2).sum(0)), cmap="magma")
                 fig.colorbar(im, ax=ax, fraction=0.046, label="px")
-            elif "VV" in spec.bands and len(spec.bands) == 2:
+            elif spec.modality == "s1":
                 ax.imshow(data[0], cmap="gray", vmin=-25, vmax=0)
             else:
                 ax.imshow(_rgb(data, spec.bands))

@@ -3,7 +3,8 @@
 Every dataset the workflow reads or writes, synthetic or real, looks like::
 
     <dataset>/
-      dataset.json   name, source, layers {name: {bands, dtype, role, schema, nodata}}, seasons
+      dataset.json   name, source, layers {name: {bands, dtype, role, schema, nodata, modality}},
+                     seasons
       index.csv      one row per sample: id, split, season, crs, transform, height, width,
                      left, bottom, right, top, and one column per layer holding a relative path
       samples/...    the GeoTIFFs the paths point to
@@ -36,12 +37,19 @@ class IndexError_(ValueError):
     """An index or dataset description is missing, empty or inconsistent."""
 
 
+ROLES = ("image", "label", "coarse_label", "truth", "displacement")
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One raster layer of a dataset: its bands and what it is for.
 
-    ``role`` is ``image`` (model input), ``label`` (a training / evaluation target, uint8 class ids
-    of ``schema`` with 255 unlabelled), ``truth`` (hidden truth, evaluation only) or ``aux``.
+    ``role`` is what a consumer asks for (:meth:`DatasetMeta.layer`): ``image`` (model input, of a
+    ``modality``: ``s2``, ``s1`` or ``aerial``), ``label`` (a high-resolution training / evaluation
+    target, noisy or clean: uint8 class ids of ``schema`` with 255 unlabelled), ``coarse_label``
+    (low-resolution labels such as NLCD or MODIS, upsampled onto the grid), ``truth`` (hidden truth of
+    the synthetic world, evaluation only) or ``displacement`` (a label layer's true misregistration,
+    dy/dx in pixels, evaluation only).
     """
 
     bands: tuple[str, ...]
@@ -49,10 +57,17 @@ class LayerSpec:
     role: str
     schema: str | None = None
     nodata: float | None = None
+    modality: str | None = None
 
     def __post_init__(self) -> None:
-        if self.role not in {"image", "label", "truth", "aux"}:
-            raise IndexError_(f"layer role must be image/label/truth/aux, got {self.role!r}")
+        if self.role not in ROLES:
+            raise IndexError_(f"layer role must be one of {'/'.join(ROLES)}, got {self.role!r}")
+        if (self.role == "image") != (self.modality is not None):
+            raise IndexError_(
+                f"a layer has a modality if and only if it is an image (role {self.role!r}, modality "
+                f"{self.modality!r}); a dataset.json without modalities was written by an older eolabels: "
+                "re-run the rule that wrote it"
+            )
 
 
 @dataclass
@@ -82,6 +97,33 @@ class DatasetMeta:
             description=d.get("description", ""),
             extra=d.get("extra", {}),
         )
+
+    def layer(self, role: str, *, modality: str | None = None, schema: str | None = None) -> str:
+        """The one layer with ``role`` (and ``modality`` / ``schema`` where given), by name.
+
+        Consumers ask by role rather than by name, so a stage reads any dataset that declares the
+        roles it needs; none or several matches are an error naming the candidates.
+        """
+        matches = [
+            name for name, spec in self.layers.items()
+            if spec.role == role
+            and (modality is None or spec.modality == modality)
+            and (schema is None or spec.schema == schema)
+        ]
+        if len(matches) != 1:
+            wanted = role + (f", modality {modality}" if modality else "") + (f", schema {schema}" if schema else "")
+            found = "none" if not matches else f"several: {matches}"
+            roles = {name: spec.role for name, spec in self.layers.items()}
+            raise IndexError_(f"dataset {self.name!r}: want one layer ({wanted}), found {found}; layers {roles}")
+        return matches[0]
+
+    def has_layer(self, role: str, *, modality: str | None = None, schema: str | None = None) -> bool:
+        """Whether :meth:`layer` finds exactly one layer for this query."""
+        try:
+            self.layer(role, modality=modality, schema=schema)
+        except IndexError_:
+            return False
+        return True
 
 
 def grid_columns(grid: GridSpec) -> dict[str, object]:
@@ -116,7 +158,7 @@ class DatasetIndex:
                 raise IndexError_(f"{p}: missing (is {root} a dataset directory?)")
         try:
             meta = DatasetMeta.from_json(json.loads(meta_path.read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError_) as err:
             raise IndexError_(f"{meta_path}: malformed dataset description ({err})") from err
         try:
             table = pd.read_csv(index_path, dtype={"id": str, "split": str, "crs": str}, keep_default_na=False)

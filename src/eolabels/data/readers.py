@@ -135,49 +135,89 @@ class WindowReader:
 
 
 @dataclass
-class LocationReader:
-    """All seasons of one location at once, as multi-season pretraining needs (NoLDO-S12 layout).
+class TileReader:
+    """Whole tiles through the index, the one in-memory reader of every stage.
 
-    ``read(location, layers)`` returns ``{layer: (seasons, bands, H, W)}`` in season order. It fails
-    with the location named when a season listed in ``dataset.json`` is missing, and every raster is
-    checked against its index row (so modalities on different grids fail with the file named).
+    ``read(row, layers)`` returns one sample's full rasters ``{layer: (bands, H, W)}``; ``stack(layers,
+    split)`` every sample of a split stacked (equal sizes required); ``read_location(location, layers)``
+    all seasons of one location ``{layer: (seasons, bands, H, W)}`` in season order, as multi-season
+    pretraining needs (NoLDO-S12 layout). Each raster is checked against its index row and labels
+    against their schema (:class:`WindowReader`). Locations are grouped on first use: a location
+    listing a season twice, or (with ``require_all_seasons``) missing one of ``dataset.json``'s
+    seasons, fails with the location named.
     """
 
     index: DatasetIndex
     require_all_seasons: bool = True
     windows: WindowReader = field(init=False, repr=False)
-    _rows: dict[str, list[int]] = field(init=False, repr=False)
+    _locations: dict[str, list[int]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.windows = WindowReader(self.index)
-        self._rows = {}
-        for number, (sample, season) in enumerate(zip(self.index.table["id"], self.index.table["season"])):
-            self._rows.setdefault(str(sample), []).append(number)
+
+    def rows(self, split: str | None = None) -> list[int]:
+        """Row numbers of ``split`` (every row when None); an empty split is an error."""
+        rows = [i for i, s in enumerate(self.index.table["split"]) if split is None or s == split]
+        if not rows:
+            raise RasterError(f"{self.index.root}: no samples in split {split!r}")
+        return rows
+
+    def size(self, row_number: int) -> tuple[int, int]:
+        row = self.index.table.iloc[row_number]
+        return int(row["height"]), int(row["width"])
+
+    def read(self, row_number: int, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        return self.windows.read(row_number, layers, 0, 0, self.size(row_number))
+
+    def stack(self, layers: Sequence[str], split: str | None = None) -> tuple[list[int], dict[str, np.ndarray]]:
+        """Rows of ``split`` and their layers stacked ``(N, bands, H, W)``; tiles of different sizes fail."""
+        rows = self.rows(split)
+        shapes = {self.size(i) for i in rows}
+        if len(shapes) != 1:
+            raise RasterError(f"{self.index.root}: tiles of different sizes {sorted(shapes)}; cannot stack")
+        per_tile = [self.read(i, layers) for i in rows]
+        return rows, {layer: np.stack([t[layer] for t in per_tile]) for layer in layers}
+
+    @property
+    def locations(self) -> list[str]:
+        return list(self._location_rows())
+
+    def _location_rows(self) -> dict[str, list[int]]:
+        if self._locations is not None:
+            return self._locations
+        table = self.index.table
+        grouped: dict[str, list[int]] = {}
+        for number, sample in enumerate(table["id"]):
+            grouped.setdefault(str(sample), []).append(number)
         n_seasons = len(self.index.meta.seasons) or 1
-        for sample, numbers in self._rows.items():
-            seasons = sorted(int(self.index.table.iloc[n]["season"]) for n in numbers)
+        for sample, numbers in grouped.items():
+            seasons = sorted(int(table.iloc[n]["season"]) for n in numbers)
             if len(set(seasons)) != len(seasons):
                 raise RasterError(f"{self.index.root}: location {sample} lists season(s) twice: {seasons}")
             if self.require_all_seasons and seasons != list(range(n_seasons)):
                 missing = sorted(set(range(n_seasons)) - set(seasons))
                 names = [self.index.meta.seasons[s] if s < n_seasons else str(s) for s in missing]
                 raise RasterError(f"{self.index.root}: location {sample} is missing season(s) {names}")
-            self._rows[sample] = sorted(numbers, key=lambda n: int(self.index.table.iloc[n]["season"]))
+            grouped[sample] = sorted(numbers, key=lambda n: int(table.iloc[n]["season"]))
+        self._locations = grouped
+        return grouped
 
-    @property
-    def locations(self) -> list[str]:
-        return list(self._rows)
-
-    def read(self, location: str, layers: Sequence[str]) -> dict[str, np.ndarray]:
-        if location not in self._rows:
+    def read_location(self, location: str, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        rows = self._location_rows()
+        if location not in rows:
             raise RasterError(f"{self.index.root}: no location {location!r}")
-        numbers = self._rows[location]
-        shapes = {(int(self.index.table.iloc[n]["height"]), int(self.index.table.iloc[n]["width"])) for n in numbers}
+        numbers = rows[location]
+        shapes = {self.size(n) for n in numbers}
         if len(shapes) != 1:
             raise RasterError(f"{self.index.root}: location {location} changes shape across seasons: {sorted(shapes)}")
-        size = shapes.pop()
-        per_season = [self.windows.read(n, layers, 0, 0, size) for n in numbers]
+        per_season = [self.read(n, layers) for n in numbers]
         return {layer: np.stack([s[layer] for s in per_season]) for layer in layers}
 
     def close(self) -> None:
         self.windows.close()
+
+    def __enter__(self) -> TileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -28,10 +28,6 @@ from eolabels.data.layout import (
     smooth_noise,
 )
 
-S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
-S1_BANDS = ("VV", "VH")
-AERIAL_BANDS = ("R", "G", "B", "NIR")
-SEASONS = ("spring", "summer", "autumn", "winter")
 
 # Surface reflectance endmembers over the 13 S2 bands (443 ... 2190 nm); shapes of typical library
 # spectra, not measurements.

@@ -30,12 +30,13 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from eolabels.data.geotiff import GridSpec, write_geotiff
-from eolabels.data.index import DatasetMeta, LayerSpec, grid_columns, write_index
+from eolabels.data.geotiff import GridSpec
+from eolabels.data.kinds import DFC2020, DW, LSR, NOLDO, OSM, SEASONS
 from eolabels.data.layout import SNOW, LayoutParams, generate_layout
 from eolabels.data.noise import displacement_field, missing_mask, noisy_labels, warp_labels
-from eolabels.data.render import AERIAL_BANDS, S1_BANDS, S2_BANDS, SEASONS, render_aerial, render_s1, render_s2
-from eolabels.tables import UNLABELLED, ClassSchema, load_mapping, load_schema, load_transfer_matrix, lookup_table
+from eolabels.data.render import render_aerial, render_s1, render_s2
+from eolabels.data.writer import DatasetWriter
+from eolabels.tables import UNLABELLED, load_mapping, load_schema, load_transfer_matrix, lookup_table
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,6 @@ def _grid(dataset: str, sample: int, size: int, resolution: float) -> GridSpec:
     return GridSpec(crs=CRS, transform=(resolution, 0.0, x0, 0.0, -resolution, y0), height=size, width=size)
 
 
-def _colormap(schema: ClassSchema) -> dict[int, tuple[int, int, int]]:
-    rgb = (schema.rgb() * 255).round().astype(int)
-    return {cid: tuple(int(v) for v in rgb[i]) for i, cid in enumerate(schema.ids)}
-
-
 def _sample_by_region(
     rng: np.random.Generator, classes: np.ndarray, probs: np.ndarray
 ) -> np.ndarray:
@@ -147,50 +143,10 @@ def _boundary(classes: np.ndarray) -> np.ndarray:
     return ndimage.maximum_filter(classes, 3) != ndimage.minimum_filter(classes, 3)
 
 
-class _Writer:
-    """Collects index rows while writing one dataset's GeoTIFFs."""
-
-    def __init__(self, root: Path, meta: DatasetMeta):
-        self.root, self.meta, self.rows = root, meta, []
-        self.schemas = {
-            name: load_schema(spec.schema) for name, spec in meta.layers.items() if spec.schema
-        }
-
-    def add(self, sample_id: str, split: str, season: int, grid: GridSpec, layers: dict[str, np.ndarray]) -> None:
-        row: dict[str, object] = {"id": sample_id, "split": split, "season": season, **grid_columns(grid)}
-        for name, spec in self.meta.layers.items():
-            if name not in layers:
-                row[name] = ""
-                continue
-            rel = Path("samples") / sample_id / (SEASONS[season] if self.meta.seasons else "") / f"{name}.tif"
-            data = layers[name].astype(spec.dtype)
-            schema = self.schemas.get(name)
-            if schema is not None:
-                schema.validate_labels(data, where=f"{self.meta.name}/{sample_id}/{name}")
-            write_geotiff(
-                self.root / rel, data, grid, spec.bands, nodata=spec.nodata,
-                colormap=_colormap(schema) if schema is not None and max(schema.ids) < 255 else None,
-            )
-            row[name] = rel.as_posix()
-        self.rows.append(row)
-
-    def close(self) -> Path:
-        return write_index(self.root, self.meta, self.rows)
-
-
-_S2 = LayerSpec(bands=S2_BANDS, dtype="uint16", role="image")
-_S1 = LayerSpec(bands=S1_BANDS, dtype="float32", role="image")
-
-
-def _dw_layer(role: str) -> LayerSpec:
-    return LayerSpec(bands=("dw_label",), dtype="uint8", role=role, schema="dw", nodata=UNLABELLED)
-
-
 def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
     """NoLDO-S12-shaped pretraining set: 4 seasons per location, noisy DW labels + hidden truth."""
-    meta = DatasetMeta(
-        name="noldo", source="synthetic", seasons=SEASONS,
-        layers={"s2": _S2, "s1": _S1, "dw": _dw_layer("label"), "truth": _dw_layer("truth")},
+    meta = NOLDO.meta(
+        source="synthetic",
         description="NoLDO-S12-shaped: S1/S2 x 4 seasons with Dynamic-World-like noisy labels (synthetic)",
         extra={
             "target_accuracy": p.target_accuracy,
@@ -199,7 +155,7 @@ def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
         },
     )
     confusions = [load_transfer_matrix(f"synthetic_dw_noise_{s}")[0] for s in SEASONS]
-    w = _Writer(root, meta)
+    w = DatasetWriter(root, meta)
     for i in tqdm(range(p.n_locations), desc="noldo", unit="loc"):
         rng = _rng(seed, "noldo", i)
         layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
@@ -218,13 +174,12 @@ def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
 
 def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
     """DW downstream set: one acquisition per tile, expert-like labels with unlabelled areas."""
-    meta = DatasetMeta(
-        name="dw", source="synthetic",
-        layers={"s2": _S2, "s1": _S1, "dw": _dw_layer("label"), "truth": _dw_layer("truth")},
+    meta = DW.meta(
+        source="synthetic",
         description="SSL4EO-S12@DW-shaped: S1/S2 with clean DW labels, 255 = unlabelled (synthetic)",
         extra={"label_quality": [{"label": "dw", "reference": "truth"}]},
     )
-    w = _Writer(root, meta)
+    w = DatasetWriter(root, meta)
     splits = ["train"] * p.n_train + ["test"] * p.n_test
     for i, split in enumerate(tqdm(splits, desc="dw", unit="tile")):
         rng = _rng(seed, "dw", i)
@@ -245,14 +200,8 @@ def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
 
 def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
     """OSM downstream set: misregistered 13-class labels with unmapped areas, plus clean DW labels."""
-    osm_layer = LayerSpec(bands=("osm_label",), dtype="uint8", role="label", schema="osm", nodata=UNLABELLED)
-    meta = DatasetMeta(
-        name="osm", source="synthetic",
-        layers={
-            "s2": _S2, "s1": _S1, "osm": osm_layer, "dw": _dw_layer("label"),
-            "osm_registered": LayerSpec(bands=("osm_label",), dtype="uint8", role="truth", schema="osm", nodata=UNLABELLED),
-            "displacement": LayerSpec(bands=("dy_px", "dx_px"), dtype="float32", role="aux"),
-        },
+    meta = OSM.meta(
+        source="synthetic",
         description="SSL4EO-S12@OSM-shaped: OSM labels misregistered by a smooth field (synthetic)",
         extra={
             "misregistration_px": p.misregistration_px,
@@ -260,7 +209,7 @@ def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
         },
     )
     subtypes = load_transfer_matrix("synthetic_dw_to_osm")[0]
-    w = _Writer(root, meta)
+    w = DatasetWriter(root, meta)
     splits = ["train"] * p.n_train + ["test"] * p.n_test
     for i, split in enumerate(tqdm(splits, desc="osm", unit="tile")):
         rng = _rng(seed, "osm", i)
@@ -312,13 +261,8 @@ def _modis_labels(
 
 def generate_dfc2020(root: Path, p: Dfc2020Params, seed: int) -> Path:
     """DFC2020-shaped set: S1/S2 patches, MODIS-IGBP-like coarse labels, 8-class high-res labels."""
-    meta = DatasetMeta(
-        name="dfc2020", source="synthetic",
-        layers={
-            "s2": _S2, "s1": _S1,
-            "modis": LayerSpec(bands=("igbp",), dtype="uint8", role="label", schema="igbp", nodata=0),
-            "dfc": LayerSpec(bands=("dfc2020_label",), dtype="uint8", role="label", schema="dfc2020", nodata=UNLABELLED),
-        },
+    meta = DFC2020.meta(
+        source="synthetic",
         description="DFC2020-shaped: S1/S2 with MODIS IGBP coarse labels and 8-class labels (synthetic)",
         extra={
             "modis_block_px": p.modis_block,
@@ -326,7 +270,7 @@ def generate_dfc2020(root: Path, p: Dfc2020Params, seed: int) -> Path:
         },
     )
     candidates = _igbp_candidates()
-    w = _Writer(root, meta)
+    w = DatasetWriter(root, meta)
     splits = ["validation"] * p.n_validation + ["test"] * p.n_test
     for i, split in enumerate(tqdm(splits, desc="dfc2020", unit="patch")):
         rng = _rng(seed, "dfc2020", i)
@@ -372,13 +316,8 @@ def nlcd_from_blocks(
 
 def generate_lsr(root: Path, p: LsrParams, seed: int) -> Path:
     """Label-super-resolution tiles: aerial RGBN, NLCD-like coarse labels, 4-class truth."""
-    meta = DatasetMeta(
-        name="lsr", source="synthetic",
-        layers={
-            "image": LayerSpec(bands=AERIAL_BANDS, dtype="uint8", role="image"),
-            "nlcd": LayerSpec(bands=("nlcd",), dtype="uint8", role="label", schema="nlcd", nodata=0),
-            "truth": LayerSpec(bands=("lsr4_label",), dtype="uint8", role="truth", schema="lsr4", nodata=UNLABELLED),
-        },
+    meta = LSR.meta(
+        source="synthetic",
         description="NAIP+NLCD-shaped label super-resolution tiles at 1 m (synthetic)",
         extra={
             "block_px": p.block,
@@ -392,7 +331,7 @@ def generate_lsr(root: Path, p: LsrParams, seed: int) -> Path:
     keep = [nlcd_ids.index(c) for c in p.nlcd_classes]
     p_table, nlcd_ids = p_table[keep], [nlcd_ids[k] for k in keep]
     to4 = load_mapping("synthetic_dw_to_lsr4")
-    w = _Writer(root, meta)
+    w = DatasetWriter(root, meta)
     for i in tqdm(range(p.n_tiles), desc="lsr", unit="tile"):
         rng = _rng(seed, "lsr", i)
         layout = generate_layout(

@@ -1,10 +1,11 @@
 """LSR inputs and outputs in the project's dataset layout (``dataset.json`` + ``index.csv`` + GeoTIFFs).
 
-Inputs are read through :class:`eolabels.data.index.DatasetIndex`, so every raster is checked against
-its index row: the ``lsr`` dataset (layers ``image`` RGBN uint8, ``nlcd`` coarse codes, ``truth``
-4-class labels; synthetic or the real Chesapeake patches) and ``dfc2020`` (``s2`` uint16, ``modis``
-IGBP codes, ``dfc`` 8-class labels).  Predictions are written as a dataset of their own, one label
-GeoTIFF per sample on the input's grid, so they open in QGIS beside the imagery.
+Inputs are read through :class:`eolabels.data.readers.TileReader`, so every raster is checked against
+its index row, and their layers are found by role (:func:`lsr_layers`): the optical image, the coarse
+labels and the high-resolution reference, e.g. ``image`` / ``nlcd`` / ``truth`` of the ``lsr`` kind
+(synthetic or the real Chesapeake patches) and ``s2`` / ``modis`` / ``dfc`` of ``dfc2020``.
+Predictions are written as a dataset of their own, one label GeoTIFF per sample on the input's grid,
+so they open in QGIS beside the imagery.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 from torch import Tensor
 
 from eolabels.data.geotiff import GridSpec, read_geotiff, write_geotiff
-from eolabels.data.index import DatasetIndex, DatasetMeta, LayerSpec, grid_columns, write_index
+from eolabels.data.index import DatasetIndex, DatasetMeta, IndexError_, LayerSpec, grid_columns, write_index
+from eolabels.data.readers import TileReader
 from eolabels.tables import UNLABELLED, load_schema
 
 PREDICTION_LAYER = "prediction"
@@ -32,6 +34,17 @@ class LayerNames:
     image: str
     coarse: str
     truth: str
+
+
+def lsr_layers(meta: DatasetMeta) -> LayerNames:
+    """The layers label super-resolution reads, by role: the optical image (aerial or S2, never S1),
+    the ``coarse_label`` layer, and the reference scored against: the ``truth`` where the dataset has
+    one (synthetic world, Chesapeake), else its high-resolution ``label`` layer (DFC2020's labels)."""
+    optical = [n for n, s in meta.layers.items() if s.role == "image" and s.modality != "s1"]
+    if len(optical) != 1:
+        raise IndexError_(f"dataset {meta.name!r}: want one optical image layer for LSR, found {optical}")
+    reference = meta.layer("truth") if meta.has_layer("truth") else meta.layer("label")
+    return LayerNames(image=optical[0], coarse=meta.layer("coarse_label"), truth=reference)
 
 
 @dataclass(frozen=True)
@@ -59,25 +72,21 @@ def read_tiles(
     unknown = [b for b in bands or () if b not in band_names]
     if unknown:
         raise ValueError(f"{index.root}: image layer {layers.image!r} has no bands {unknown} (has {band_names})")
-    picks = [band_names.index(b) for b in bands] if bands else None
+    picks = [band_names.index(b) for b in bands] if bands else list(range(len(band_names)))
     truth_positions = _position_lut(index.meta.layers[layers.truth].schema)
     tiles = []
-    for row in index.rows(split=split):
-        grid = index.grid(row)
-        image = read_geotiff(index.path(row, layers.image), bands=picks, expect=grid)[0]
-        coarse = read_geotiff(index.path(row, layers.coarse), expect=grid)[0][0]
-        truth = read_geotiff(index.path(row, layers.truth), expect=grid)[0][0]
-        tiles.append(
-            LabelledTile(
-                name=str(row["id"]),
-                image=torch.from_numpy(image.astype(np.float32) / image_scale),
-                coarse=torch.from_numpy(coarse.astype(np.int64)),
-                truth=torch.from_numpy(truth_positions[truth]),
-                grid=grid,
+    with TileReader(index) as reader:
+        for number in reader.rows(split):
+            data = reader.read(number, [layers.image, layers.coarse, layers.truth])
+            tiles.append(
+                LabelledTile(
+                    name=str(index.table.iloc[number]["id"]),
+                    image=torch.from_numpy(data[layers.image][picks].astype(np.float32) / image_scale),
+                    coarse=torch.from_numpy(data[layers.coarse][0].astype(np.int64)),
+                    truth=torch.from_numpy(truth_positions[data[layers.truth][0]]),
+                    grid=index.grid(index.table.iloc[number]),
+                )
             )
-        )
-    if not tiles:
-        raise ValueError(f"{index.root}: no samples in split {split!r}")
     return tiles
 
 

@@ -107,10 +107,6 @@ def tile_seasons(tiles: TileSet, names: Sequence[str] = ()) -> list[str]:
     return out
 
 
-def _tile_subset(tiles: TileSet, positions: Sequence[int]) -> TileSet:
-    return TileSet(tiles.index, [tiles.rows[i] for i in positions], {k: v[list(positions)] for k, v in tiles.layers.items()})
-
-
 def season_mask(tiles: TileSet, season: str, names: Sequence[str] = ()) -> np.ndarray:
     """Which tiles are of ``season`` (season names as in ``tile_seasons``); a name the dataset does
     not know fails naming the dataset."""
@@ -127,7 +123,7 @@ def split_tiles(tiles: TileSet, leave_out: np.ndarray) -> tuple[TileSet, TileSet
     kept, left = np.flatnonzero(~leave_out).tolist(), np.flatnonzero(leave_out).tolist()
     if not kept:
         raise ValueError(f"{tiles.index.root}: every tile is left out of training; none is left to train on")
-    return _tile_subset(tiles, kept), _tile_subset(tiles, left) if left else None
+    return tiles.subset(kept), tiles.subset(left) if left else None
 
 
 def split_by_season(tiles: TileSet, season: str | None) -> tuple[TileSet, TileSet | None]:
@@ -328,14 +324,14 @@ def run_density_audit(
     tables: dict[str, str | os.PathLike[str]],
     figures: dict[str, str | os.PathLike[str]],
     settings: AuditSettings = AuditSettings(),
-    label_layer: str = "dw",
-    truth_layer: str = "truth",
-    image_layer: str = "s2",
+    modality: str = "s2",
     heldout_split: str | None = None,
     exclude_ids: Collection[str] = (),
 ) -> pd.DataFrame:
     """The whole audit of ``segmenter``; ``tables`` has keys ``summary_csv``, ``summary_md``,
     ``tiles``, ``samples``; ``figures`` has ``tiles`` and ``deciles``.  Returns the summary table.
+    The network reads the image of ``modality``; the training set's ``label`` layer is audited and
+    scored with its ``truth``.
 
     With ``settings.withheld_season``, the training tiles of that season are left out of pass 1
     (as they were left out of the network's training, ``stages.train_stage``) and scored like
@@ -344,22 +340,22 @@ def run_density_audit(
     validation split); like a withheld season they stay out of pass 1 and are only scored."""
     out_dir = Path(out_dir)
     season = settings.withheld_season
-    loaded = load_tiles(train_root, [image_layer, label_layer, truth_layer])
+    loaded = load_tiles(train_root, ["image", "label", "truth"], modality=modality)
     in_season = np.zeros(len(loaded.rows), bool) if season is None else season_mask(loaded, season)
     excluded = loaded.table["id"].astype(str).isin({str(i) for i in exclude_ids}).to_numpy()
     train, withheld_train = split_tiles(loaded, in_season | excluded)
     withheld_in_season = in_season[in_season | excluded]
-    heldout = load_tiles(heldout_root, [image_layer, truth_layer], heldout_split)
+    heldout = load_tiles(heldout_root, ["image", "truth"], heldout_split, modality=modality)
     heldout_withheld = (
         np.zeros(len(heldout.rows), bool)
         if season is None
         else season_mask(heldout, season, train.index.meta.seasons)
     )
-    schema = load_schema(train.index.meta.layers[label_layer].schema or "")
+    schema = load_schema(train.spec("label").schema or "")
     _check_schema(schema, segmenter.classes)
-    x_train = segmenter.normaliser(train.layers[image_layer])
-    x_heldout = segmenter.normaliser(heldout.layers[image_layer])
-    accumulator = build_accumulator(segmenter, x_train, train.layers[label_layer], settings)
+    x_train = segmenter.normaliser(train.layers["image"])
+    x_heldout = segmenter.normaliser(heldout.layers["image"])
+    accumulator = build_accumulator(segmenter, x_train, train.layers["label"], settings)
     log.info("pass 1: %d samples, %d eigenvalues clamped", accumulator.count, accumulator.n_clamped)
     train_scores = score_tiles(accumulator, segmenter, x_train, settings, with_classes=True)
     heldout_scores = score_tiles(accumulator, segmenter, x_heldout, settings, with_classes=False)
@@ -367,20 +363,18 @@ def run_density_audit(
         []
         if withheld_train is None
         else score_tiles(
-            accumulator, segmenter, segmenter.normaliser(withheld_train.layers[image_layer]), settings, False
+            accumulator, segmenter, segmenter.normaliser(withheld_train.layers["image"]), settings, False
         )
     )
 
-    samples = _training_samples(segmenter, train, train_scores, label_layer, truth_layer, image_layer)
+    samples = _training_samples(segmenter, train, train_scores)
     support = torch.tensor(samples["label_support"].to_numpy())
     soft = torch.tensor(samples["N_S"].to_numpy())
     flags = audit_flags(soft, support, soft)
     samples["unreliable"] = flags["unreliable"].numpy()
     samples["suspicious_label"] = flags["suspicious_label"].numpy()
 
-    heldout_soft, heldout_errors, heldout_classes = _heldout_errors(
-        segmenter, heldout, heldout_scores, truth_layer, image_layer
-    )
+    heldout_soft, heldout_errors, heldout_classes = _heldout_errors(segmenter, heldout, heldout_scores)
     tile_rows = _write_density_maps(train, train_scores, out_dir, settings.stride)
     if withheld_train is not None:
         tile_rows += _write_density_maps(withheld_train, withheld_scores, out_dir, settings.stride)
@@ -412,9 +406,7 @@ def run_density_audit(
         np.concatenate(heldout_classes),
     )
     summary = _write_outputs(summary, tile_table, samples, tables, source)
-    plot_audit_tiles(
-        train, samples, train_scores, schema, settings.figure_tiles, figures["tiles"], label_layer, image_layer
-    )
+    plot_audit_tiles(train, samples, train_scores, schema, settings.figure_tiles, figures["tiles"])
     plot_density_deciles(
         np.concatenate(heldout_soft),
         np.concatenate(heldout_errors),
@@ -427,18 +419,18 @@ def run_density_audit(
 
 
 def _training_samples(
-    segmenter: Network, train: TileSet, scores: Sequence[tuple], label_layer: str, truth_layer: str, image_layer: str
+    segmenter: Network, train: TileSet, scores: Sequence[tuple]
 ) -> pd.DataFrame:
     """One row per training sample: position, label, truth, ``N_S``, support, ``p^(y~)``."""
-    probabilities = predict_probabilities(segmenter, train.layers[image_layer])
+    probabilities = predict_probabilities(segmenter, train.layers["image"])
     centre_probabilities = _centre_values(probabilities, scores)
     frames = []
     for t, ((_, row), (soft, per_class, rows, cols), prob) in enumerate(
         zip(train.table.iterrows(), scores, centre_probabilities)
     ):
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
-        labels = train.layers[label_layer][t][rr, cc].reshape(-1).astype(np.int64)
-        truth = train.layers[truth_layer][t][rr, cc].reshape(-1).astype(np.int64)
+        labels = train.layers["label"][t][rr, cc].reshape(-1).astype(np.int64)
+        truth = train.layers["truth"][t][rr, cc].reshape(-1).astype(np.int64)
         support = label_support(soft, per_class, torch.as_tensor(labels))
         labelled = labels != 255
         p_label = np.full(len(labels), np.nan)
@@ -463,14 +455,14 @@ def _training_samples(
 
 
 def _heldout_errors(
-    segmenter: Network, heldout: TileSet, scores: Sequence[tuple], truth_layer: str, image_layer: str
+    segmenter: Network, heldout: TileSet, scores: Sequence[tuple]
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Per held-out tile: ``N_S``, whether the prediction at each centre is wrong vs truth, and the
     predicted class there."""
-    predicted = predict_probabilities(segmenter, heldout.layers[image_layer]).argmax(dim=1).numpy()
+    predicted = predict_probabilities(segmenter, heldout.layers["image"]).argmax(dim=1).numpy()
     softs, errors, classes = [], [], []
     for t, (soft, _, rows, cols) in enumerate(scores):
-        truth = heldout.layers[truth_layer][t][np.ix_(rows, cols)].reshape(-1)
+        truth = heldout.layers["truth"][t][np.ix_(rows, cols)].reshape(-1)
         classes.append(predicted[t][np.ix_(rows, cols)].reshape(-1))
         errors.append(classes[-1] != truth)
         softs.append(soft.double().numpy())

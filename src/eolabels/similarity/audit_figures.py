@@ -24,8 +24,6 @@ def plot_audit_tiles(
     schema: ClassSchema,
     n_tiles: int,
     path: str | os.PathLike[str],
-    label_layer: str = "dw",
-    image_layer: str = "s2",
 ) -> None:
     """One row per tile (the ``n_tiles`` with most suspicious labels): true colour, noisy labels,
     ``log N_S`` at the sample centres, and the labels with ``suspicious label`` (x) and
@@ -38,20 +36,20 @@ def plot_audit_tiles(
     per_tile = samples.groupby(["id", "season"], sort=False)["suspicious_label"].sum().to_numpy()
     chosen = np.argsort(-per_tile, kind="stable")[: max(1, n_tiles)]
     fig, axes = plt.subplots(len(chosen), 4, figsize=(13, 3.2 * len(chosen)), squeeze=False)
-    bands = train.index.meta.layers[image_layer].bands
+    bands = train.spec("image").bands
     cmap = schema.listed_colormap()
     names = train.names()
     for ax_row, t in zip(axes, chosen):
         soft, _, rows, cols = scores[t]
         tile = samples[(samples["id"] == train.table.iloc[t]["id"]) & (samples["season"] == train.table.iloc[t]["season"])]
-        labels = np.ma.masked_equal(train.layers[label_layer][t], 255)
+        labels = np.ma.masked_equal(train.layers["label"][t], 255)
         height, width = labels.shape
         stride = int(rows[1] - rows[0]) if len(rows) > 1 else height
-        preview, shown = image_preview(train.layers[image_layer][t], bands)
+        preview, shown = image_preview(train.layers["image"][t], bands)
         ax_row[0].imshow(preview)
-        ax_row[0].set_title(f"{names[t]} {image_layer.upper()} {shown}", fontsize=9)
+        ax_row[0].set_title(f"{names[t]} {train.layer_names['image'].upper()} {shown}", fontsize=9)
         ax_row[1].imshow(labels, cmap=cmap, vmin=-0.5, vmax=schema.num_classes - 0.5, interpolation="nearest")
-        ax_row[1].set_title(f"training labels ({label_layer})", fontsize=9)
+        ax_row[1].set_title(f"training labels ({train.layer_names['label']})", fontsize=9)
         extent = (0, len(cols) * stride, len(rows) * stride, 0)
         image = ax_row[2].imshow(density_grid(soft, len(rows), len(cols)), cmap="magma", extent=extent)
         fig.colorbar(image, ax=ax_row[2], fraction=0.046, label="log N_S")

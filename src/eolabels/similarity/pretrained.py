@@ -54,7 +54,8 @@ from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_in
 from eolabels.cromss.stage import s2_channels
 from eolabels.cromss.train import VARIANTS, split_train_val
 from eolabels.data.index import DatasetIndex
-from eolabels.data.readers import LocationReader
+from eolabels.data.kinds import IMAGES
+from eolabels.data.readers import TileReader
 from eolabels.device import resolve_device
 from eolabels.report.tables import combined_source, source_tag, write_table
 from eolabels.similarity.audit import AuditSettings, run_density_audit
@@ -63,8 +64,6 @@ from eolabels.similarity.jacobian import select_parameters
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 MODALITIES = ("s1", "s2")
-# bands each modality's raster layer holds (the data contract): S1 VV/VH, S2 L1C B1…B12 with B8A
-LAYER_BANDS = {"s1": 2, "s2": 13}
 
 
 @dataclass(frozen=True)
@@ -90,13 +89,13 @@ class CromssInput:
     def in_channels(self) -> int:
         """Channels the network receives."""
         if self.modality == "s1":
-            return LAYER_BANDS["s1"]
-        return LAYER_BANDS["s2"] if self.band_indices is None else len(self.band_indices)
+            return len(IMAGES["s1"].bands)
+        return len(IMAGES["s2"].bands) if self.band_indices is None else len(self.band_indices)
 
     def __call__(self, images: np.ndarray) -> Tensor:
         """N x in_channels x H x W float32 tensor in [0, 1]."""
         images = np.asarray(images)
-        bands = LAYER_BANDS[self.modality]
+        bands = len(IMAGES[self.modality].bands)
         if images.ndim != 4 or images.shape[1] != bands:
             raise ValueError(
                 f"{self.modality.upper()} images of shape {images.shape}: expected N x {bands} x H x W "
@@ -282,12 +281,9 @@ def load_pretrained_segmenter(
 
 def pretraining_splits(dataset_root: PathLike, val_fraction: float, split_seed: int) -> dict[str, str]:
     """``{location id: "train" | "validation"}``: the trainer's seeded split over the locations of
-    the pretraining dataset (``split_train_val`` over ``LocationReader`` order, cromss spec §5)."""
-    reader = LocationReader(DatasetIndex.open(Path(dataset_root)))
-    try:
+    the pretraining dataset (``split_train_val`` over the ``TileReader``'s location order, cromss spec §5)."""
+    with TileReader(DatasetIndex.open(Path(dataset_root))) as reader:
         locations = reader.locations
-    finally:
-        reader.close()
     _, validation = split_train_val(list(range(len(locations))), val_fraction, split_seed)
     held = {locations[i] for i in validation.indices}
     return {location: "validation" if location in held else "train" for location in locations}
@@ -322,7 +318,7 @@ def audit_pretrained(
     summary = run_density_audit(
         segmenter,
         dataset_root, heldout_root, density_dir, tables, figures, settings,
-        label_layer="dw", truth_layer="truth", image_layer=segmenter.modality, heldout_split=heldout_split,
+        modality=segmenter.modality, heldout_split=heldout_split,
         exclude_ids=[location for location, split in splits.items() if split == "validation"],
     )
     tiles = pd.read_csv(tables["tiles"], dtype={"id": str})

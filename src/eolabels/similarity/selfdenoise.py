@@ -25,6 +25,7 @@ from torch import Tensor
 from eolabels.atomic import atomic_path
 from eolabels.data.geotiff import write_geotiff
 from eolabels.data.index import DatasetMeta, grid_columns, write_index
+from eolabels.data.writer import class_colormap
 from eolabels.metrics import confusion_matrix, metrics_from_confusion
 from eolabels.similarity.audit import tile_samples
 from eolabels.similarity.density import accumulate_reference, grid_centres, score_patches
@@ -153,15 +154,15 @@ def round_diagnostics(
 
 def write_label_dataset(
     source: TileSet, labels: np.ndarray, root: Path, name: str, description: str, extra: dict,
-    label_layer: str = "dw", copy_layers: tuple[str, ...] = (),
+    copy_layers: tuple[str, ...] = (),
 ) -> Path:
-    """A dataset directory with ``labels`` as layer ``label_layer`` on the source's grids, and
+    """A dataset directory with ``labels`` as the source's ``label`` layer on the source's grids, and
     copies of ``copy_layers`` of the source (so the directory stands alone)."""
     meta = source.index.meta
+    label_layer = source.layer_names["label"]
     layers = {k: v for k, v in meta.layers.items() if k in copy_layers or k == label_layer}
     schema = load_schema(meta.layers[label_layer].schema or "")
-    rgb = (schema.rgb() * 255).round().astype(int)
-    colormap = {cid: tuple(int(v) for v in rgb[i]) for i, cid in enumerate(schema.ids)}
+    colormap = class_colormap(schema)
     rows = []
     for t, (_, row) in enumerate(source.table.iterrows()):
         grid = source.index.grid(row)
@@ -190,11 +191,11 @@ def write_label_dataset(
     return write_index(root, new_meta, rows)
 
 
-def _evaluate(models: list[Segmenter], heldout: TileSet, image_layer: str, truth_layer: str) -> float:
+def _evaluate(models: list[Segmenter], heldout: TileSet) -> float:
     """Mean held-out mIoU over the models trained on one round's labels (one, or one per fold)."""
     return float(
         np.mean(
-            [evaluate_segmenter(m, heldout.layers[image_layer], heldout.layers[truth_layer])["mIoU"] for m in models]
+            [evaluate_segmenter(m, heldout.layers["image"], heldout.layers["truth"])["mIoU"] for m in models]
         )
     )
 
@@ -210,22 +211,22 @@ def run_self_denoising(
     settings: DenoiseSettings = DenoiseSettings(),
     seed: int = 0,
     heldout_split: str | None = None,
-    label_layer: str = "dw",
-    truth_layer: str = "truth",
-    image_layer: str = "s2",
     device: str = "cpu",
 ) -> pd.DataFrame:
     """Rounds ``D_0 -> D_1 -> ...`` with their bookkeeping (networks on ``device``); ``tables`` has keys ``csv``, ``md``,
-    ``rounds`` (per-round details with class histograms).  Returns the summary table."""
-    train = load_tiles(noisy_root, [image_layer, label_layer, truth_layer])
-    heldout = load_tiles(heldout_root, [image_layer, truth_layer], heldout_split)
-    schema = load_schema(train.index.meta.layers[label_layer].schema or "")
+    ``rounds`` (per-round details with class histograms).  Returns the summary table.
+
+    Trains on the S2 image and the ``label`` layer of the noisy set, scores against ``truth``."""
+    train = load_tiles(noisy_root, ["image", "label", "truth"])
+    heldout = load_tiles(heldout_root, ["image", "truth"], heldout_split)
+    label_layer = train.layer_names["label"]
+    schema = load_schema(train.spec("label").schema or "")
     classes = schema.num_classes
-    images = torch.as_tensor(train.layers[image_layer].astype(np.float32))
-    noisy = torch.as_tensor(train.layers[label_layer].astype(np.int64))
-    truth = train.layers[truth_layer]
-    normaliser = BandNormaliser.fit(train.layers[image_layer])
-    anchors, positions = anchor_patches(normaliser(train.layers[image_layer]), train.layers[label_layer], settings, seed)
+    images = torch.as_tensor(train.layers["image"].astype(np.float32))
+    noisy = torch.as_tensor(train.layers["label"].astype(np.int64))
+    truth = train.layers["truth"]
+    normaliser = BandNormaliser.fit(train.layers["image"])
+    anchors, positions = anchor_patches(normaliser(train.layers["image"]), train.layers["label"], settings, seed)
 
     def fit(inputs: Tensor, labels: Tensor, fit_seed: int) -> Segmenter:
         log.info("training on %d tiles, seed %d", inputs.shape[0], fit_seed)
@@ -260,7 +261,7 @@ def run_self_denoising(
             "labels": f"D{r}",
             "label_accuracy": label_accuracy(truth, label_array, classes),
             "changed_fraction": history[r - 1].changed_fraction if r > 0 else float("nan"),
-            "heldout_mIoU": _evaluate(round_models, heldout, image_layer, truth_layer),
+            "heldout_mIoU": _evaluate(round_models, heldout),
             "collapsed_classes": ",".join(schema.names[c] for c in collapsed),
             **diagnostics,
         }
@@ -270,14 +271,11 @@ def run_self_denoising(
             write_label_dataset(
                 train, label_array, rounds_dir / f"round{r}", f"{train.index.meta.name}_round{r}",
                 f"self-denoised labels D{r} of {train.index.meta.name} (spec netsimilarity.md §5.b)",
-                {"denoising_round": r, "derived_from": train.index.meta.name}, label_layer,
+                {"denoising_round": r, "derived_from": train.index.meta.name},
             )
         log.info("round %d: %s", r, row)
     table = _write_outputs(pd.DataFrame(rows), pd.DataFrame(details), train, heldout, tables, settings)
-    plot_rounds(
-        table, train, label_sets, schema, figure, label_layer, truth_layer, image_layer,
-        source=tile_sets_source(train, heldout),
-    )
+    plot_rounds(table, train, label_sets, schema, figure, source=tile_sets_source(train, heldout))
     write_label_dataset(
         train, label_sets[-1].numpy().astype(np.uint8), Path(export_root), f"{train.index.meta.name}_denoised",
         f"{train.index.meta.description} -- layer {label_layer!r} replaced by the self-denoised labels "
@@ -288,7 +286,6 @@ def run_self_denoising(
             "denoising_rounds": len(history),
             "denoising": {**asdict(settings), "train": asdict(train_settings), "seed": seed},
         },
-        label_layer,
         copy_layers=tuple(k for k in train.index.meta.layers if k != label_layer),
     )
     return table

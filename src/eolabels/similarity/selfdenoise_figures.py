@@ -23,9 +23,6 @@ def plot_rounds(
     label_sets: Sequence[Tensor],
     schema: ClassSchema,
     path: str | os.PathLike[str],
-    label_layer: str = "dw",
-    truth_layer: str = "truth",
-    image_layer: str = "s2",
     source: str | None = None,
 ) -> None:
     """Top: the round curves; bottom: the tile whose labels changed most, image, truth, D_r.
@@ -50,11 +47,11 @@ def plot_rounds(
     ax2.set(xlabel="round r", ylabel="changed fraction D_r vs D_(r-1)", xticks=table["round"][1:])
     first, last = label_sets[0].numpy(), label_sets[-1].numpy()
     tile = int(np.argmax((first != last).reshape(len(first), -1).mean(axis=1)))
-    maps = [("truth", train.layers[truth_layer][tile])] + [
+    maps = [("truth", train.layers["truth"][tile])] + [
         (f"D{r}" + (" (noisy)" if r == 0 else ""), labels[tile].numpy()) for r, labels in enumerate(label_sets)
     ]
     image_ax = fig.add_subplot(grid[1, 0])
-    image_ax.imshow(image_preview(train.layers[image_layer][tile], train.index.meta.layers[image_layer].bands)[0])
+    image_ax.imshow(image_preview(train.layers["image"][tile], train.spec("image").bands)[0])
     image_ax.set_title(train.names()[tile], fontsize=9)
     for k, (title, labels) in enumerate(maps, start=1):
         map_ax = fig.add_subplot(grid[1, k])

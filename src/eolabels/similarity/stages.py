@@ -47,27 +47,28 @@ def train_stage(
     device: str = "cpu",
     withheld_season: str | None = None,
 ) -> dict[str, float]:
-    """Train the U-Net on the dataset's noisy ``dw`` labels; score it against the held-out truth.
+    """Train the U-Net on the dataset's noisy labels (its ``label`` layer, S2 image); score it against
+    the held-out truth.
 
     ``withheld_season``: the tiles of that season are left out of training (acceptance A2 of spec
     §5.a; the audit leaves the same tiles out of its pass 1)."""
     _threads(threads)
-    tiles, withheld = split_by_season(load_tiles(dataset_root, ["s2", "dw", "truth"]), withheld_season)
-    heldout = load_tiles(heldout_root, ["s2", "truth"], heldout_split)
-    classes = load_schema(tiles.index.meta.layers["dw"].schema or "").num_classes
+    tiles, withheld = split_by_season(load_tiles(dataset_root, ["image", "label", "truth"]), withheld_season)
+    heldout = load_tiles(heldout_root, ["image", "truth"], heldout_split)
+    classes = load_schema(tiles.spec("label").schema or "").num_classes
     segmenter = train_segmenter(
-        tiles.layers["s2"], tiles.layers["dw"], classes, TrainSettings(**train), seed, device=device
+        tiles.layers["image"], tiles.layers["label"], classes, TrainSettings(**train), seed, device=device
     )
     segmenter.save(model_path)
-    heldout_scores = evaluate_segmenter(segmenter, heldout.layers["s2"], heldout.layers["truth"])
-    train_scores = evaluate_segmenter(segmenter, tiles.layers["s2"], tiles.layers["truth"])
+    heldout_scores = evaluate_segmenter(segmenter, heldout.layers["image"], heldout.layers["truth"])
+    train_scores = evaluate_segmenter(segmenter, tiles.layers["image"], tiles.layers["truth"])
     metrics = {
         "synthetic": is_synthetic(tiles.index.meta.source),
         "data": tiles.index.meta.source,
         "withheld_season": withheld_season,
         "training_tiles": len(tiles.rows),
         "withheld_tiles": 0 if withheld is None else len(withheld.rows),
-        "training_label_accuracy": label_accuracy(tiles.layers["truth"], tiles.layers["dw"], classes),
+        "training_label_accuracy": label_accuracy(tiles.layers["truth"], tiles.layers["label"], classes),
         "training_truth_OA": train_scores["OA"],
         "heldout_OA": heldout_scores["OA"],
         "heldout_mIoU": heldout_scores["mIoU"],
@@ -76,7 +77,7 @@ def train_stage(
         in_season = season_mask(heldout, withheld_season, tiles.index.meta.seasons)
         for name, keep in (("trained_seasons", ~in_season), ("withheld_season", in_season)):
             if keep.any():
-                scores = evaluate_segmenter(segmenter, heldout.layers["s2"][keep], heldout.layers["truth"][keep])
+                scores = evaluate_segmenter(segmenter, heldout.layers["image"][keep], heldout.layers["truth"][keep])
                 metrics[f"heldout_OA_{name}"] = scores["OA"]
                 metrics[f"heldout_mIoU_{name}"] = scores["mIoU"]
     log.info("trained: %s", metrics)

@@ -1,0 +1,69 @@
+"""Dataset contracts: every kind written by the synthetic world and read back, layer by layer, by role."""
+
+import numpy as np
+import pytest
+
+from eolabels.data.index import DatasetIndex, IndexError_
+from eolabels.data.kinds import KINDS, LSR, NOLDO, OSM, dataset_kind
+from eolabels.data.readers import TileReader
+from eolabels.data.synthetic import generate_dataset
+from eolabels.tables import load_schema
+
+TINY = {
+    "noldo": {"n_locations": 1, "tile_size": 16},
+    "dw": {"n_train": 1, "n_test": 1, "tile_size": 16},
+    "osm": {"n_train": 1, "n_test": 1, "tile_size": 16},
+    "dfc2020": {"n_validation": 1, "n_test": 1, "patch_size": 16, "modis_block": 8},
+    "lsr": {"n_tiles": 1, "tile_size": 60, "block": 30},
+}
+
+
+def _query(spec):
+    """The narrowest role query for a layer: images by modality, labels by schema."""
+    return {"modality": spec.modality} if spec.role == "image" else {"schema": spec.schema}
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_each_kind_is_written_by_its_contract_and_read_by_role(tmp_path, name):
+    kind = dataset_kind(name)
+    generate_dataset(name, tmp_path / name, TINY[name], seed=0)
+    index = DatasetIndex.open(tmp_path / name)
+    assert index.meta.name == name and index.meta.layers == dict(kind.layers)
+    assert index.meta.seasons == kind.seasons
+    assert set(index.table["split"]) <= set(kind.splits)
+    with TileReader(index) as reader:
+        for layer, spec in kind.layers.items():
+            assert index.meta.layer(spec.role, **_query(spec)) == layer
+            data = reader.read(0, [layer])[layer]
+            assert data.dtype == np.dtype(spec.dtype) and data.shape[0] == len(spec.bands)
+            if spec.schema:
+                allowed = set(load_schema(spec.schema).ids) | {int(spec.nodata)}
+                assert set(np.unique(data).tolist()) <= allowed
+
+
+def test_roles_of_each_kind():
+    # the roles the stages ask for resolve to one layer each, as the stages expect
+    assert NOLDO.meta(source="t", description="").layer("label") == "dw"
+    assert LSR.meta(source="t", description="").layer("coarse_label") == "nlcd"
+    assert KINDS["dfc2020"].meta(source="t", description="").layer("coarse_label") == "modis"
+    osm = OSM.meta(source="t", description="")
+    assert osm.layer("truth") == "osm_registered" and osm.layer("displacement") == "displacement"
+    assert osm.layer("label", schema="dw") == "dw"
+    with pytest.raises(IndexError_, match=r"found several: \['osm', 'dw'\]"):
+        osm.layer("label")
+    with pytest.raises(IndexError_, match="found none"):
+        NOLDO.meta(source="t", description="", layers=("s2", "dw")).layer("truth")
+
+
+def test_a_source_may_leave_out_optional_layers_only():
+    single = NOLDO.meta(source="local:x", description="", layers=("s2", "dw"), seasons=("summer",))
+    assert list(single.layers) == ["s2", "dw"] and single.seasons == ("summer",)
+    with pytest.raises(IndexError_, match=r"missing required layers \['dw'\]"):
+        NOLDO.meta(source="t", description="", layers=("s2",))
+    with pytest.raises(IndexError_, match=r"unknown layers \['rgb'\]"):
+        LSR.meta(source="t", description="", layers=("image", "nlcd", "truth", "rgb"))
+
+
+def test_unknown_kind_lists_the_kinds():
+    with pytest.raises(KeyError, match="kinds: \\['dfc2020', 'dw', 'lsr', 'noldo', 'osm'\\]"):
+        dataset_kind("sen12ms")
