@@ -1,20 +1,19 @@
 """Snakemake entry point of rule audit_pretrained: unpack `snakemake`, call the library."""
 from pathlib import Path
 
-from eolabels.similarity.pretrained import audit_pretrained_stage
-from eolabels.similarity.audit import audit_paths
+from eolabels.similarity.stages import AuditOutputs, audit_pretrained_stage
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
+    out = snakemake.output
     audit_pretrained_stage(
-        snakemake.input.checkpoint,
-        Path(snakemake.input.index).parent,
-        Path(snakemake.input.heldout_index).parent,
-        snakemake.output.density,
-        *audit_paths(snakemake.output),
-        snakemake.wildcards.variant,
-        snakemake.params.audit,
+        checkpoint=snakemake.input.checkpoint,
+        dataset_root=Path(snakemake.input.index).parent,
+        heldout_root=Path(snakemake.input.heldout_index).parent,
+        outputs=AuditOutputs(out.density, out.table, out.markdown, out.tiles, out.samples, out.figure, out.deciles),
+        run=snakemake.wildcards.variant,
         modality=snakemake.params.modality,
+        audit=snakemake.params.audit,
         seed=snakemake.params.seed,
         heldout_split=snakemake.params.heldout_split,
         threads=snakemake.threads,

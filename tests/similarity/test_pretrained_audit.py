@@ -28,10 +28,10 @@ from eolabels.similarity.jacobian import JacobianConfig, centring_basis, per_sam
 from eolabels.similarity.pretrained import (
     CromssInput,
     audit_pretrained,
-    audit_pretrained_stage,
     load_pretrained_segmenter,
     pretraining_splits,
 )
+from eolabels.similarity.stages import AuditOutputs, audit_pretrained_stage
 from workflow_helpers import snakemake
 
 ENCODER = "tu-mobilenetv3_small_050"  # the test config's CPU-sized encoder
@@ -192,14 +192,17 @@ def test_pretraining_splits_follow_the_trainer(world, tmp_path):
 def _audit_stage(world: dict[str, Path], name: str, modality: str) -> tuple[pd.DataFrame, dict, dict]:
     """The rule's entry point on the tiny world's cromss_midF_b9 run, outputs under ``<root>/<name>``."""
     out = world["root"] / name
-    tables = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md",
-              "tiles": out / "tiles.csv", "samples": out / "samples.csv"}
-    figures = {"tiles": out / "tiles.png", "deciles": out / "deciles.png"}
-    summary = audit_pretrained_stage(
-        world["checkpoint"], world["noldo"], world["dw"], out / "density", tables, figures, "cromss_midF_b9",
-        {"stride": 16, "context": 32, "figure_tiles": 1, "batch_size": 16}, modality=modality, seed=0,
+    outputs = AuditOutputs(
+        density=out / "density", table=out / "summary.csv", markdown=out / "summary.md", tiles=out / "tiles.csv",
+        samples=out / "samples.csv", figure=out / "tiles.png", deciles=out / "deciles.png",
     )
-    return summary, tables, figures
+    defaults = {k: v for k, v in asdict(AuditSettings()).items() if k not in ("seed", "withheld_season")}
+    summary = audit_pretrained_stage(
+        checkpoint=world["checkpoint"], dataset_root=world["noldo"], heldout_root=world["dw"], outputs=outputs,
+        run="cromss_midF_b9", modality=modality, audit={**defaults, "stride": 16, "context": 32, "figure_tiles": 1,
+        "batch_size": 16}, seed=0, heldout_split=None,
+    )
+    return summary, outputs.tables(), outputs.figures()
 
 
 @pytest.mark.slow

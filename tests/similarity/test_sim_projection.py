@@ -5,6 +5,7 @@ diagnostics)."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -189,7 +190,12 @@ def test_audit_stage_hands_the_config_seed_to_the_audit(monkeypatch, tmp_path):
         return pd.DataFrame()
 
     monkeypatch.setattr(stages, "run_density_audit", fake_audit)
-    stages.audit_stage("m.pt", "d", "h", tmp_path, {}, {}, {"sketch_dim": 32, "stride": 8}, seed=13)
+    audit = {k: v for k, v in asdict(AuditSettings(sketch_dim=32, stride=8)).items() if k != "seed"}
+    outputs = stages.AuditOutputs(tmp_path, *"abcdef")
+    stages.audit_stage(
+        model_path="m.pt", dataset_root="d", heldout_root="h", outputs=outputs, audit=audit, seed=13,
+        heldout_split=None,
+    )
     assert seen["settings"] == AuditSettings(sketch_dim=32, stride=8, seed=13)
     assert seen["settings"].jacobian.sketch_seed == 13
 

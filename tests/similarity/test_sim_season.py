@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -90,12 +91,14 @@ def test_mann_whitney_by_hand():
 
 
 def test_train_stage_leaves_the_withheld_season_out(worlds, tmp_path):
-    from eolabels.similarity.stages import train_stage
+    from eolabels.similarity.segmentation import TrainSettings
+    from eolabels.similarity.stages import TrainOutputs, train_stage
 
-    recipe = {"width": 4, "depth": 2, "steps": 2, "batch_size": 2, "crop_size": 16}
+    recipe = asdict(TrainSettings(width=4, depth=2, steps=2, batch_size=2, crop_size=16))
+    data = {"dataset_root": worlds / "synthetic" / "noldo", "heldout_root": worlds / "synthetic" / "dw"}
     metrics = train_stage(
-        worlds / "synthetic" / "noldo", worlds / "synthetic" / "dw", tmp_path / "m.pt", tmp_path / "m.json",
-        recipe, seed=0, withheld_season="winter",
+        **data, outputs=TrainOutputs(tmp_path / "m.pt", tmp_path / "m.json"), train=recipe, seed=0,
+        heldout_split=None, withheld_season="winter",
     )
     assert (metrics["training_tiles"], metrics["withheld_tiles"]) == (6, 2)
     assert metrics["withheld_season"] == "winter" and metrics["data"] == "synthetic"
@@ -103,8 +106,8 @@ def test_train_stage_leaves_the_withheld_season_out(worlds, tmp_path):
     groups = [metrics[f"heldout_OA_{g}"] for g in ("trained_seasons", "withheld_season") if f"heldout_OA_{g}" in metrics]
     assert groups and min(groups) - 1e-12 <= metrics["heldout_OA"] <= max(groups) + 1e-12
     everything = train_stage(
-        worlds / "synthetic" / "noldo", worlds / "synthetic" / "dw", tmp_path / "n.pt", tmp_path / "n.json",
-        recipe, seed=0,
+        **data, outputs=TrainOutputs(tmp_path / "n.pt", tmp_path / "n.json"), train=recipe, seed=0,
+        heldout_split=None, withheld_season=None,
     )
     assert (everything["training_tiles"], everything["withheld_tiles"]) == (8, 0)
 

@@ -19,7 +19,6 @@ import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -306,14 +305,6 @@ def _write_density_maps(
 
 def _centre_values(probabilities: Tensor, scores: Sequence[tuple]) -> list[Tensor]:
     return [p[:, rows][:, :, cols].reshape(p.shape[0], -1).T for p, (_, _, rows, cols) in zip(probabilities, scores)]
-
-
-def audit_paths(output: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(tables, figures)`` of :func:`run_density_audit` from an audit rule's named outputs
-    (``table``, ``markdown``, ``tiles``, ``samples``, ``figure``, ``deciles``)."""
-    tables = {"summary_csv": output.table, "summary_md": output.markdown, "tiles": output.tiles,
-              "samples": output.samples}
-    return tables, {"tiles": output.figure, "deciles": output.deciles}
 
 
 def run_density_audit(

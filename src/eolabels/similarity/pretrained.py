@@ -18,12 +18,13 @@ with ``decoder.blocks``) and ``segmentation_head``, the names the parameter subs
 pretraining dataset's own: the 13-band L1C digital numbers (or S1 dB) through
 ``eolabels.cromss.normalization`` (band selection of ``b13``/``b9``, the uint8 stretch, /255), so the
 audit sees what the network saw in training.  Labels need no remap: pretraining trains on the
-dataset's ``dw`` ids 0..8 as stored (``NoisyLabelPretrainDataset``), which is what the audit reads.
+dataset's ``label`` layer (Dynamic World ids 0..8) as stored (``NoisyLabelPretrainDataset``), which is
+what the audit reads.
 
 :class:`PretrainedSegmenter` carries what ``run_density_audit`` and ``predict_probabilities`` use of
 a ``segmentation.Network`` (``model``, ``normaliser``, ``classes``) plus where the network came from.
-:func:`audit_pretrained_stage` is the rule ``audit_pretrained``'s entry point: the audit of
-:mod:`eolabels.similarity.audit` over one branch, with every training sample tagged by the
+:func:`audit_pretrained` (called by ``stages.audit_pretrained_stage``, the rule's entry point) is the
+audit of :mod:`eolabels.similarity.audit` over one branch, with every training sample tagged by the
 pretraining split of its location (the trainer's seeded validation split) and A3 also reported on
 the locations the network was trained on.
 """
@@ -302,7 +303,7 @@ def audit_pretrained(
 ) -> pd.DataFrame:
     """The density audit of spec §5.a over one CromSS branch; returns the summary table.
 
-    ``dataset_root`` must be the dataset the run pretrained on (its ``dw`` labels are the training
+    ``dataset_root`` must be the dataset the run pretrained on (its ``label`` layer holds the training
     labels).  Pass 1 and the training-sample measures (A3, flags) cover the locations the network
     trained on: the pretraining's validation locations are left out and only scored; the per-tile
     table says which split each tile was in (``pretrain_split``).
@@ -357,35 +358,3 @@ def audit_pretrained(
         f"Density audit of the pretrained network {run} (network input similarity, spec §5.a) — {source_tag(source)}",
         notes, source=source,
     )
-
-
-def audit_pretrained_stage(
-    checkpoint: PathLike,
-    dataset_root: PathLike,
-    heldout_root: PathLike,
-    density_dir: PathLike,
-    tables: dict[str, PathLike],
-    figures: dict[str, PathLike],
-    run: str,
-    audit: dict[str, Any],
-    modality: str = "s2",
-    seed: int = 0,
-    heldout_split: str | None = None,
-    threads: int = 1,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """Entry point of rule ``audit_pretrained``: ``run`` is ``<variant>_<bands>`` (e.g.
-    ``cromss_midF_b9``), ``audit`` the config's audit settings (``AuditSettings`` fields); ``seed``
-    draws the sketch where ``AuditSettings`` takes one."""
-    torch.set_num_threads(max(1, threads))
-    values = {"seed": seed, **audit}
-    variant, bands = run.rsplit("_", 1)
-    segmenter = load_pretrained_segmenter(checkpoint, modality, variant, bands, device)
-    log.info("auditing the %s branch of %s (%s, %s, epoch %s)", segmenter.modality, checkpoint,
-             segmenter.kind, segmenter.encoder_name, segmenter.epoch)
-    summary = audit_pretrained(
-        segmenter, dataset_root, heldout_root, density_dir, tables, figures, AuditSettings(**values), run,
-        heldout_split,
-    )
-    log.info("density audit of %s:\n%s", run, summary.to_string())
-    return summary

@@ -1,7 +1,8 @@
 """Entry points of the similarity rules (rules/similarity.smk): config sections in, files out.
 
-Each takes the plain, schema-validated config values its rule passes as params, so the workflow
-scripts only unpack ``snakemake``.
+Each takes keyword arguments only: the plain, schema-validated config values its rule passes as
+params, and a small frozen dataclass of output paths that the workflow script fills from the rule's
+named outputs, so the scripts only unpack ``snakemake``.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 
 from eolabels.atomic import atomic_path
 from eolabels.report.tables import is_synthetic
+from eolabels.settings import from_section
 from eolabels.similarity.audit import AuditSettings, run_density_audit, season_mask, split_by_season
+from eolabels.similarity.pretrained import audit_pretrained, load_pretrained_segmenter
 from eolabels.similarity.segmentation import (
     TrainSettings,
     evaluate_segmenter,
@@ -35,17 +40,66 @@ def _threads(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
+@dataclass(frozen=True)
+class TrainOutputs:
+    """Files of rule ``train_segmenter``: the network and its scores."""
+
+    model: PathLike
+    metrics: PathLike
+
+
+@dataclass(frozen=True)
+class AuditOutputs:
+    """Files of a density-audit rule (``audit_density``, ``audit_pretrained``), named as its outputs."""
+
+    density: PathLike  # directory of per-tile density GeoTIFFs
+    table: PathLike
+    markdown: PathLike
+    tiles: PathLike
+    samples: PathLike
+    figure: PathLike
+    deciles: PathLike
+
+    def tables(self) -> dict[str, PathLike]:
+        return {"summary_csv": self.table, "summary_md": self.markdown, "tiles": self.tiles, "samples": self.samples}
+
+    def figures(self) -> dict[str, PathLike]:
+        return {"tiles": self.figure, "deciles": self.deciles}
+
+
+@dataclass(frozen=True)
+class DenoiseOutputs:
+    """Files of rule ``denoise_labels``; ``dataset`` is the directory of the exported last round."""
+
+    rounds: PathLike
+    details: PathLike
+    table: PathLike
+    markdown: PathLike
+    figure: PathLike
+    dataset: PathLike
+
+
+@dataclass(frozen=True)
+class ToyOutputs:
+    """Files of rule ``fit_toys``."""
+
+    table: PathLike
+    markdown: PathLike
+    soft: PathLike
+    hard: PathLike
+
+
 def train_stage(
+    *,
     dataset_root: PathLike,
     heldout_root: PathLike,
-    model_path: PathLike,
-    metrics_path: PathLike,
+    outputs: TrainOutputs,
     train: dict[str, Any],
     seed: int,
-    heldout_split: str | None = None,
+    heldout_split: str | None,
+    withheld_season: str | None,
     threads: int = 1,
     device: str = "cpu",
-    withheld_season: str | None = None,
 ) -> dict[str, float]:
     """Train the U-Net on the dataset's noisy labels (its ``label`` layer, S2 image); score it against
     the held-out truth.
@@ -57,9 +111,9 @@ def train_stage(
     heldout = load_tiles(heldout_root, ["image", "truth"], heldout_split)
     classes = load_schema(tiles.spec("label").schema or "").num_classes
     segmenter = train_segmenter(
-        tiles.layers["image"], tiles.layers["label"], classes, TrainSettings(**train), seed, device=device
+        tiles.layers["image"], tiles.layers["label"], classes, from_section(TrainSettings, train), seed, device=device
     )
-    segmenter.save(model_path)
+    segmenter.save(outputs.model)
     heldout_scores = evaluate_segmenter(segmenter, heldout.layers["image"], heldout.layers["truth"])
     train_scores = evaluate_segmenter(segmenter, tiles.layers["image"], tiles.layers["truth"])
     metrics = {
@@ -81,64 +135,91 @@ def train_stage(
                 metrics[f"heldout_OA_{name}"] = scores["OA"]
                 metrics[f"heldout_mIoU_{name}"] = scores["mIoU"]
     log.info("trained: %s", metrics)
-    with atomic_path(metrics_path) as tmp:
+    with atomic_path(outputs.metrics) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     return metrics
 
 
 def audit_stage(
+    *,
     model_path: PathLike,
     dataset_root: PathLike,
     heldout_root: PathLike,
-    density_dir: PathLike,
-    tables: dict[str, PathLike],
-    figures: dict[str, PathLike],
+    outputs: AuditOutputs,
     audit: dict[str, Any],
-    heldout_split: str | None = None,
+    seed: int,
+    heldout_split: str | None,
     threads: int = 1,
     device: str = "cpu",
-    seed: int = 0,
 ) -> None:
     """The density audit of spec §5.a over the checkpoint at ``model_path``; ``seed`` draws the
     Jacobian sketch and random projection mask (``AuditSettings.seed``)."""
     _threads(threads)
     summary = run_density_audit(
-        load_segmenter(model_path, device), dataset_root, heldout_root, density_dir, tables, figures,
-        AuditSettings(**{**audit, "seed": seed}), heldout_split=heldout_split,
+        load_segmenter(model_path, device), dataset_root, heldout_root, outputs.density, outputs.tables(),
+        outputs.figures(), from_section(AuditSettings, audit, seed=seed), heldout_split=heldout_split,
     )
     log.info("density audit:\n%s", summary.to_string())
 
 
-def denoise_stage(
+def audit_pretrained_stage(
+    *,
+    checkpoint: PathLike,
     dataset_root: PathLike,
     heldout_root: PathLike,
-    rounds_dir: PathLike,
-    export_root: PathLike,
-    tables: dict[str, PathLike],
-    figure: PathLike,
+    outputs: AuditOutputs,
+    run: str,
+    modality: str,
+    audit: dict[str, Any],
+    seed: int,
+    heldout_split: str | None,
+    threads: int = 1,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Entry point of rule ``audit_pretrained``: the density audit of one branch of the pretraining
+    run ``run`` (``<variant>_<bands>``, e.g. ``cromss_midF_b9``). No season is withheld: the
+    pretraining saw them all."""
+    _threads(threads)
+    variant, bands = run.rsplit("_", 1)
+    segmenter = load_pretrained_segmenter(checkpoint, modality, variant, bands, device)
+    log.info("auditing the %s branch of %s (%s, %s, epoch %s)", segmenter.modality, checkpoint,
+             segmenter.kind, segmenter.encoder_name, segmenter.epoch)
+    settings = from_section(AuditSettings, audit, seed=seed, withheld_season=None)
+    summary = audit_pretrained(
+        segmenter, dataset_root, heldout_root, outputs.density, outputs.tables(), outputs.figures(), settings,
+        run, heldout_split,
+    )
+    log.info("density audit of %s:\n%s", run, summary.to_string())
+    return summary
+
+
+def denoise_stage(
+    *,
+    dataset_root: PathLike,
+    heldout_root: PathLike,
+    outputs: DenoiseOutputs,
     train: dict[str, Any],
     denoise: dict[str, Any],
     seed: int,
-    heldout_split: str | None = None,
+    heldout_split: str | None,
     threads: int = 1,
     device: str = "cpu",
 ) -> None:
     """Self-denoising rounds of spec §5.b and the export of the last round's labels."""
     _threads(threads)
     table = run_self_denoising(
-        dataset_root, heldout_root, rounds_dir, export_root, tables, figure,
-        TrainSettings(**train), DenoiseSettings(**denoise), seed, heldout_split, device=device,
+        dataset_root, heldout_root, outputs.rounds, outputs.dataset,
+        {"csv": outputs.table, "md": outputs.markdown, "rounds": outputs.details}, outputs.figure,
+        from_section(TrainSettings, train), from_section(DenoiseSettings, denoise), seed, heldout_split,
+        device=device,
     )
     log.info("self-denoising:\n%s", table.to_string())
 
 
-def toy_stage(
-    toy: dict[str, Any], seed: int, table_csv: PathLike, table_md: PathLike, figures: dict[str, PathLike],
-    threads: int = 1,
-) -> None:
+def toy_stage(*, toy: dict[str, Any], seed: int, outputs: ToyOutputs, threads: int = 1) -> None:
     """The paper's toy of spec §2.4."""
     _threads(threads)
-    values = dict(toy)
-    for key in ("frequencies", "triangular_frequencies"):
-        values[key] = tuple(values.get(key, ()))
-    run_toy_study(ToyStudy(**values), seed, table_csv, table_md, figures)
+    run_toy_study(
+        from_section(ToyStudy, toy), seed, outputs.table, outputs.markdown,
+        {"soft": outputs.soft, "hard_t0.9": outputs.hard},
+    )
