@@ -44,10 +44,10 @@ import torch
 import torch.nn.functional as F
 
 from eolabels.epitome import cost_model
-from eolabels.epitome.embed import reconstruct_tile
 from eolabels.epitome.fields import EpitomeFields
 from eolabels.epitome.lsr import coarse_slots, self_epitomic_lsr
 from eolabels.epitome.model import GaussianEpitome, log_joint, resolve_method
+from eolabels.epitome.reconstruct import reconstruct_tile
 from eolabels.tables import load_transfer_matrix
 
 SHAPES = [  # (label, epitome side, channels, batch, patch side, self-epitome, goal direct/auto)

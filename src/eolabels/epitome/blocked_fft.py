@@ -19,8 +19,8 @@ intermediates in cache (both chosen with bench/epitome.py); the engine pays from
 circular row DFT that pocketfft makes worthwhile.  The channel sum is written window rows by
 patches (the B patches the narrow side of each small product, the faster order), then reordered
 in cache so that the inverse height DFT writes rows (layer, patch, output row) and the inverse
-row DFT reads and writes them in memory order.  No gradient flows through it (its intermediates are written into reused buffers with
-``out=``), so the FFT paths use it only when none is needed.
+row DFT reads and writes them in memory order.  No gradient flows through it (its intermediates
+are written into reused buffers with ``out=``), so the FFT paths use it only when none is needed.
 """
 
 from __future__ import annotations

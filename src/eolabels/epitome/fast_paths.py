@@ -33,8 +33,8 @@ def log_joint_fft(fields: EpitomeFields, patches: Tensor, scale: float = 1.0, sh
     terms, so each output row needs a single inverse real DFT and nothing is added afterwards.  For
     large w (:func:`eolabels.epitome.cost_model.blocked_height_pays`) with no gradient to track, the
     height correlation is instead blocked overlap-save (:mod:`eolabels.epitome.blocked_fft`, fewer
-    operations per output for large w) and the parameter-only terms are added to its output.  (A ``shift`` costs one pass over the
-    output here, on the w-tap product only.)
+    operations per output for large w) and the parameter-only terms are added to its output.  (A
+    ``shift`` costs one pass over the output here, on the w-tap product only.)
     """
     fields.check_patches(patches)
     kernels = scaled(patch_kernels(fields.centred_patches(patches)), scale)

@@ -19,10 +19,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from eolabels.epitome.embed import reconstruct_tile
 from eolabels.epitome.data import LabelledTile
 from eolabels.epitome.lsr import colour_mixture_lsr, embed_coarse_dataset, lsr_em, naive_labels, self_epitomic_lsr
 from eolabels.epitome.model import GaussianEpitome
+from eolabels.epitome.reconstruct import reconstruct_tile
 from eolabels.epitome.train import EpitomeTrainer, TrainConfig, TrainHistory
 from eolabels.epitome.transfer import LabelTransfer
 
