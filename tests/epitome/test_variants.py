@@ -8,12 +8,8 @@ import torch
 from eolabels.data.geotiff import GridSpec
 from eolabels.epitome.data import LabelledTile
 from eolabels.epitome.transfer import LabelTransfer
+from eolabels.epitome.settings import ColourSettings, EMSettings, EmbedSettings, EpitomeSettings, ReconstructSettings
 from eolabels.epitome.variants import (
-    ColourSettings,
-    EMSettings,
-    EmbedSettings,
-    EpitomeSettings,
-    ReconstructSettings,
     embed_coarse,
     epitome_label_probs,
     predict_colour,
@@ -60,7 +56,7 @@ def test_all_tile_epitome_resumes_and_reconstructs(tmp_path):
         tiles, EpitomeSettings(**{**settings.__dict__, "iterations": 3}), 1, checkpoint=checkpoint, progress=False
     )
     assert len(history.loss) == 3
-    probs = epitome_label_probs(embed_coarse(resumed, tiles, transfer, EmbedSettings(3, 64, 16), 0), transfer, EMSettings(), 0)
+    probs = epitome_label_probs(embed_coarse(resumed, tiles, transfer, EmbedSettings(patch_size=3, samples=64, batch_size=16), 0), transfer, EMSettings(), 0)
     assert probs.shape == (2, 1, 8, 8)
     maps = predict_epitome(resumed, probs, tiles, 3, ReconstructSettings(stride=3), 0)
     assert [m.shape for m in maps] == [(16, 16), (16, 16)] and int(max(m.max() for m in maps)) <= 1
@@ -101,7 +97,7 @@ def test_individually_trained_layers_are_separate_runs_stacked(tmp_path):
                                       progress=False)
     assert not torch.equal(joint.mean, stacked.mean)
     with pytest.raises(ValueError, match="layer_training"):
-        EpitomeSettings(layer_training="sequential")
+        EpitomeSettings(side=8, iterations=1, patch_sizes=(3,), layer_training="sequential")
 
 
 def test_individual_layers_resume_after_an_interruption(tmp_path):
