@@ -71,7 +71,8 @@ def test_every_variant_runs_on_real_patches(chesapeake):
     epitome, _ = train_all_tile_epitome(
         tiles, EpitomeSettings(side=24, iterations=3, batch_size=16, patch_sizes=(7,)), seed=0, progress=False
     )
-    probs = epitome_label_probs(embed_coarse(epitome, tiles, transfer, EmbedSettings(patch_size=7, samples=128), 0), transfer, EMSettings(), 0)
+    lrmap = embed_coarse(epitome, tiles, transfer, EmbedSettings(patch_size=7, samples=128), 0)
+    probs = epitome_label_probs(lrmap, transfer, EMSettings(), 0)
     maps = {
         "naive": predict_naive(tiles, transfer),
         "colour": predict_colour(tiles, transfer, ColourSettings(components=6, pooled=False), 0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 
@@ -10,6 +11,7 @@ import pytest
 
 from eolabels.data.index import META_FILE, DatasetIndex
 from eolabels.data.synthetic import generate_dataset
+from eolabels.epitome import stages
 from eolabels.epitome.stages import TableOutputs, evaluate_lsr, load_tiles, load_transfer, predict_hr
 from eolabels.report.tables import data_banner, source_tag
 
@@ -99,3 +101,12 @@ def test_train_epitome_stage_writes_a_layered_epitome_and_removes_every_checkpoi
     assert saved["epitome"]["mean"].shape[0] == 2 and saved["settings"]["layer_training"] == "individual"
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2 * 3  # the two layers' runs one after the other
     assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == []
+
+
+RULES = ["train_epitome", "embed_labels", "lsr", "predict_hr", "dfc2020_ensemble", "dfc2020_distill", "evaluate_lsr"]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_rule_entry_points_take_keywords_only(rule):
+    parameters = inspect.signature(getattr(stages, rule)).parameters.values()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
