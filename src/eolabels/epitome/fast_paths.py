@@ -120,5 +120,3 @@ def _correlate_rows_fft(
     product = torch.view_as_complex(product.view(frequencies, batch, -1, 2))  # G×B×(L·H)
     out = inverse_row_dft(product.permute(1, 2, 0), n)  # B×(L·H)×n
     return out.view(batch, layers, height, n)[..., :width].transpose(0, 1)
-
-

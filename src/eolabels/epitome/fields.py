@@ -291,5 +291,3 @@ def constant_ivar(ivar: Tensor) -> Tensor | None:
     if not bool((ivar == corner).all()):
         return None
     return corner[:, :, 0, 0].detach()
-
-

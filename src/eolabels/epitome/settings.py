@@ -4,7 +4,7 @@ Fields are the keys of config/schemas/epitome.yaml, and a workflow run builds ea
 :func:`eolabels.settings.from_section` from its validated section, so the schema is the only
 source of defaults there.  The dataclass defaults (for the Python API) equal the schema's; fields
 the schema requires (it gives their defaults per dataset) have none here either.
-tests/epitome/test_settings.py keeps both in step.
+tests/epitome/test_epitome_settings.py keeps both in step.
 """
 
 from __future__ import annotations
