@@ -43,10 +43,11 @@ use_short_spin()
 import torch
 import torch.nn.functional as F
 
-from eolabels.epitome import model
-from eolabels.epitome.embed import reconstruct_tile
+from eolabels.epitome import cost_model
+from eolabels.epitome.fields import EpitomeFields
 from eolabels.epitome.lsr import coarse_slots, self_epitomic_lsr
-from eolabels.epitome.model import EpitomeFields, GaussianEpitome, log_joint, resolve_method
+from eolabels.epitome.model import GaussianEpitome, log_joint, resolve_method
+from eolabels.epitome.reconstruct import reconstruct_tile
 from eolabels.tables import load_transfer_matrix
 
 SHAPES = [  # (label, epitome side, channels, batch, patch side, self-epitome, goal direct/auto)
@@ -75,12 +76,12 @@ W_TAP = "fft, w-tap height"
 
 def w_tap_fft(fields: EpitomeFields, patches: torch.Tensor) -> torch.Tensor:
     """The FFT path with its w-tap height product where it would take the blocked engine."""
-    blocked_from = model.BLOCKED_FFT_MIN_PATCH
-    model.BLOCKED_FFT_MIN_PATCH = fields.patch_size + 1
+    blocked_from = cost_model.BLOCKED_FFT_MIN_PATCH
+    cost_model.BLOCKED_FFT_MIN_PATCH = fields.patch_size + 1
     try:
         return log_joint(fields, patches, method="fft")
     finally:
-        model.BLOCKED_FFT_MIN_PATCH = blocked_from
+        cost_model.BLOCKED_FFT_MIN_PATCH = blocked_from
 
 
 def bench_epitome(side: int, channels: int, self_epitome: bool, generator: torch.Generator) -> GaussianEpitome:

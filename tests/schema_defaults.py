@@ -12,10 +12,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def schema_section(schema_file: str, *keys: str) -> dict[str, Any]:
-    """The ``properties`` of the object at ``keys`` in ``config/<schema_file>``."""
-    node = yaml.safe_load((REPO_ROOT / "config" / schema_file).read_text())
+    """The ``properties`` of the object at ``keys`` in ``config/<schema_file>`` (following a local
+    ``$ref: "#/$defs/<name>"``)."""
+    schema = node = yaml.safe_load((REPO_ROOT / "config" / schema_file).read_text())
     for key in keys:
         node = node["properties"][key]
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].removeprefix("#/$defs/")]
     return node["properties"]
 
 

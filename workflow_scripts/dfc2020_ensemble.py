@@ -4,6 +4,10 @@ from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
     dfc2020_ensemble(
-        snakemake.input.index.rsplit("/", 1)[0], snakemake.params.reading, snakemake.params.colour_classes,
-        snakemake.input.colour, snakemake.input.epitome, snakemake.output.index,
+        root=snakemake.input.index.rsplit("/", 1)[0],
+        reading=snakemake.params.reading,
+        colour_classes=snakemake.params.colour_classes,
+        in_colour=snakemake.input.colour,
+        in_epitome=snakemake.input.epitome,
+        out_index=snakemake.output.index,
     )

@@ -8,7 +8,13 @@ from eolabels.workflow import logged  # noqa: E402
 
 with logged(snakemake.log[0]):
     embed_labels(
-        snakemake.wildcards.lsr_dataset, snakemake.input.index.rsplit("/", 1)[0], snakemake.params.reading,
-        snakemake.params.table, snakemake.params.settings, snakemake.params.seed, snakemake.threads,
-        snakemake.input.epitome, snakemake.output.lrmap,
+        dataset=snakemake.wildcards.lsr_dataset,
+        root=snakemake.input.index.rsplit("/", 1)[0],
+        reading=snakemake.params.reading,
+        table=snakemake.params.table,
+        settings=snakemake.params.settings,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+        in_epitome=snakemake.input.epitome,
+        out_lrmap=snakemake.output.lrmap,
     )

@@ -3,4 +3,10 @@ from eolabels.epitome.stages import lsr
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
-    lsr(snakemake.input.lrmap, snakemake.params.em, snakemake.params.seed, snakemake.threads, snakemake.output.probs)
+    lsr(
+        in_lrmap=snakemake.input.lrmap,
+        em=snakemake.params.em,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+        out_probs=snakemake.output.probs,
+    )

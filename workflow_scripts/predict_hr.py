@@ -8,8 +8,15 @@ from eolabels.workflow import logged  # noqa: E402
 
 with logged(snakemake.log[0]):
     predict_hr(
-        snakemake.wildcards.lsr_dataset, snakemake.wildcards.lsr_variant, snakemake.input.index.rsplit("/", 1)[0],
-        snakemake.params.reading, snakemake.params.table, snakemake.params.settings, snakemake.params.seed,
-        snakemake.threads, snakemake.output.index,
-        in_epitome=snakemake.input.get("epitome"), in_probs=snakemake.input.get("probs"),
+        dataset=snakemake.wildcards.lsr_dataset,
+        variant=snakemake.wildcards.lsr_variant,
+        root=snakemake.input.index.rsplit("/", 1)[0],
+        reading=snakemake.params.reading,
+        table=snakemake.params.table,
+        settings=snakemake.params.settings,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+        out_index=snakemake.output.index,
+        in_epitome=snakemake.input.get("epitome"),
+        in_probs=snakemake.input.get("probs"),
     )

@@ -15,13 +15,15 @@ import torch
 from eolabels.data.local import import_chesapeake
 from eolabels.epitome.evaluate import POOLED, score_variants
 from eolabels.epitome.stages import load_tiles, load_transfer
-from eolabels.epitome.variants import (
+from eolabels.epitome.settings import (
     ColourSettings,
     EMSettings,
     EmbedSettings,
     EpitomeSettings,
     ReconstructSettings,
     SelfEpitomicSettings,
+)
+from eolabels.epitome.variants import (
     embed_coarse,
     epitome_label_probs,
     predict_colour,
@@ -69,7 +71,8 @@ def test_every_variant_runs_on_real_patches(chesapeake):
     epitome, _ = train_all_tile_epitome(
         tiles, EpitomeSettings(side=24, iterations=3, batch_size=16, patch_sizes=(7,)), seed=0, progress=False
     )
-    probs = epitome_label_probs(embed_coarse(epitome, tiles, transfer, EmbedSettings(7, 128), 0), transfer, EMSettings(), 0)
+    lrmap = embed_coarse(epitome, tiles, transfer, EmbedSettings(patch_size=7, samples=128), 0)
+    probs = epitome_label_probs(lrmap, transfer, EMSettings(), 0)
     maps = {
         "naive": predict_naive(tiles, transfer),
         "colour": predict_colour(tiles, transfer, ColourSettings(components=6, pooled=False), 0),

@@ -11,10 +11,9 @@ from eolabels.epitome.embed import (
     embed_labels_sampled,
     label_distribution,
     one_hot_labels,
-    reconstruct_patch_labels,
-    reconstruct_tile,
 )
 from eolabels.epitome.model import GaussianEpitome
+from eolabels.epitome.reconstruct import reconstruct_patch_labels, reconstruct_tile
 from eolabels.epitome.patches import PatchOrigins, covering_origins, crop, sample_origins, window_starts
 
 

@@ -11,19 +11,11 @@ from epitome_reference import brute_force
 
 from eolabels.epitome.dft import inverse_row_dft
 from eolabels.epitome.embed import accumulate_coarse_posteriors, embed_coarse_labels
-from eolabels.epitome import model
+from eolabels.epitome import cost_model
+from eolabels.epitome.cost_model import choose_method, fft_size_penalty, pocketfft_size_penalty, row_fft_length
+from eolabels.epitome.fields import EpitomeFields, constant_ivar
 from eolabels.epitome.lsr import embed_coarse_dataset, lsr_em, self_epitomic_lsr
-from eolabels.epitome.model import (
-    GaussianEpitome,
-    choose_method,
-    constant_ivar,
-    EpitomeFields,
-    fft_size_penalty,
-    log_joint,
-    pocketfft_size_penalty,
-    posterior,
-    row_fft_length,
-)
+from eolabels.epitome.model import GaussianEpitome, log_joint, posterior, resolve_method
 
 
 def epitome_with(ivar_kind: str, layers=2, channels=3, height=9, width=10, seed=0) -> GaussianEpitome:
@@ -48,7 +40,7 @@ def height_engine(request, monkeypatch):
     """Run the FFT paths with either height engine on every shape (the blocked one normally starts
     at w = 15: here at any w, so the small shapes below exercise it, including L > 1 and W not a
     fast DFT size)."""
-    monkeypatch.setattr(model, "BLOCKED_FFT_MIN_PATCH", 1 if request.param == "blocked" else 10**6)
+    monkeypatch.setattr(cost_model, "BLOCKED_FFT_MIN_PATCH", 1 if request.param == "blocked" else 10**6)
     return request.param
 
 
@@ -126,7 +118,7 @@ def test_fused_accumulation_with_a_known_peak_equals_searching_for_it():
 
 
 def test_fft_path_gradients_match_direct_with_circular_and_linear_rows(monkeypatch):
-    monkeypatch.setattr(model, "BLOCKED_FFT_MIN_PATCH", 1)  # with a gradient the w-tap engine runs regardless
+    monkeypatch.setattr(cost_model, "BLOCKED_FFT_MIN_PATCH", 1)  # with a gradient the w-tap engine runs regardless
     for width in (16, 13):  # 16: circular row DFT; 13: linear
         epitome = epitome_with("varying", layers=1, channels=2, height=11, width=width)
         patches = torch.rand(3, 2, 5, 5, generator=torch.Generator().manual_seed(3))
@@ -180,10 +172,10 @@ def test_auto_weighs_for_the_backend_that_inverts():
     with torch.no_grad():
         epitome.ivar.copy_(1 + 99 * torch.rand(epitome.ivar.shape, generator=generator))
     fields = epitome.fields(5)
-    assert fields.product_matrix_elements < model.GRAD_FFT_MAX_MATRIX_ELEMENTS  # not the gradient guard:
-    assert model.resolve_method(fields) == "direct"  # with a gradient, MKL's weights pick direct
+    assert fields.product_matrix_elements < cost_model.GRAD_FFT_MAX_MATRIX_ELEMENTS  # not the gradient guard:
+    assert resolve_method(fields) == "direct"  # with a gradient, MKL's weights pick direct
     with torch.no_grad():  # 128², w = 5, B = 256 without a gradient: direct 20 ms, fft 15 ms
-        assert model.resolve_method(epitome.fields(5)) == "fft"
+        assert resolve_method(epitome.fields(5)) == "fft"
 
 
 def test_row_fft_length_is_fast_and_long_enough():
@@ -322,9 +314,9 @@ def test_blocked_height_engine_only_for_large_patches_without_gradients():
 def test_auto_keeps_gradient_steps_off_the_fft_path_when_its_matrices_are_large():
     large = GaussianEpitome.initialise(1, 4, 299)  # 161·2·(8·11 + 1)·2·299 = 17,137,484 elements at w = 11
     small = GaussianEpitome.initialise(1, 4, 128)  # 65·2·(8·15 + 1)·2·128 = 4,026,880 at w = 15
-    assert large.fields(11).product_matrix_elements == 161 * 2 * 89 * 2 * 299 > model.GRAD_FFT_MAX_MATRIX_ELEMENTS
-    assert model.resolve_method(large.fields(11)) == "direct"  # a training step
-    assert model.resolve_method(small.fields(15)) == "fft"
+    assert large.fields(11).product_matrix_elements == 161 * 2 * 89 * 2 * 299 > cost_model.GRAD_FFT_MAX_MATRIX_ELEMENTS
+    assert resolve_method(large.fields(11)) == "direct"  # a training step
+    assert resolve_method(small.fields(15)) == "fft"
     with torch.no_grad():
         large.ivar.uniform_(1, 100)  # λ varying over positions: no constant-λ shortcut
-        assert model.resolve_method(large.fields(11)) == "fft"  # inference: the FFT path as the cost model says
+        assert resolve_method(large.fields(11)) == "fft"  # inference: the FFT path as the cost model says

@@ -10,13 +10,13 @@ import torch
 
 from epitome_reference import brute_force
 
+from eolabels.epitome.cost_model import choose_method
+from eolabels.epitome.fast_paths import log_joint_fft
 from eolabels.epitome.model import (
     GaussianEpitome,
-    choose_method,
     chunk_size,
     log_joint,
     log_joint_direct,
-    log_joint_fft,
     patch_log_likelihood,
     posterior,
 )
@@ -179,7 +179,7 @@ def test_fields_cache_under_inference_mode_and_after_module_moves():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_fft_paths_on_cuda_equal_cpu():
-    from eolabels.epitome import model
+    from eolabels.epitome import cost_model
 
     epitome = random_epitome(2, 3, 40, 37, dtype=torch.float32)
     patches = torch.rand(5, 3, 15, 15)
@@ -187,9 +187,9 @@ def test_fft_paths_on_cuda_equal_cpu():
         expected = log_joint(epitome.fields(15), patches, method="direct")
         on_gpu = epitome.cuda()
         for blocked_from in (15, 10**6):  # the blocked height engine, then the w-tap one
-            model.BLOCKED_FFT_MIN_PATCH = blocked_from
+            cost_model.BLOCKED_FFT_MIN_PATCH = blocked_from
             try:
                 got = log_joint(on_gpu.fields(15), patches.cuda(), method="fft").cpu()
             finally:
-                model.BLOCKED_FFT_MIN_PATCH = 15
+                cost_model.BLOCKED_FFT_MIN_PATCH = 15
             assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))

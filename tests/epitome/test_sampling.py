@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eolabels.epitome.embed import (
-    _inverse_cdf_samples,
-    sample_positions,
-    sample_positions_from_log_joint,
-)
 from eolabels.epitome.model import posterior
+from eolabels.epitome.sampling import inverse_cdf_samples, sample_positions, sample_positions_from_log_joint
 
 
 def frequencies_within_bounds(draws: torch.Tensor, weights: torch.Tensor, sigmas: float = 5.0) -> bool:
@@ -33,7 +29,7 @@ def test_draws_follow_the_weights_across_rows_and_never_hit_zero_weight():
     weights[1, ROW:] = 0  # patch 1: every row after the first empty
     weights[2] = 0
     weights[2, size - 1] = 2.5  # patch 2: a point mass on the very last position
-    draws = _inverse_cdf_samples(weights.view(3, 29, ROW), 60000, torch.Generator().manual_seed(1))
+    draws = inverse_cdf_samples(weights.view(3, 29, ROW), 60000, torch.Generator().manual_seed(1))
     assert draws.shape == (3, 60000) and draws.dtype == torch.int64
     assert not bool((weights.gather(1, draws) == 0).any())
     assert bool((draws[2] == size - 1).all())
@@ -44,16 +40,16 @@ def test_draws_follow_the_weights_across_rows_and_never_hit_zero_weight():
     assert abs(float((draws[0] < ROW).double().mean()) - share) < 5 * (share * (1 - share) / 60000) ** 0.5
     strided = torch.zeros(3, 29, 2 * ROW)  # the same weights read through a strided view
     strided[..., :ROW] = weights.view(3, 29, ROW)
-    again = _inverse_cdf_samples(strided[..., :ROW], 60000, torch.Generator().manual_seed(1))
+    again = inverse_cdf_samples(strided[..., :ROW], 60000, torch.Generator().manual_seed(1))
     assert torch.equal(draws, again)
 
 
 def test_single_row_draws_and_a_fixed_seed_repeat():
     weights = torch.tensor([[[0.0, 1.0, 3.0]], [[5.0, 0.0, 0.0]]])
-    draws = _inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
+    draws = inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
     assert bool((draws[1] == 0).all())
     assert abs(float((draws[0] == 2).double().mean()) - 0.75) < 0.01
-    again = _inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
+    again = inverse_cdf_samples(weights, 40000, torch.Generator().manual_seed(2))
     assert torch.equal(draws, again)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 
@@ -10,12 +11,22 @@ import pytest
 
 from eolabels.data.index import META_FILE, DatasetIndex
 from eolabels.data.synthetic import generate_dataset
-from eolabels.epitome.stages import evaluate_lsr, load_tiles, load_transfer, predict_hr
+from eolabels.epitome import stages
+from eolabels.epitome.stages import TableOutputs, evaluate_lsr, load_tiles, load_transfer, predict_hr
 from eolabels.report.tables import data_banner, source_tag
 
 ORACLE = {"kind": "oracle"}
 TABLE = {"kind": "file", "name": "nlcd_to_lsr4_prob"}
 READING = {"image_scale": 255}
+
+
+def table_outputs(folder) -> TableOutputs:
+    return TableOutputs(table=str(folder / "t.csv"), markdown=str(folder / "t.md"), figure=str(folder / "t.png"))
+
+
+def naive_maps(root, table, out) -> None:
+    predict_hr(dataset="lsr", variant="naive", root=str(root), reading=READING, table=table, settings={}, seed=0,
+               threads=1, out_index=str(out))
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +38,11 @@ def lsr_root(tmp_path_factory):
 
 def test_oracle_table_is_named_in_every_output(lsr_root, tmp_path):
     out = tmp_path / "lsr" / "naive" / "index.csv"
-    predict_hr("lsr", "naive", str(lsr_root), READING, ORACLE, {}, 0, 1, str(out))
+    naive_maps(lsr_root, ORACLE, out)
     assert "ORACLE" in DatasetIndex.open(out.parent).meta.description
     scores = evaluate_lsr(
-        "lsr", str(lsr_root), READING, ORACLE, {"naive": str(out)}, True, 2,
-        str(tmp_path / "t.csv"), str(tmp_path / "t.md"), str(tmp_path / "t.png"), "hand run",
+        dataset="lsr", root=str(lsr_root), reading=READING, table=ORACLE, predictions={"naive": str(out)},
+        per_tile=True, preview_tiles=2, title="hand run", outputs=table_outputs(tmp_path),
     )
     assert set(pd.read_csv(tmp_path / "t.csv").variant) == {"naive [ORACLE p(l|c)]"} == set(scores.variant)
     markdown = (tmp_path / "t.md").read_text()
@@ -46,10 +57,10 @@ def test_lsr_table_names_its_data(lsr_root, tmp_path, source):
     meta = json.loads((root / META_FILE).read_text())
     (root / META_FILE).write_text(json.dumps({**meta, "source": source}))
     out = tmp_path / "naive" / "index.csv"
-    predict_hr("lsr", "naive", str(root), READING, TABLE, {}, 0, 1, str(out))
+    naive_maps(root, TABLE, out)
     scores = evaluate_lsr(
-        "lsr", str(root), READING, TABLE, {"naive": str(out)}, False, 1,
-        str(tmp_path / "t.csv"), str(tmp_path / "t.md"), str(tmp_path / "t.png"), "source run",
+        dataset="lsr", root=str(root), reading=READING, table=TABLE, predictions={"naive": str(out)},
+        per_tile=False, preview_tiles=1, title="source run", outputs=table_outputs(tmp_path),
     )
     table = pd.read_csv(tmp_path / "t.csv")
     assert list(table.columns[:2]) == ["data", "variant"] and list(table.data) == [source] == list(scores.data)
@@ -78,14 +89,24 @@ def test_wrong_table_for_the_truth_fails_naming_it(lsr_root):
 def test_train_epitome_stage_writes_a_layered_epitome_and_removes_every_checkpoint(lsr_root, tmp_path):
     import torch
 
-    from eolabels.epitome.stages import train_epitome
+    from eolabels.epitome.stages import EpitomeOutputs, train_epitome
 
     settings = {"side": 8, "layers": 2, "layer_training": "individual", "iterations": 3, "batch_size": 8,
-                "patch_sizes": [3], "checkpoint_every": 1}
-    outs = {name: str(tmp_path / f"{name}.png") for name in ("means", "usage", "promotion", "loss")}
-    train_epitome("lsr", str(lsr_root), READING, settings, 0, "cpu", 1, str(tmp_path / "epitome.pt"),
-                  str(tmp_path / "history.csv"), outs["means"], outs["usage"], outs["promotion"], outs["loss"])
+                "patch_sizes": [3], "checkpoint_every": 1, "learning_rate": 0.003, "diversify": False}
+    figures = {name: str(tmp_path / f"{name}.png") for name in ("means", "usage", "promotion", "loss")}
+    outputs = EpitomeOutputs(epitome=str(tmp_path / "epitome.pt"), history=str(tmp_path / "history.csv"), **figures)
+    train_epitome(dataset="lsr", root=str(lsr_root), reading=READING, settings=settings, seed=0, device="cpu",
+                  threads=1, outputs=outputs)
     saved = torch.load(tmp_path / "epitome.pt", weights_only=False)
     assert saved["epitome"]["mean"].shape[0] == 2 and saved["settings"]["layer_training"] == "individual"
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2 * 3  # the two layers' runs one after the other
     assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == []
+
+
+RULES = ["train_epitome", "embed_labels", "lsr", "predict_hr", "dfc2020_ensemble", "dfc2020_distill", "evaluate_lsr"]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_rule_entry_points_take_keywords_only(rule):
+    parameters = inspect.signature(getattr(stages, rule)).parameters.values()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from eolabels.data.geotiff import GridSpec
 from eolabels.epitome.data import LabelledTile
 from eolabels.epitome.transfer import LabelTransfer
+from eolabels.epitome.settings import ColourSettings, EMSettings, EmbedSettings, EpitomeSettings, ReconstructSettings
 from eolabels.epitome.variants import (
-    ColourSettings,
-    EMSettings,
-    EmbedSettings,
-    EpitomeSettings,
-    ReconstructSettings,
     embed_coarse,
     epitome_label_probs,
     predict_colour,
@@ -51,16 +49,16 @@ def test_all_tile_epitome_resumes_and_reconstructs(tmp_path):
     settings = EpitomeSettings(side=8, iterations=4, batch_size=8, patch_sizes=(3,), checkpoint_every=2)
     checkpoint = tmp_path / "ckpt.pt"
     straight, _ = train_all_tile_epitome(tiles, settings, seed=1, progress=False)
-    train_all_tile_epitome(tiles, EpitomeSettings(**{**settings.__dict__, "iterations": 2}), 1, checkpoint=checkpoint,
-                           progress=False)
+    train_all_tile_epitome(tiles, replace(settings, iterations=2), 1, checkpoint=checkpoint, progress=False)
     resumed, history = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
     assert len(history.loss) == 4 and torch.allclose(resumed.mean, straight.mean)
     # a checkpoint from a longer run is not resumed into a shorter one
     shorter, history = train_all_tile_epitome(
-        tiles, EpitomeSettings(**{**settings.__dict__, "iterations": 3}), 1, checkpoint=checkpoint, progress=False
+        tiles, replace(settings, iterations=3), 1, checkpoint=checkpoint, progress=False
     )
     assert len(history.loss) == 3
-    probs = epitome_label_probs(embed_coarse(resumed, tiles, transfer, EmbedSettings(3, 64, 16), 0), transfer, EMSettings(), 0)
+    embed = EmbedSettings(patch_size=3, samples=64, batch_size=16)
+    probs = epitome_label_probs(embed_coarse(resumed, tiles, transfer, embed, 0), transfer, EMSettings(), 0)
     assert probs.shape == (2, 1, 8, 8)
     maps = predict_epitome(resumed, probs, tiles, 3, ReconstructSettings(stride=3), 0)
     assert [m.shape for m in maps] == [(16, 16), (16, 16)] and int(max(m.max() for m in maps)) <= 1
@@ -69,8 +67,6 @@ def test_all_tile_epitome_resumes_and_reconstructs(tmp_path):
 def test_finished_checkpoint_is_not_reused_when_the_job_reruns(tmp_path):
     """Snakemake re-runs a finished job only when something changed (here: the tiles); the epitome
     must then be trained afresh on the new tiles, equal to a fresh run with the same seed."""
-    from dataclasses import replace
-
     tiles, _ = tiles_and_transfer(((16, 16), (16, 16)))
     mirrored = [replace(t, image=t.image.flip(-1).contiguous()) for t in tiles]
     settings = EpitomeSettings(side=8, iterations=3, batch_size=8, patch_sizes=(3,), checkpoint_every=1)
@@ -87,7 +83,7 @@ def test_individually_trained_layers_are_separate_runs_stacked(tmp_path):
     seed + l; the history is the runs' histories one after the other."""
     tiles, _ = tiles_and_transfer(((16, 16), (16, 16)))
     single = EpitomeSettings(side=8, iterations=3, batch_size=8, patch_sizes=(3,), checkpoint_every=1)
-    both = EpitomeSettings(**{**single.__dict__, "layers": 2, "layer_training": "individual"})
+    both = replace(single, layers=2, layer_training="individual")
     stacked, history = train_all_tile_epitome(tiles, both, seed=5, progress=False)
     runs = [train_all_tile_epitome(tiles, single, seed=5 + layer, progress=False) for layer in range(2)]
     assert stacked.shape == (2, 3, 8, 8)  # RGB tiles
@@ -97,29 +93,26 @@ def test_individually_trained_layers_are_separate_runs_stacked(tmp_path):
         assert torch.equal(stacked.prior_logits[layer], epitome.prior_logits[0])
         assert history.loss[3 * layer : 3 * layer + 3] == run_history.loss
     # jointly trained layers are a different model
-    joint, _ = train_all_tile_epitome(tiles, EpitomeSettings(**{**both.__dict__, "layer_training": "joint"}), 5,
-                                      progress=False)
+    joint, _ = train_all_tile_epitome(tiles, replace(both, layer_training="joint"), 5, progress=False)
     assert not torch.equal(joint.mean, stacked.mean)
     with pytest.raises(ValueError, match="layer_training"):
-        EpitomeSettings(layer_training="sequential")
+        EpitomeSettings(side=8, iterations=1, patch_sizes=(3,), layer_training="sequential")
 
 
 def test_individual_layers_resume_after_an_interruption(tmp_path):
-    from dataclasses import replace
-
     from eolabels.epitome.variants import checkpoint_files, layer_checkpoint
 
     tiles, _ = tiles_and_transfer(((16, 16), (16, 16)))
     mirrored = [replace(t, image=t.image.flip(-1).contiguous()) for t in tiles]
     settings = EpitomeSettings(side=8, iterations=4, batch_size=8, patch_sizes=(3,), checkpoint_every=1, layers=2,
                                layer_training="individual")
-    single = EpitomeSettings(**{**settings.__dict__, "layers": 1, "layer_training": "joint"})
+    single = replace(settings, layers=1, layer_training="joint")
     checkpoint = tmp_path / "ckpt.pt"
     assert checkpoint_files(checkpoint, settings) == [tmp_path / "ckpt.layer0.pt", tmp_path / "ckpt.layer1.pt"]
     # interrupted job: layer 0 finished (marked by training it on mirrored tiles), layer 1 stopped after 2 iterations
     layer0, _ = train_all_tile_epitome(mirrored, single, 1, checkpoint=layer_checkpoint(checkpoint, 0), progress=False)
-    train_all_tile_epitome(tiles, EpitomeSettings(**{**single.__dict__, "iterations": 2}), 2,
-                           checkpoint=layer_checkpoint(checkpoint, 1), progress=False)
+    train_all_tile_epitome(tiles, replace(single, iterations=2), 2, checkpoint=layer_checkpoint(checkpoint, 1),
+                           progress=False)
     resumed, history = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
     straight, _ = train_all_tile_epitome(tiles, settings, seed=1, progress=False)
     assert torch.equal(resumed.mean[0], layer0.mean[0])  # the finished layer was reused, not retrained

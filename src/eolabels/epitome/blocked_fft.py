@@ -3,7 +3,7 @@ blocked overlap-save along the height (the large-patch engine of the epitome's F
 
     out[l, b, u, v] = Σ_k Σ_{i,j} kernel[b, k, i, j] · field[l, k, (u + i − p) mod H, (v + j − p) mod W]
 
-The width is transformed as in :func:`eolabels.epitome.model.log_joint_fft` (a real DFT of length n
+The width is transformed as in :func:`eolabels.epitome.fast_paths.log_joint_fft` (a real DFT of length n
 of the circular, or circularly extended, rows).  Along the height, instead of a w-tap product per
 frequency, the w taps are split into q blocks of s taps and the output rows into tiles of T rows
 (T a multiple of s).  Tile t meets tap block a on the window of F ≥ T + s − 1 field rows starting
@@ -13,15 +13,14 @@ per 2-D frequency (f, g) the whole correlation is one real matrix product of the
 inverse height DFT and the inverse row DFT.  Per patch and width frequency this does ~123 k real MACs at
 w = 31 against ~297 k for the w-tap product (exact: same values to float32 rounding).
 
-The plan (s = ⌈w/2⌉, T = s, F = T + s − 1) and the 8-frequency chunks that keep each chunk's
-intermediates in cache were measured best on the 2-core AVX-512 bench machine; it beat the w-tap
-product from w = 15 up (``BLOCKED_FFT_MIN_PATCH``; 38 ms against 57 ms for B = 64, w = 31,
-N = 299, with the 299-point circular row DFT that pocketfft makes worthwhile).  The channel sum
-is written window rows by patches (the B patches the narrow side of each small product: 1.4×
-faster than patches by window rows), then reordered in cache so that the inverse height DFT
-writes rows (layer, patch, output row) and the inverse row DFT reads and writes them in memory
-order.  No gradient flows through it (its intermediates are written into reused buffers with
-``out=``), so the FFT paths use it only when none is needed.
+The plan (s = ⌈w/2⌉, T = s, F = T + s − 1) and the 8-frequency chunks keep each chunk's
+intermediates in cache (both chosen with bench/epitome.py); the engine pays from a patch side on
+(:func:`eolabels.epitome.cost_model.blocked_height_pays`), helped at N = 299 by the 299-point
+circular row DFT that pocketfft makes worthwhile.  The channel sum is written window rows by
+patches (the B patches the narrow side of each small product, the faster order), then reordered
+in cache so that the inverse height DFT writes rows (layer, patch, output row) and the inverse
+row DFT reads and writes them in memory order.  No gradient flows through it (its intermediates
+are written into reused buffers with ``out=``), so the FFT paths use it only when none is needed.
 """
 
 from __future__ import annotations
@@ -73,8 +72,8 @@ def window_spectra(field: Tensor, patch_size: int, fft_length: int, plan: BlockP
     Rows (output re/im, layer l, tile t), columns (kernel part re/im, channel k, block a): this
     matrix times a column of kernel block spectra [Hr; Hi] is the real then the imaginary part of
     Σ_{k,a} H·X, the complex product (Hr + iHi)(Xr + iXi) written as real products.  The B kernel
-    columns are the product's narrow side: the batched product with the 2·L·tiles window rows
-    first ran 1.4× faster than with the patches first (B = 64, w = 31, bench machine).
+    columns are the product's narrow side: the batched product runs faster with the 2·L·tiles
+    window rows first than with the patches first.
     """
     layers, channels, height, width = field.shape
     p = patch_size // 2
@@ -129,7 +128,7 @@ def correlate_blocked(
     """Σ_k corr(field_k, kernel_{b,k}) on the torus, L×B×H×W (a view), from :func:`window_spectra`.
 
     ``workspace(shape, like, name)`` may hand out reused scratch tensors, one per name, for the
-    intermediates (see :meth:`eolabels.epitome.model.EpitomeFields.workspace`)."""
+    intermediates (see :meth:`eolabels.epitome.fields.EpitomeFields.workspace`)."""
     if workspace is None:
         workspace = lambda shape, like, name: torch.empty(shape, dtype=like.dtype, device=like.device)  # noqa: E731
     batch, channels, size = kernels.shape[0], kernels.shape[1], kernels.shape[-1]

@@ -1,16 +1,19 @@
 """One function per workflow rule of rules/epitome.smk: read the inputs, call the math, write outputs.
 
-Each takes paths and plain settings (the config's ``epitome.<dataset>`` subsections) so that it runs
-without Snakemake.  Datasets are read through their index (:mod:`eolabels.epitome.data`); tensors
-between rules are ``torch.save`` files written atomically; every reported output names its data
-source, and an oracle p(ℓ|c) table is named as such in every table and figure.
+Each takes keyword arguments only: paths, and the config's validated ``epitome.<dataset>``
+subsections, from which it builds its settings (:mod:`eolabels.epitome.settings`) with
+:func:`eolabels.settings.from_section`, so that it runs without Snakemake.  A rule that writes
+several files gets them as one small frozen dataclass of paths, named as the rule's outputs.
+Datasets are read through their index (:mod:`eolabels.epitome.data`); tensors between rules are
+``torch.save`` files written atomically; every reported output names its data source, and an
+oracle p(ℓ|c) table is named as such in every table and figure.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -34,13 +37,16 @@ from eolabels.epitome.model import GaussianEpitome
 from eolabels.epitome.patches import crop, sample_origins
 from eolabels.epitome.train import TrainHistory, patch_temperature
 from eolabels.epitome.transfer import LabelTransfer, igbp_soft_table, oracle_table, table_from_file
-from eolabels.epitome.variants import (
+from eolabels.epitome.settings import (
     ColourSettings,
+    DistillSettings,
     EMSettings,
     EmbedSettings,
     EpitomeSettings,
     ReconstructSettings,
     SelfEpitomicSettings,
+)
+from eolabels.epitome.variants import (
     checkpoint_files,
     embed_coarse,
     epitome_label_probs,
@@ -52,6 +58,7 @@ from eolabels.epitome.variants import (
 )
 from eolabels.report.figures import save_figure
 from eolabels.report.tables import source_tag, write_table
+from eolabels.settings import from_section
 from eolabels.tables import load_schema
 from eolabels.device import resolve_device
 
@@ -90,6 +97,37 @@ def load_transfer(
     return transfer.with_nodata(None if coarse.nodata is None else int(coarse.nodata))
 
 
+@dataclass(frozen=True)
+class EpitomeOutputs:
+    """Files rule train_epitome writes: the epitome, its training history and four figures."""
+
+    epitome: str
+    history: str
+    means: str
+    usage: str
+    promotion: str
+    loss: str
+
+
+@dataclass(frozen=True)
+class DistillOutputs:
+    """Files rule dfc2020_distill writes: the prediction index (with its dataset.json), the model and
+    its loss curve."""
+
+    index: str
+    model: str
+    loss: str
+
+
+@dataclass(frozen=True)
+class TableOutputs:
+    """Files rules evaluate_lsr / dfc2020_evaluate write: the table as CSV and Markdown, the figure."""
+
+    table: str
+    markdown: str
+    figure: str
+
+
 def _save(obj: Any, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -101,9 +139,8 @@ def _load_epitome(path: str | os.PathLike[str]) -> GaussianEpitome:
 
 
 def train_epitome(
-    dataset: str, root: str, reading: Mapping[str, Any], settings: Mapping[str, Any], seed: int, device: str,
-    threads: int, out_epitome: str, out_history: str, out_means: str, out_usage: str, out_promotion: str,
-    out_loss: str,
+    *, dataset: str, root: str, reading: Mapping[str, Any], settings: Mapping[str, Any], seed: int, device: str,
+    threads: int, outputs: EpitomeOutputs,
 ) -> None:
     """Rule train_epitome: one epitome over all tiles (spec §3) and the training figures.
 
@@ -112,25 +149,25 @@ def train_epitome(
     """
     torch.set_num_threads(threads)
     tiles = load_tiles(dataset, root, reading)
-    config = EpitomeSettings(**{**settings, "patch_sizes": tuple(settings["patch_sizes"])})
-    checkpoint = Path(out_epitome).with_name("checkpoint.pt")
+    config = from_section(EpitomeSettings, settings)
+    checkpoint = Path(outputs.epitome).with_name("checkpoint.pt")
     log.info("training a %s epitome on %d %s tiles (%s)", config.side, len(tiles), dataset, config)
     epitome, history = train_all_tile_epitome(tiles, config, seed, resolve_device(device), checkpoint)
     epitome = epitome.cpu()
-    _save({"epitome": epitome.state_dict(), "settings": asdict(config), "history": asdict(history)}, out_epitome)
+    _save({"epitome": epitome.state_dict(), "settings": asdict(config), "history": asdict(history)}, outputs.epitome)
     for path in checkpoint_files(checkpoint, config):
         path.unlink(missing_ok=True)
-    write_history_csv(history, out_history)
+    write_history_csv(history, outputs.history)
     tag = source_tag(DatasetIndex.open(root).meta.source)
-    save_figure(_titled(plot_epitome_means(epitome), f"{dataset} epitome means\n{tag}"), out_means)
+    save_figure(_titled(plot_epitome_means(epitome), f"{dataset} epitome means\n{tag}"), outputs.means)
     size = min(config.patch_sizes)
     generator = torch.Generator().manual_seed(seed)
     origins = sample_origins([tuple(t.image.shape[-2:]) for t in tiles], size, 512, generator)
     usage = posterior_usage(epitome, crop([t.image for t in tiles], origins), patch_temperature(size))
     usage_title = f"{dataset}: posterior usage, {size}×{size} patches\n{tag}"
-    save_figure(_titled(plot_posterior_usage(usage), usage_title), out_usage)
-    save_figure(_titled(plot_promotion(history), f"{dataset}: location promotion — {tag}"), out_promotion)
-    save_figure(plot_losses(history.loss, f"{dataset} epitome training loss — {tag}"), out_loss)
+    save_figure(_titled(plot_posterior_usage(usage), usage_title), outputs.usage)
+    save_figure(_titled(plot_promotion(history), f"{dataset}: location promotion — {tag}"), outputs.promotion)
+    save_figure(plot_losses(history.loss, f"{dataset} epitome training loss — {tag}"), outputs.loss)
 
 
 def _titled(fig: Any, title: str) -> Any:
@@ -139,7 +176,7 @@ def _titled(fig: Any, title: str) -> Any:
 
 
 def embed_labels(
-    dataset: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any], settings: Mapping[str, Any],
+    *, dataset: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any], settings: Mapping[str, Any],
     seed: int, threads: int, in_epitome: str, out_lrmap: str,
 ) -> None:
     """Rule embed_labels: coarse labels of sampled patches into the epitome (spec §5)."""
@@ -147,21 +184,22 @@ def embed_labels(
     tiles = load_tiles(dataset, root, reading)
     transfer = load_transfer(dataset, root, table, tiles)
     log.info("embedding coarse labels of %d tiles with p(l|c) %s", len(tiles), transfer.label)
-    lrmap = embed_coarse(_load_epitome(in_epitome), tiles, transfer, EmbedSettings(**settings), seed)
+    embed = from_section(EmbedSettings, settings)
+    lrmap = embed_coarse(_load_epitome(in_epitome), tiles, transfer, embed, seed)
     _save({"lrmap": lrmap, "transfer": asdict(transfer)}, out_lrmap)
 
 
-def lsr(in_lrmap: str, em: Mapping[str, Any], seed: int, threads: int, out_probs: str) -> None:
+def lsr(*, in_lrmap: str, em: Mapping[str, Any], seed: int, threads: int, out_probs: str) -> None:
     """Rule lsr: p(ℓ|s) on the epitome positions by the EM of spec §6."""
     torch.set_num_threads(threads)
     state = torch.load(Path(in_lrmap), map_location="cpu", weights_only=False)
     transfer = LabelTransfer(**state["transfer"])
-    probs = epitome_label_probs(state["lrmap"], transfer, EMSettings(**em), seed)
+    probs = epitome_label_probs(state["lrmap"], transfer, from_section(EMSettings, em), seed)
     _save({"label_probs": probs, "transfer": state["transfer"]}, out_probs)
 
 
 def predict_hr(
-    dataset: str, variant: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any],
+    *, dataset: str, variant: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any],
     settings: Mapping[str, Any], seed: int, threads: int, out_index: str,
     in_epitome: str | None = None, in_probs: str | None = None,
 ) -> None:
@@ -177,18 +215,17 @@ def predict_hr(
     if variant == "naive":
         maps = predict_naive(tiles, transfer)
     elif variant == "colour":
-        maps = predict_colour(tiles, transfer, ColourSettings(**settings["colour"]), seed)
+        maps = predict_colour(tiles, transfer, from_section(ColourSettings, settings["colour"]), seed)
     elif variant == "self_epitomic":
-        maps = predict_self_epitomic(
-            tiles, transfer, SelfEpitomicSettings(**settings["self_epitomic"]), EMSettings(**settings["em"]), seed
-        )
+        self_epitomic = from_section(SelfEpitomicSettings, settings["self_epitomic"])
+        maps = predict_self_epitomic(tiles, transfer, self_epitomic, from_section(EMSettings, settings["em"]), seed)
     elif variant == "epitome":
         if in_epitome is None or in_probs is None:
             raise ValueError("the epitome variant needs the trained epitome and its p(l|s)")
         probs = torch.load(Path(in_probs), map_location="cpu", weights_only=False)["label_probs"]
         maps = predict_epitome(
             _load_epitome(in_epitome), probs, tiles, settings["patch_size"],
-            ReconstructSettings(**settings["reconstruct"]), seed,
+            from_section(ReconstructSettings, settings["reconstruct"]), seed,
         )
     else:
         raise ValueError(f"unknown LSR variant {variant!r}")
@@ -200,7 +237,7 @@ def predict_hr(
 
 
 def dfc2020_ensemble(
-    root: str, reading: Mapping[str, Any], colour_classes: Sequence[str], in_colour: str, in_epitome: str,
+    *, root: str, reading: Mapping[str, Any], colour_classes: Sequence[str], in_colour: str, in_epitome: str,
     out_index: str,
 ) -> None:
     """Rule dfc2020_ensemble (spec §9, interpretation): the colour model's label where it predicts one of
@@ -218,12 +255,13 @@ def dfc2020_ensemble(
 
 
 def dfc2020_distill(
-    root: str, reading: Mapping[str, Any], settings: Mapping[str, Any], seed: int, device: str, threads: int,
-    in_ensemble: str, out_index: str, out_model: str, out_loss: str,
+    *, root: str, reading: Mapping[str, Any], settings: Mapping[str, Any], seed: int, device: str, threads: int,
+    in_ensemble: str, outputs: DistillOutputs,
 ) -> None:
     """Rule dfc2020_distill: the 5-layer FCN of spec §9 trained on the ensemble's hard labels, then
     applied to the same images."""
     torch.set_num_threads(threads)
+    distill = from_section(DistillSettings, settings)
     torch.manual_seed(seed)  # weight initialisation
     tiles = load_tiles("dfc2020", root, reading)
     shapes = {tuple(t.image.shape) for t in tiles}
@@ -233,26 +271,25 @@ def dfc2020_distill(
     target = torch.stack(read_predictions(Path(in_ensemble).parent, tiles))
     images = standardise_bands(torch.stack([t.image for t in tiles]))
     run_on = resolve_device(device)
-    model = DistilledFCN(images.shape[1], schema.num_classes, settings["width"]).to(run_on)
+    model = DistilledFCN(images.shape[1], schema.num_classes, distill.width).to(run_on)
     losses = train_distilled_fcn(
-        model, images.to(run_on), target.to(run_on), settings["epochs"], settings["batch_size"],
-        settings["learning_rate"], seed=seed,
+        model, images.to(run_on), target.to(run_on), distill.epochs, distill.batch_size, distill.learning_rate,
+        seed=seed,
     )
     model.eval()
     with torch.no_grad():
         maps = [model(image[None].to(run_on))[0].argmax(0).cpu() for image in images]
-    _save({"model": model.cpu().state_dict(), "settings": dict(settings), "losses": losses}, out_model)
+    _save({"model": model.cpu().state_dict(), "settings": asdict(distill), "losses": losses}, outputs.model)
     meta = DatasetIndex.open(Path(in_ensemble).parent).meta
     description = f"distilled FCN of: {meta.description}"
-    write_predictions(Path(out_index).parent, tiles, maps, schema.name, description, meta.source)
+    write_predictions(Path(outputs.index).parent, tiles, maps, schema.name, description, meta.source)
     loss_title = f"distilled FCN (DFC2020, {source_tag(meta.source)})"
-    save_figure(plot_losses(losses, loss_title, "cross-entropy"), out_loss)
+    save_figure(plot_losses(losses, loss_title, "cross-entropy"), outputs.loss)
 
 
 def evaluate_lsr(
-    dataset: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any],
-    predictions: Mapping[str, str], per_tile: bool, preview_tiles: int,
-    out_csv: str, out_markdown: str, out_figure: str, title: str,
+    *, dataset: str, root: str, reading: Mapping[str, Any], table: Mapping[str, Any],
+    predictions: Mapping[str, str], per_tile: bool, preview_tiles: int, title: str, outputs: TableOutputs,
 ) -> pd.DataFrame:
     """Rules evaluate_lsr / dfc2020_evaluate: score every variant's maps against the truth (per tile when
     ``per_tile``, and pooled), write the table and the side-by-side figure.
@@ -274,12 +311,14 @@ def evaluate_lsr(
         f"p(l|c): {transfer.label}.",
         "mIoU averages over all classes (absent ones score 1); mIoU_present over classes present in the truth.",
     ]
-    scores = write_table(scores, out_csv, out_markdown, full_title, notes, source=meta.source, float_format="%.4f")
+    scores = write_table(
+        scores, outputs.table, outputs.markdown, full_title, notes, source=meta.source, float_format="%.4f"
+    )
     log.info("%s:\n%s", full_title, scores[scores.tile == POOLED].to_string(index=False))
     rgb = _rgb_channels(meta.layers[DATASET_LAYERS[dataset].image].bands, reading.get("bands"))
     fig = plot_lsr_comparison(tiles[:preview_tiles], {k: v[:preview_tiles] for k, v in maps.items()}, coarse, fine, rgb,
                               f"{full_title}\np(l|c): {transfer.label}")
-    save_figure(fig, out_figure, dpi=90)
+    save_figure(fig, outputs.figure, dpi=90)
     return scores
 
 

@@ -6,104 +6,32 @@
 * ``epitome``: one epitome trained over all tiles (the paper's all-tile setting, spec §3), coarse
   labels embedded (§5), EM (§6) and tiles reconstructed by sampling positions (§5).
 
-Settings are small dataclasses whose fields are the keys of the config's ``epitome.<dataset>``
-subsections (config/schemas/epitome.yaml), so the workflow passes them through unchanged.
+Their settings are the dataclasses of :mod:`eolabels.epitome.settings`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from eolabels.epitome.embed import reconstruct_tile
 from eolabels.epitome.data import LabelledTile
 from eolabels.epitome.lsr import colour_mixture_lsr, embed_coarse_dataset, lsr_em, naive_labels, self_epitomic_lsr
 from eolabels.epitome.model import GaussianEpitome
-from eolabels.epitome.train import EpitomeTrainer, TrainConfig, TrainHistory
+from eolabels.epitome.reconstruct import reconstruct_tile
+from eolabels.epitome.settings import (
+    ColourSettings,
+    EMSettings,
+    EmbedSettings,
+    EpitomeSettings,
+    ReconstructSettings,
+    SelfEpitomicSettings,
+)
+from eolabels.epitome.train import EpitomeTrainer, TrainHistory
 from eolabels.epitome.transfer import LabelTransfer
-
-
-# joint: the L layers of one mixture trained together (spec §4); individual: the paper's setting, each
-# layer trained alone as a one-layer epitome, then the layers used as the components of one mixture.
-LAYER_TRAINING = ("joint", "individual")
-
-
-@dataclass(frozen=True)
-class EpitomeSettings:
-    """Size and training of the all-tile epitome (spec §3; the paper: 499², 11–31 px, 50,000 iterations)."""
-
-    side: int = 64
-    layers: int = 1
-    iterations: int = 200
-    batch_size: int = 64
-    patch_sizes: tuple[int, ...] = (11, 15, 21)
-    learning_rate: float = 0.003
-    diversify: bool = False
-    checkpoint_every: int = 100
-    layer_training: str = "joint"
-
-    def __post_init__(self) -> None:
-        if self.layer_training not in LAYER_TRAINING:
-            raise ValueError(f"layer_training must be one of {LAYER_TRAINING}, got {self.layer_training!r}")
-
-    def train_config(self, seed: int) -> TrainConfig:
-        return TrainConfig(
-            patch_sizes=tuple(self.patch_sizes), batch_size=self.batch_size, learning_rate=self.learning_rate,
-            diversify=self.diversify, seed=seed,
-        )
-
-
-@dataclass(frozen=True)
-class EmbedSettings:
-    """Coarse-label embedding (spec §5): patch side, number of sampled patches, temperature (None = (w/11)²)."""
-
-    patch_size: int = 11
-    samples: int = 5000
-    batch_size: int = 64
-    temperature: float | None = None
-
-
-@dataclass(frozen=True)
-class EMSettings:
-    """LSR EM (spec §6): the authors' form by default; the paper's p(c) and the present-class flag."""
-
-    iterations: int = 20
-    weight_by_class_frequency: bool = False
-    restrict_to_present_classes: bool = False
-
-
-@dataclass(frozen=True)
-class ReconstructSettings:
-    """Tile reconstruction (spec §5): window stride, positions sampled per window, temperature."""
-
-    stride: int = 4
-    samples: int = 1
-    temperature: float | None = None
-
-
-@dataclass(frozen=True)
-class SelfEpitomicSettings:
-    """Self-epitomic LSR (spec §7): the notebook's 7×7 patches, 20,000 samples, λ = 100, T = w²."""
-
-    patch_size: int = 7
-    samples: int = 20000
-    batch_size: int = 64
-    ivar: float = 100.0
-    temperature: float | None = None
-
-
-@dataclass(frozen=True)
-class ColourSettings:
-    """Colour-mixture LSR (spec §8): 48 diagonal components; ``pooled`` fits one mixture over all tiles."""
-
-    components: int = 48
-    fit_pixels: int = 20000
-    soft: bool = False
-    pooled: bool = False
 
 
 def predict_naive(tiles: Sequence[LabelledTile], transfer: LabelTransfer) -> list[Tensor]:
@@ -218,7 +146,7 @@ def train_layers_individually(
     unfinished) the finished layers before it are reused and that layer resumes; when every layer's
     checkpoint is finished the job re-ran because something changed, so all layers start over.
     """
-    single = EpitomeSettings(**{**settings.__dict__, "layers": 1, "layer_training": "joint"})
+    single = replace(settings, layers=1, layer_training="joint")
     paths = [None if checkpoint is None else layer_checkpoint(checkpoint, layer) for layer in range(settings.layers)]
     saved = [_saved_iteration(path) for path in paths]
     interrupted = next((layer for layer, it in enumerate(saved) if it is not None and it < settings.iterations), None)
