@@ -42,8 +42,8 @@ TABLE = {"kind": "file", "name": "nlcd_to_lsr4_prob"}  # config/tables = spec §
 def chesapeake(real_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("chesapeake")
     import_chesapeake(real_dir / "chesapeake_wv" / "patches", root)
-    tiles = load_tiles("lsr", root, {"image_scale": 255})
-    transfer = load_transfer("lsr", root, TABLE, tiles)
+    tiles = load_tiles(root, {"image_scale": 255})
+    transfer = load_transfer(root, TABLE, tiles)
     small = [
         dataclasses.replace(t, image=t.image[:, :SIZE, :SIZE], coarse=t.coarse[:SIZE, :SIZE], truth=t.truth[:SIZE, :SIZE])
         for t in tiles

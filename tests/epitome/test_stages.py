@@ -72,18 +72,18 @@ def test_lsr_table_names_its_data(lsr_root, tmp_path, source):
 
 def test_oracle_naive_is_at_least_as_good_as_the_table_naive(lsr_root):
     # argmax of the truth's own co-occurrence maximises pixel accuracy per coarse class: a sanity bound
-    tiles = load_tiles("lsr", lsr_root, READING)
+    tiles = load_tiles(lsr_root, READING)
     def accuracy(transfer):
         hits = sum(int((transfer.table.argmax(1)[transfer.slots(t.coarse, t.name)] == t.truth).sum()) for t in tiles)
         return hits / sum(int((t.truth != 255).sum()) for t in tiles)
-    oracle = load_transfer("lsr", lsr_root, ORACLE, tiles)
-    listed = load_transfer("lsr", lsr_root, {"kind": "file", "name": "nlcd_to_lsr4_prob"}, tiles)
+    oracle = load_transfer(lsr_root, ORACLE, tiles)
+    listed = load_transfer(lsr_root, {"kind": "file", "name": "nlcd_to_lsr4_prob"}, tiles)
     assert accuracy(oracle) >= accuracy(listed)
 
 
 def test_wrong_table_for_the_truth_fails_naming_it(lsr_root):
     with pytest.raises(ValueError, match="soft IGBP"):
-        load_transfer("lsr", lsr_root, {"kind": "soft_igbp", "confidence": 0.7, "unscored_splits": {}}, [])
+        load_transfer(lsr_root, {"kind": "soft_igbp", "confidence": 0.7, "unscored_splits": {}}, [])
 
 
 def test_train_epitome_stage_writes_a_layered_epitome_and_removes_every_checkpoint(lsr_root, tmp_path):

@@ -60,14 +60,15 @@ class LabelledTile:
 
 def read_tiles(
     root: str | os.PathLike[str],
-    layers: LayerNames,
     image_scale: float,
     bands: Sequence[str] | None = None,
     split: str | None = None,
 ) -> list[LabelledTile]:
-    """Every sample of ``split`` (all when None), checked against the index; ``bands`` picks image bands
-    by name (all when None); the image is divided by ``image_scale`` (255 for NAIP, 10⁴ for S2 DN)."""
+    """Every sample of ``split`` (all when None), its layers found by role (:func:`lsr_layers`) and
+    checked against the index; ``bands`` picks image bands by name (all when None); the image is
+    divided by ``image_scale`` (255 for NAIP, 10⁴ for S2 DN)."""
     index = DatasetIndex.open(root)
+    layers = lsr_layers(index.meta)
     band_names = index.meta.layers[layers.image].bands
     unknown = [b for b in bands or () if b not in band_names]
     if unknown:

@@ -22,7 +22,7 @@ import torch
 
 from eolabels.atomic import atomic_path
 from eolabels.data.index import DatasetIndex
-from eolabels.epitome.data import LabelledTile, LayerNames, read_predictions, read_tiles, write_predictions
+from eolabels.epitome.data import LabelledTile, lsr_layers, read_predictions, read_tiles, write_predictions
 from eolabels.epitome.dfc import DistilledFCN, ensemble_colour_epitome, standardise_bands, train_distilled_fcn
 from eolabels.epitome.evaluate import POOLED, score_variants
 from eolabels.epitome.figures import (
@@ -64,23 +64,23 @@ from eolabels.device import resolve_device
 
 log = logging.getLogger(__name__)
 
-# Which layers of each dataset (data/synthetic.py, data/local.py) are image, coarse labels and truth.
-DATASET_LAYERS = {"lsr": LayerNames("image", "nlcd", "truth"), "dfc2020": LayerNames("s2", "modis", "dfc")}
-
-
-def load_tiles(dataset: str, root: str | os.PathLike[str], reading: Mapping[str, Any]) -> list[LabelledTile]:
+def load_tiles(root: str | os.PathLike[str], reading: Mapping[str, Any]) -> list[LabelledTile]:
     """The tiles LSR works on: ``reading`` holds image_scale and optionally bands and split."""
-    return read_tiles(
-        root, DATASET_LAYERS[dataset], reading["image_scale"], reading.get("bands"), reading.get("split")
-    )
+    return read_tiles(root, reading["image_scale"], reading.get("bands"), reading.get("split"))
+
+
+def _reference_schema(root: str | os.PathLike[str]) -> str:
+    """Class schema of the high-resolution layer LSR is scored against (DFC2020: its 8-class labels)."""
+    meta = DatasetIndex.open(root).meta
+    return meta.layers[lsr_layers(meta).truth].schema
 
 
 def load_transfer(
-    dataset: str, root: str | os.PathLike[str], table: Mapping[str, Any], tiles: Sequence[LabelledTile]
+    root: str | os.PathLike[str], table: Mapping[str, Any], tiles: Sequence[LabelledTile]
 ) -> LabelTransfer:
     """p(ℓ|c) as configured (``kind``: file / soft_igbp / oracle), with a zero row for coarse no-data."""
     meta = DatasetIndex.open(root).meta
-    layers = DATASET_LAYERS[dataset]
+    layers = lsr_layers(meta)
     coarse, fine_schema = meta.layers[layers.coarse], meta.layers[layers.truth].schema
     if table["kind"] == "file":
         transfer = table_from_file(table["name"], fine_schema)
@@ -148,7 +148,7 @@ def train_epitome(
     epitome is written, so a later run with other data never resumes from it.
     """
     torch.set_num_threads(threads)
-    tiles = load_tiles(dataset, root, reading)
+    tiles = load_tiles(root, reading)
     config = from_section(EpitomeSettings, settings)
     checkpoint = Path(outputs.epitome).with_name("checkpoint.pt")
     log.info("training a %s epitome on %d %s tiles (%s)", config.side, len(tiles), dataset, config)
@@ -181,8 +181,8 @@ def embed_labels(
 ) -> None:
     """Rule embed_labels: coarse labels of sampled patches into the epitome (spec §5)."""
     torch.set_num_threads(threads)
-    tiles = load_tiles(dataset, root, reading)
-    transfer = load_transfer(dataset, root, table, tiles)
+    tiles = load_tiles(root, reading)
+    transfer = load_transfer(root, table, tiles)
     log.info("embedding coarse labels of %d tiles with p(l|c) %s", len(tiles), transfer.label)
     embed = from_section(EmbedSettings, settings)
     lrmap = embed_coarse(_load_epitome(in_epitome), tiles, transfer, embed, seed)
@@ -209,8 +209,8 @@ def predict_hr(
     (``epitome``) ``reconstruct`` + ``patch_size`` of the embedding.
     """
     torch.set_num_threads(threads)
-    tiles = load_tiles(dataset, root, reading)
-    transfer = load_transfer(dataset, root, table, tiles)
+    tiles = load_tiles(root, reading)
+    transfer = load_transfer(root, table, tiles)
     log.info("%s LSR of %d %s tiles, p(l|c) %s, settings %s", variant, len(tiles), dataset, transfer.label, settings)
     if variant == "naive":
         maps = predict_naive(tiles, transfer)
@@ -242,8 +242,8 @@ def dfc2020_ensemble(
 ) -> None:
     """Rule dfc2020_ensemble (spec §9, interpretation): the colour model's label where it predicts one of
     ``colour_classes`` (shrubland, barren), the epitome model's elsewhere."""
-    tiles = load_tiles("dfc2020", root, reading)
-    schema = load_schema(DatasetIndex.open(root).meta.layers["dfc"].schema)
+    tiles = load_tiles(root, reading)
+    schema = load_schema(_reference_schema(root))
     positions = [schema.names.index(name) for name in colour_classes]
     colour, epitome = read_predictions(Path(in_colour).parent, tiles), read_predictions(Path(in_epitome).parent, tiles)
     maps = [ensemble_colour_epitome(c, e, positions) for c, e in zip(colour, epitome)]
@@ -263,11 +263,11 @@ def dfc2020_distill(
     torch.set_num_threads(threads)
     distill = from_section(DistillSettings, settings)
     torch.manual_seed(seed)  # weight initialisation
-    tiles = load_tiles("dfc2020", root, reading)
+    tiles = load_tiles(root, reading)
     shapes = {tuple(t.image.shape) for t in tiles}
     if len(shapes) != 1:
         raise ValueError(f"{root}: the distilled FCN needs equally sized patches, got {sorted(shapes)}")
-    schema = load_schema(DatasetIndex.open(root).meta.layers["dfc"].schema)
+    schema = load_schema(_reference_schema(root))
     target = torch.stack(read_predictions(Path(in_ensemble).parent, tiles))
     images = standardise_bands(torch.stack([t.image for t in tiles]))
     run_on = resolve_device(device)
@@ -296,11 +296,11 @@ def evaluate_lsr(
 
     ``predictions`` maps the row name of each variant to its prediction index.
     """
-    tiles = load_tiles(dataset, root, reading)
-    transfer = load_transfer(dataset, root, table, tiles)
+    tiles = load_tiles(root, reading)
+    transfer = load_transfer(root, table, tiles)
     meta = DatasetIndex.open(root).meta
-    fine = load_schema(meta.layers[DATASET_LAYERS[dataset].truth].schema)
-    coarse = load_schema(meta.layers[DATASET_LAYERS[dataset].coarse].schema)
+    layers = lsr_layers(meta)
+    fine, coarse = load_schema(meta.layers[layers.truth].schema), load_schema(meta.layers[layers.coarse].schema)
     maps = {name: read_predictions(Path(index).parent, tiles) for name, index in predictions.items()}
     oracle = " [ORACLE p(l|c)]" if transfer.oracle else ""
     maps = {f"{name}{oracle}": value for name, value in maps.items()}  # every row uses the table
@@ -315,7 +315,7 @@ def evaluate_lsr(
         scores, outputs.table, outputs.markdown, full_title, notes, source=meta.source, float_format="%.4f"
     )
     log.info("%s:\n%s", full_title, scores[scores.tile == POOLED].to_string(index=False))
-    rgb = _rgb_channels(meta.layers[DATASET_LAYERS[dataset].image].bands, reading.get("bands"))
+    rgb = _rgb_channels(meta.layers[layers.image].bands, reading.get("bands"))
     fig = plot_lsr_comparison(tiles[:preview_tiles], {k: v[:preview_tiles] for k, v in maps.items()}, coarse, fine, rgb,
                               f"{full_title}\np(l|c): {transfer.label}")
     save_figure(fig, outputs.figure, dpi=90)
