@@ -18,7 +18,7 @@ SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # Each method stage owns one config section with its own schema: config/schemas/<section>.yaml.
 STAGE_SCHEMAS = {path.stem: path for path in sorted((Path(workflow.basedir) / "config" / "schemas").glob("*.yaml"))}
 
-validate(config, schema="../config/schema.yaml", set_default=True)
+validate(config, schema=str(SCHEMA), set_default=True)
 for _section, _section_schema in STAGE_SCHEMAS.items():
     validate(config.setdefault(_section, {}), schema=str(_section_schema), set_default=True)
 
