@@ -6,12 +6,13 @@
 configfile: "config/config.yaml"
 
 
+# rules/common.smk comes first: it validates the config and defines all the stage files share (they
+# read no global of one another, so their order is free), what `all` builds and what the report shows
 include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/similarity.smk"
 include: "rules/epitome.smk"
 include: "rules/pretrain.smk"
-# method stages register their outputs in TARGETS / REPORT_TABLES (rules/common.smk)
 include: "rules/report.smk"
 
 

@@ -8,8 +8,8 @@ if config["source"] == "synthetic":
         input:
             tables=TABLE_FILES,
         output:
-            index="results/data/{dataset}/index.csv",
-            meta="results/data/{dataset}/dataset.json",
+            index=dataset_index("{dataset}"),
+            meta=dataset_meta("{dataset}"),
         params:
             generator=generator_params,
             seed=config["seed"],
@@ -35,8 +35,8 @@ else:
             local_files,
             tables=TABLE_FILES,
         output:
-            index="results/data/{dataset}/index.csv",
-            meta="results/data/{dataset}/dataset.json",
+            index=dataset_index("{dataset}"),
+            meta=dataset_meta("{dataset}"),
         params:
             settings=local_settings,
             source=config["source"],
@@ -57,8 +57,8 @@ else:
 rule write_datacard:
     """Measure a dataset from its files: sizes, class histograms, label quality, misregistration."""
     input:
-        index="results/data/{dataset}/index.csv",
-        meta="results/data/{dataset}/dataset.json",
+        index=dataset_index("{dataset}"),
+        meta=dataset_meta("{dataset}"),
         tables=TABLE_FILES,
     output:
         card="results/data/{dataset}/datacard.json",

@@ -1,24 +1,42 @@
-# Config validation, path helpers and wildcard constraints shared by every rule.
+# Config validation, the stages' config sections, the wildcard constraints, path helpers and the targets of
+# `all`. Everything rule files share is defined here, in the first include, from the schemas and the
+# stages' wiring functions: no rule file reads a global of another, so their include order is irrelevant.
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
+from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
+from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets
+from eolabels.workflow import dataset_index, dataset_meta, one_of, schema_enum
 
 min_version("8.20")
 
-validate(config, schema="../config/schema.yaml", set_default=True)
-
+SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # Each method stage owns one config section with its own schema: config/schemas/<section>.yaml.
-for _section_schema in sorted((Path(workflow.basedir) / "config" / "schemas").glob("*.yaml")):
-    validate(config.setdefault(_section_schema.stem, {}), schema=str(_section_schema), set_default=True)
+STAGE_SCHEMAS = {path.stem: path for path in sorted((Path(workflow.basedir) / "config" / "schemas").glob("*.yaml"))}
+
+validate(config, schema=str(SCHEMA), set_default=True)
+for _section, _section_schema in STAGE_SCHEMAS.items():
+    validate(config.setdefault(_section, {}), schema=str(_section_schema), set_default=True)
 
 DATASETS = config["datasets"]
+# every dataset the workflow knows: the schema's enum of config.datasets
+ALL_DATASETS = schema_enum(SCHEMA, "datasets")
 # class schemas and transfer tables are data: rules that read them list them as inputs, so editing a
 # table re-runs what depends on it
 TABLE_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "config" / "tables").glob("*.csv"))
-ALL_DATASETS = ["noldo", "dw", "osm", "dfc2020", "lsr"]
+
+CROMSS = config["cromss"]
+EPITOME = config["epitome"]
+SIMILARITY = config["similarity"]
+# every pretraining variant and S2 band set (the cromss schema's enums)
+CROMSS_CHOICES = schema_choices(STAGE_SCHEMAS["cromss"])
+# the generated datasets the epitome stage runs on, and its LSR table's name (after its data)
+LSR_DATASETS = lsr_datasets(STAGE_SCHEMAS["epitome"], DATASETS)
+LSR_TABLE = lsr_table(config["source"], config["local"])
 
 if config["source"] == "local":
     _unconfigured = [d for d in DATASETS if d not in config["local"]]
@@ -29,12 +47,15 @@ if config["source"] == "local":
         )
 
 
+# every wildcard of every rule, constrained to what the schemas allow
 wildcard_constraints:
-    dataset="|".join(ALL_DATASETS),
-
-
-def dataset_index(dataset):
-    return f"results/data/{dataset}/index.csv"
+    dataset=one_of(ALL_DATASETS),
+    lsr_dataset=one_of(lsr_datasets(STAGE_SCHEMAS["epitome"], ALL_DATASETS)),
+    lsr_variant=one_of(schema_enum(STAGE_SCHEMAS["epitome"], "lsr", "variants")),
+    pretrain_variant=one_of(CROMSS_CHOICES.variants),
+    s2_bands=one_of(CROMSS_CHOICES.band_sets),
+    # a pretraining run <variant>_<bands>, in the audits of pretrained networks
+    variant=run_pattern(CROMSS_CHOICES),
 
 
 def datacards():
@@ -60,11 +81,21 @@ def local_files(wildcards):
     return [str(p) for p in local_inputs(wildcards.dataset, config["local"][wildcards.dataset])]
 
 
-# Extension points for method stages: each rules/<stage>.smk registers what `all` builds and which
-# result tables (CSV, with a Markdown twin beside them) the summary report shows.
-TARGETS = {"data": datacards()}
-REPORT_TABLES = []
+# The result tables (CSV, with a Markdown twin beside them) the summary report shows, stage by stage.
+REPORT_TABLES = (
+    audit_tables(SIMILARITY, CROMSS, DATASETS)
+    + similarity_tables(SIMILARITY, DATASETS)
+    + epitome_tables(LSR_DATASETS, LSR_TABLE)
+    + pretrain_tables(CROMSS, DATASETS)
+)
 
 
 def all_targets():
-    return [path for paths in TARGETS.values() for path in paths]
+    """What `all` builds: the data cards and every stage's figures and tables."""
+    return (
+        datacards()
+        + audit_targets(SIMILARITY, CROMSS, DATASETS)
+        + similarity_targets(SIMILARITY, DATASETS)
+        + epitome_targets(EPITOME, LSR_DATASETS, LSR_TABLE)
+        + pretrain_targets(CROMSS, DATASETS)
+    )

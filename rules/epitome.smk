@@ -2,44 +2,19 @@
 # coarse labels embedded into it and super-resolved by EM, high-res maps reconstructed; beside it the
 # naive, colour-mixture and self-epitomic variants, and the DFC2020 ensemble and distilled FCN.
 # Each rule's params are the config values it uses, so changing one re-runs only what depends on it.
+# What `all` builds of the stage and the datasets it runs on: rules/common.smk.
 
 from eolabels.epitome.wiring import canonical, reading_settings, variant_inputs, variant_settings
 
-EPITOME = config["epitome"]
-LSR_DATASETS = [name for name in ("lsr", "dfc2020") if name in DATASETS]
+# the rows of the DFC2020 table and the folders of their predictions
 DFC2020_ROWS = {"colour": "colour", "epitome": "epitome", "ensemble": "ensemble", "distilled FCN": "distilled"}
-# the LSR table is named for its data: the real Chesapeake patches or the synthetic world
-LSR_TABLE = (
-    "lsr_chesapeake"
-    if config["source"] == "local" and config["local"].get("lsr", {}).get("format") == "chesapeake_npz"
-    else "lsr_synthetic"
-)
-
-
-wildcard_constraints:
-    lsr_dataset="lsr|dfc2020",
-
-
-_EPITOME_FIGURES = ("means", "usage", "promotion", "loss")
-TARGETS["epitome"] = [
-    f"results/epitome/{dataset}/{figure}.png" for dataset in LSR_DATASETS for figure in _EPITOME_FIGURES
-    if "epitome" in EPITOME[dataset].get("variants", ["epitome"])
-]
-if "lsr" in DATASETS:
-    TARGETS["epitome"] += [f"results/tables/{LSR_TABLE}.{ext}" for ext in ("csv", "md")]
-    TARGETS["epitome"] += ["results/lsr/lsr/comparison.png"]
-    REPORT_TABLES.append(f"results/tables/{LSR_TABLE}.csv")
-if "dfc2020" in DATASETS:
-    TARGETS["epitome"] += [f"results/tables/dfc2020_lsr.{ext}" for ext in ("csv", "md")]
-    TARGETS["epitome"] += ["results/lsr/dfc2020/comparison.png", "results/epitome/dfc2020/distilled_loss.png"]
-    REPORT_TABLES.append("results/tables/dfc2020_lsr.csv")
 
 
 rule train_epitome:
     """One epitome over all tiles of a dataset (spec §3), resumable, with its training figures."""
     input:
         index=dataset_index("{lsr_dataset}"),
-        meta="results/data/{lsr_dataset}/dataset.json",
+        meta=dataset_meta("{lsr_dataset}"),
     output:
         epitome="results/epitome/{lsr_dataset}/epitome.pt",
         history="results/epitome/{lsr_dataset}/training.csv",
@@ -90,7 +65,7 @@ rule embed_labels:
     """Coarse labels of sampled patches embedded into the epitome (spec §5): lrmap[c, s]."""
     input:
         index=dataset_index("{lsr_dataset}"),
-        meta="results/data/{lsr_dataset}/dataset.json",
+        meta=dataset_meta("{lsr_dataset}"),
         epitome="results/epitome/{lsr_dataset}/epitome.pt",
     output:
         lrmap="results/epitome/{lsr_dataset}/lrmap.pt",
@@ -144,8 +119,6 @@ rule predict_hr:
     output:
         index="results/lsr/{lsr_dataset}/{lsr_variant}/index.csv",
         meta="results/lsr/{lsr_dataset}/{lsr_variant}/dataset.json",
-    wildcard_constraints:
-        lsr_variant="naive|colour|self_epitomic|epitome",
     params:
         reading=lambda w: reading_settings(EPITOME[w.lsr_dataset]),
         table=lambda w: canonical(EPITOME[w.lsr_dataset]["table"]),
@@ -169,7 +142,7 @@ rule evaluate_lsr:
     """Every LSR variant against the truth, per tile and pooled; the side-by-side figure."""
     input:
         index=dataset_index("lsr"),
-        meta="results/data/lsr/dataset.json",
+        meta=dataset_meta("lsr"),
         predictions=expand("results/lsr/lsr/{variant}/index.csv", variant=EPITOME["lsr"]["variants"]),
         tables=TABLE_FILES,
     output:
@@ -203,7 +176,7 @@ rule dfc2020_ensemble:
     """Colour model's label for the easily confused classes, the epitome's elsewhere (spec §9)."""
     input:
         index=dataset_index("dfc2020"),
-        meta="results/data/dfc2020/dataset.json",
+        meta=dataset_meta("dfc2020"),
         colour="results/lsr/dfc2020/colour/index.csv",
         epitome="results/lsr/dfc2020/epitome/index.csv",
     output:
@@ -230,7 +203,7 @@ rule dfc2020_distill:
     """The 5-layer FCN trained on the ensemble's labels and applied to the same images (spec §9)."""
     input:
         index=dataset_index("dfc2020"),
-        meta="results/data/dfc2020/dataset.json",
+        meta=dataset_meta("dfc2020"),
         ensemble="results/lsr/dfc2020/ensemble/index.csv",
     output:
         index="results/lsr/dfc2020/distilled/index.csv",
@@ -264,7 +237,7 @@ rule dfc2020_evaluate:
     """Colour, epitome, ensemble and distilled FCN against the DFC2020 labels: AA, OA, mIoU, mF1."""
     input:
         index=dataset_index("dfc2020"),
-        meta="results/data/dfc2020/dataset.json",
+        meta=dataset_meta("dfc2020"),
         predictions=expand("results/lsr/dfc2020/{variant}/index.csv", variant=DFC2020_ROWS.values()),
     output:
         table=report("results/tables/dfc2020_lsr.csv", caption="captions/dfc2020_table.rst", category="DFC2020"),

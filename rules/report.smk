@@ -2,7 +2,7 @@
 
 
 rule summarize_results:
-    """Collect the data cards and every registered result table into results/report/."""
+    """Collect the data cards and every stage's result table (rules/common.smk) into results/report/."""
     input:
         cards=expand("results/data/{dataset}/datacard.json", dataset=DATASETS),
         tables=REPORT_TABLES,

@@ -1,19 +1,12 @@
 # Network input similarity (specs/netsimilarity.md §1-3, §5.a, §5.b): a small U-Net trained on the noisy
 # labels of config.similarity.dataset, its density audit, self-denoising rounds whose last labels become
-# the dataset `<dataset>_denoised`, and the paper's toy.
-SIMILARITY = config["similarity"]
-SIM_DATA = SIMILARITY["dataset"]
-SIM_HELDOUT = SIMILARITY["heldout"]
-SIM_RUNS = SIM_DATA in DATASETS and SIM_HELDOUT in DATASETS
-
+# the dataset `<dataset>_denoised`, and the paper's toy; what `all` builds of it: rules/common.smk.
+from eolabels.similarity.wiring import audit_inputs, audit_settings, training_inputs
+from eolabels.workflow import denoised_dataset
 
 # index and description of the training and held-out datasets
-SIM_INPUTS = {
-    "index": dataset_index(SIM_DATA),
-    "meta": f"results/data/{SIM_DATA}/dataset.json",
-    "heldout_index": dataset_index(SIM_HELDOUT),
-    "heldout_meta": f"results/data/{SIM_HELDOUT}/dataset.json",
-}
+SIM_INPUTS = training_inputs(SIMILARITY)
+SIM_DENOISED = denoised_dataset(SIMILARITY["dataset"])
 
 
 rule train_segmenter:
@@ -110,8 +103,8 @@ rule denoise_labels:
             category="Network similarity",
             subcategory="self-denoising",
         ),
-        index=f"results/data/{SIM_DATA}_denoised/index.csv",
-        meta=f"results/data/{SIM_DATA}_denoised/dataset.json",
+        index=dataset_index(SIM_DENOISED),
+        meta=dataset_meta(SIM_DENOISED),
     params:
         train=SIMILARITY["train"],
         denoise=SIMILARITY["denoise"],
@@ -172,30 +165,15 @@ rule fit_toys:
 
 
 # Density audit of CromSS pretraining runs (spec §5.a): one modality branch of a run's final checkpoint,
-# on the labels it was pretrained on. rules/pretrain.smk is included after this file, so the runs come
-# from the same wiring functions it uses, and the checkpoint path from its FINAL_CHECKPOINT at DAG time.
-from eolabels.cromss.wiring import pretrain_data, pretrain_runs, schema_choices
-
-AUDIT_PRETRAINED = SIMILARITY["audit_pretrained"]
-_AUDIT_VARIANTS, _AUDIT_BAND_SETS = schema_choices(Path(workflow.basedir) / "config" / "schemas" / "cromss.yaml")
-# the audited runs: pretrained runs of the listed variants, when the held-out truth exists too
-PRETRAIN_AUDITS = [
-    run
-    for run in pretrain_runs(config["cromss"], DATASETS)
-    if run.rsplit("_", 1)[0] in AUDIT_PRETRAINED["variants"] and SIM_HELDOUT in DATASETS
-]
-_PRETRAIN_AUDIT_DATA = pretrain_data(config["cromss"])
+# on the labels it was pretrained on. The checkpoint path and the audited runs come from the cromss wiring
+# functions that rules/pretrain.smk uses too.
 
 
 rule audit_pretrained:
     """Density audit (spec §5.a) of one branch of a CromSS pretraining run: maps, tables, flags, A2/A3."""
     input:
         # the final checkpoint of run <variant>_<bands> (rule pretrain_encoder's output)
-        checkpoint=lambda wc: FINAL_CHECKPOINT.replace("{pretrain_variant}_{s2_bands}", wc.variant),
-        index=dataset_index(_PRETRAIN_AUDIT_DATA),
-        meta=f"results/data/{_PRETRAIN_AUDIT_DATA}/dataset.json",
-        heldout_index=dataset_index(SIM_HELDOUT),
-        heldout_meta=f"results/data/{SIM_HELDOUT}/dataset.json",
+        **audit_inputs(SIMILARITY, CROMSS, "{variant}"),
     output:
         density=directory("results/similarity/audit_pretrain/{variant}/density"),
         tiles="results/similarity/audit_pretrain/{variant}/tiles.csv",
@@ -219,12 +197,10 @@ rule audit_pretrained:
             category="Network similarity",
             subcategory="density audit of pretrained networks",
         ),
-    wildcard_constraints:
-        variant=f"({'|'.join(_AUDIT_VARIANTS)})_({'|'.join(_AUDIT_BAND_SETS)})",
     params:
         # the list of audited variants picks jobs only; it is no setting of one audit
-        audit={k: v for k, v in sorted(AUDIT_PRETRAINED.items()) if k not in ("variants", "modality")},
-        modality=AUDIT_PRETRAINED["modality"],
+        audit=audit_settings(SIMILARITY),
+        modality=SIMILARITY["audit_pretrained"]["modality"],
         seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
@@ -240,21 +216,3 @@ rule audit_pretrained:
         "../envs/eolabels.yaml"
     script:
         "../workflow_scripts/audit_pretrained.py"
-
-
-if PRETRAIN_AUDITS:
-    TARGETS["similarity_pretrained"] = expand(
-        "results/tables/density_audit_pretrain_{variant}.csv", variant=PRETRAIN_AUDITS
-    ) + expand("results/similarity/audit_pretrain/{variant}/tiles.png", variant=PRETRAIN_AUDITS)
-    REPORT_TABLES += expand("results/tables/density_audit_pretrain_{variant}.csv", variant=PRETRAIN_AUDITS)
-
-
-SIMILARITY_TABLES = ["results/tables/similarity_toy.csv"]
-if SIM_RUNS:
-    SIMILARITY_TABLES += ["results/tables/density_audit.csv", "results/tables/self_denoising.csv"]
-TARGETS["similarity"] = SIMILARITY_TABLES + [
-    f"results/similarity/{path}"
-    for path in ("toy/density_soft.png", "audit/tiles.png", "denoise/rounds.png")
-    if SIM_RUNS or path.startswith("toy/")
-]
-REPORT_TABLES += SIMILARITY_TABLES

@@ -7,6 +7,21 @@ import pytest
 import yaml
 from workflow_helpers import snakemake
 
+# the lines of a dry run that say what one job is (its id and timestamp follow the planning order)
+JOB_LINE = re.compile(r"^(?:(?:local)?rule \S+:|    (?:input|output|log|wildcards): .*)$")
+
+
+def planned_jobs(dry_run: str) -> list[str]:
+    """The jobs of a dry run, each as its rule, inputs, outputs, log and wildcards, sorted: Snakemake
+    prints independent jobs in an order that follows object ids, not the workflow."""
+    jobs = []
+    for line in dry_run.splitlines():
+        if JOB_LINE.match(line):
+            if line.startswith(("rule ", "localrule ")):
+                jobs.append([])
+            if jobs:
+                jobs[-1].append(line)
+    return sorted("\n".join(job) for job in jobs)
 
 
 def test_dry_run_of_default_config(workflow_copy):
@@ -17,6 +32,22 @@ def test_dry_run_of_default_config(workflow_copy):
 def test_lint_is_clean(workflow_copy):
     proc = snakemake(workflow_copy, "--lint", check=False)
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_include_order_of_the_stage_files_is_irrelevant(workflow_copy):
+    """The stage files read no global of one another (rules/common.smk, first, defines what they share),
+    so including them in reverse order plans the same jobs with the same inputs."""
+    snakefile = (workflow_copy / "Snakefile").read_text()
+    includes = re.findall(r'^include: "rules/(?!common\.smk)[^"]+"$', snakefile, flags=re.M)
+    assert len(includes) >= 4
+    parts = re.split(r'^include: "rules/(?!common\.smk)[^"]+"$', snakefile, flags=re.M)
+    permuted = parts[0] + "".join(include + part for include, part in zip(reversed(includes), parts[1:]))
+    assert permuted != snakefile
+    (workflow_copy / "Snakefile.reversed").write_text(permuted)
+    args = ("-n", "--forceall", "--configfile", "config/test.yaml")
+    jobs = planned_jobs(snakemake(workflow_copy, *args).stdout)
+    assert len(jobs) > 40 and any("rule audit_pretrained:" in job for job in jobs)
+    assert planned_jobs(snakemake(workflow_copy, *args, "--snakefile", "Snakefile.reversed").stdout) == jobs
 
 
 def test_bad_config_fails_with_the_key_named(workflow_copy):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from eolabels.cromss.checkpoint import load_pretrained_encoder
+from eolabels.cromss.wiring import schema_choices, split_run
 from workflow_helpers import snakemake
 
 
@@ -34,8 +35,9 @@ def test_dry_run_plans_every_pretraining_run(workflow_copy, configfile, request)
         configfile = real_config(workflow_copy, request.getfixturevalue("real_dir"))
     config = yaml.safe_load((workflow_copy / configfile).read_text())
     proc = snakemake(workflow_copy, "-n", "--configfile", configfile)
+    choices = schema_choices(workflow_copy / "config" / "schemas" / "cromss.yaml")
     for run in runs(config):
-        variant, bands = run.rsplit("_", 1)
+        variant, bands = split_run(run, choices)
         assert f"pretrain_variant={variant}, s2_bands={bands}" in proc.stdout, run
     assert "tabulate_pretraining" in proc.stdout
 

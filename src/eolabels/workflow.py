@@ -1,13 +1,51 @@
-"""Helpers for the thin Snakemake entry points in ``workflow_scripts/``."""
+"""Snakemake-free helpers of the workflow: the config choices and dataset paths that ``rules/*.smk``
+wire, and the logging of the thin entry points in ``workflow_scripts/``."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import yaml
+
+
+def schema_enum(schema: str | os.PathLike[str], *keys: str) -> list[str]:
+    """The values config key ``keys`` (nested section names) may take, as its schema's ``enum`` lists
+    them (for a list-valued key, its items' enum): the schema is the one place they are written."""
+    node = yaml.safe_load(Path(schema).read_text())
+    for key in keys:
+        node = node["properties"][key]
+    return list(node.get("items", node)["enum"])
+
+
+def schema_sections(schema: str | os.PathLike[str]) -> list[str]:
+    """The top-level keys of a section's schema, in the order it lists them."""
+    return list(yaml.safe_load(Path(schema).read_text())["properties"])
+
+
+def one_of(choices: Iterable[str]) -> str:
+    """A wildcard constraint that matches exactly one of ``choices``."""
+    return "|".join(re.escape(choice) for choice in choices)
+
+
+def dataset_index(dataset: str) -> str:
+    """A dataset's index (one row per sample) in the common layout of ``results/data``."""
+    return f"results/data/{dataset}/index.csv"
+
+
+def dataset_meta(dataset: str) -> str:
+    """A dataset's description (layers, bands, classes) beside its index."""
+    return f"results/data/{dataset}/dataset.json"
+
+
+def denoised_dataset(dataset: str) -> str:
+    """The dataset that self-denoising (rules/similarity.smk) makes of ``dataset``'s noisy labels."""
+    return f"{dataset}_denoised"
 
 
 @contextlib.contextmanager

@@ -8,10 +8,9 @@ changed setting re-run the pretraining jobs and a changed job size re-run nothin
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
-import yaml
+from eolabels.workflow import denoised_dataset, one_of, schema_enum
 
 JOB_KEYS = frozenset({
     "dataset", "label_source", "variants", "bands", "threads", "mem_mb", "runtime", "figure_locations",
@@ -28,22 +27,48 @@ class SchemaChoices(NamedTuple):
 
 def schema_choices(schema: str | os.PathLike[str]) -> SchemaChoices:
     """The variant names and band sets listed in ``config/schemas/cromss.yaml``, the one place they live."""
-    properties = yaml.safe_load(Path(schema).read_text())["properties"]
-    return SchemaChoices(properties["variants"]["items"]["enum"], properties["bands"]["items"]["enum"])
+    return SchemaChoices(schema_enum(schema, "variants"), schema_enum(schema, "bands"))
 
 
-def pretrain_runs(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
-    """The runs as ``<variant>_<bands>``, none when the pretraining dataset is not generated.
+def run_name(variant: str, bands: str) -> str:
+    """A pretraining run's name, ``<variant>_<bands>``: its folder, its logs and the audit wildcard."""
+    return f"{variant}_{bands}"
+
+
+def split_run(run: str, choices: SchemaChoices) -> tuple[str, str]:
+    """The (variant, band set) of a run name, the inverse of :func:`run_name`.
+
+    Variant names contain ``_`` themselves (``cromss_midF``), so the name is looked up among every
+    pair the schema allows rather than cut at an underscore.
+    """
+    pairs = {run_name(variant, bands): (variant, bands) for variant in choices.variants for bands in choices.band_sets}
+    if run not in pairs:
+        raise ValueError(f"{run!r} is no pretraining run: expected <variant>_<bands>, one of {sorted(pairs)}")
+    return pairs[run]
+
+
+def run_pattern(choices: SchemaChoices) -> str:
+    """The wildcard constraint of a run name: one variant and one band set of the schema."""
+    return run_name(f"({one_of(choices.variants)})", f"({one_of(choices.band_sets)})")
+
+
+def pretrain_pairs(section: Mapping[str, Any], datasets: Sequence[str]) -> list[tuple[str, str]]:
+    """The runs as (variant, band set), none when the pretraining dataset is not generated.
 
     s1 ignores the S2 bands, so it runs once (with the first band set).
     """
     if section["dataset"] not in datasets:
         return []
     return [
-        f"{variant}_{bands}"
+        (variant, bands)
         for variant in section["variants"]
         for bands in (section["bands"][:1] if variant == "s1" else section["bands"])
     ]
+
+
+def pretrain_runs(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
+    """The runs' names (:func:`run_name`) in the order of :func:`pretrain_pairs`."""
+    return [run_name(variant, bands) for variant, bands in pretrain_pairs(section, datasets)]
 
 
 def fusion_runs(runs: Sequence[str]) -> list[str]:
@@ -59,9 +84,41 @@ def training_settings(section: Mapping[str, Any]) -> dict[str, Any]:
 def pretrain_data(section: Mapping[str, Any]) -> str:
     """The dataset whose labels are pretrained on: the dataset itself or its self-denoised twin
     (rules/similarity.smk)."""
-    return section["dataset"] + ("_denoised" if section["label_source"] == "dw_denoised" else "")
+    dataset = section["dataset"]
+    return denoised_dataset(dataset) if section["label_source"] == "dw_denoised" else dataset
 
 
 def pretrain_root(section: Mapping[str, Any]) -> str:
     """The runs' folder; the two label sources never share one (nor a last.ckpt to resume from)."""
     return "results/pretrain" if section["label_source"] == "dw" else "results/pretrain_dw_denoised"
+
+
+def run_dir(section: Mapping[str, Any], run: str) -> str:
+    """The folder of one run (``run`` may be a wildcard pattern such as ``{pretrain_variant}_{s2_bands}``)."""
+    return f"{pretrain_root(section)}/{run}"
+
+
+def final_checkpoint(section: Mapping[str, Any], run: str) -> str:
+    """The final epoch's full checkpoint of a run (the authors' naming), which audits and figures read.
+
+    last.ckpt stays undeclared, so that a killed job resumes from it instead of Snakemake deleting it
+    as an incomplete output.
+    """
+    return f"{run_dir(section, run)}/epoch={section['epochs'] - 1:03d}.ckpt"
+
+
+def pretrain_tables(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
+    """The stage's result table (for the summary report), when any run is planned."""
+    return ["results/tables/pretraining.csv"] if pretrain_runs(section, datasets) else []
+
+
+def pretrain_targets(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
+    """What ``all`` builds of the stage: every run's encoders and curves, the fusion runs' selection
+    masks, and the table."""
+    runs = pretrain_runs(section, datasets)
+    return (
+        [f"{run_dir(section, run)}/encoders.pt" for run in runs]
+        + [f"{run_dir(section, run)}/curves.png" for run in runs]
+        + [f"{run_dir(section, run)}/selection_masks.png" for run in fusion_runs(runs)]
+        + pretrain_tables(section, datasets)
+    )

@@ -7,9 +7,14 @@ what makes a changed setting re-run only the jobs that depend on it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import os
+from typing import Any, Mapping, Sequence
+
+from eolabels.workflow import dataset_index, dataset_meta, schema_sections
 
 READING_KEYS = ("image_scale", "bands", "split")
+EPITOME_FIGURES = ("means", "usage", "promotion", "loss")
+"""The training figures of every epitome (rule train_epitome)."""
 
 
 def canonical(value: Any) -> Any:
@@ -42,8 +47,53 @@ def variant_settings(section: Mapping[str, Any], variant: str) -> dict[str, Any]
 
 def variant_inputs(dataset: str, variant: str) -> dict[str, str]:
     """Files predict_hr reads: the dataset, and for the epitome variant the epitome and its p(l|s)."""
-    inputs = {"index": f"results/data/{dataset}/index.csv", "meta": f"results/data/{dataset}/dataset.json"}
+    inputs = {"index": dataset_index(dataset), "meta": dataset_meta(dataset)}
     if variant == "epitome":
         inputs["epitome"] = f"results/epitome/{dataset}/epitome.pt"
         inputs["probs"] = f"results/epitome/{dataset}/label_probs.pt"
     return inputs
+
+
+def lsr_datasets(schema: str | os.PathLike[str], datasets: Sequence[str]) -> list[str]:
+    """The datasets of ``datasets`` the stage runs on: those with a subsection in its schema
+    (``config/schemas/epitome.yaml``), in the schema's order."""
+    return [name for name in schema_sections(schema) if name in datasets]
+
+
+def lsr_table(source: str, local: Mapping[str, Any]) -> str:
+    """The LSR table's name, after its data: the real Chesapeake patches or the synthetic world."""
+    if source == "local" and "lsr" in local and local["lsr"]["format"] == "chesapeake_npz":
+        return "lsr_chesapeake"
+    return "lsr_synthetic"
+
+
+def trains_epitome(dataset_section: Mapping[str, Any]) -> bool:
+    """Whether a dataset's epitome is trained: the lsr dataset lists its variants, DFC2020 always needs it."""
+    return "epitome" in dataset_section["variants"] if "variants" in dataset_section else True
+
+
+def epitome_tables(stage_datasets: Sequence[str], table: str) -> list[str]:
+    """The stage's result tables (for the summary report): the LSR table and the DFC2020 table."""
+    tables = []
+    if "lsr" in stage_datasets:
+        tables.append(f"results/tables/{table}.csv")
+    if "dfc2020" in stage_datasets:
+        tables.append("results/tables/dfc2020_lsr.csv")
+    return tables
+
+
+def epitome_targets(section: Mapping[str, Any], stage_datasets: Sequence[str], table: str) -> list[str]:
+    """What ``all`` builds of the stage: epitome figures, tables (CSV and Markdown) and comparisons."""
+    targets = [
+        f"results/epitome/{dataset}/{figure}.png"
+        for dataset in stage_datasets
+        for figure in EPITOME_FIGURES
+        if trains_epitome(section[dataset])
+    ]
+    if "lsr" in stage_datasets:
+        targets += [f"results/tables/{table}.{ext}" for ext in ("csv", "md")]
+        targets += ["results/lsr/lsr/comparison.png"]
+    if "dfc2020" in stage_datasets:
+        targets += [f"results/tables/dfc2020_lsr.{ext}" for ext in ("csv", "md")]
+        targets += ["results/lsr/dfc2020/comparison.png", "results/epitome/dfc2020/distilled_loss.png"]
+    return targets
