@@ -17,6 +17,9 @@ import pandas as pd
 import torch
 
 from eolabels.atomic import atomic_path
+from eolabels.cromss.stage import BAND_SETS
+from eolabels.cromss.train import VARIANTS
+from eolabels.cromss.wiring import SchemaChoices, split_run
 from eolabels.report.tables import is_synthetic
 from eolabels.settings import from_section
 from eolabels.similarity.audit import AuditSettings, run_density_audit, season_mask, split_by_season
@@ -180,7 +183,7 @@ def audit_pretrained_stage(
     run ``run`` (``<variant>_<bands>``, e.g. ``cromss_midF_b9``). No season is withheld: the
     pretraining saw them all."""
     _threads(threads)
-    variant, bands = run.rsplit("_", 1)
+    variant, bands = split_run(run, SchemaChoices(list(VARIANTS), list(BAND_SETS)))
     segmenter = load_pretrained_segmenter(checkpoint, modality, variant, bands, device)
     log.info("auditing the %s branch of %s (%s, %s, epoch %s)", segmenter.modality, checkpoint,
              segmenter.kind, segmenter.encoder_name, segmenter.epoch)
