@@ -44,10 +44,9 @@ def world(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pretrained_audit")
     generate_dataset("noldo", root / "noldo", {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
     generate_dataset("dw", root / "dw", {"n_train": 1, "n_test": 1, "tile_size": 48}, seed=1)
-    settings: dict = {}
+    settings: dict = dict(encoder=ENCODER, epochs=2, max_batches_per_epoch=1, batch_size=2, val_batch_size=1,
+                          val_fraction=0.25, crop_size=32, selection={"rampdown_epochs": 1})
     validate(settings, str(Path(__file__).parents[2] / "config" / "schemas" / "cromss.yaml"), set_default=True)
-    settings.update(encoder=ENCODER, epochs=2, max_batches_per_epoch=1, batch_size=2, val_batch_size=1,
-                    val_fraction=0.25, crop_size=32, selection={"rampdown_epochs": 1})
     torch.set_num_threads(1)
     pretrain_variant(dataset_dir=root / "noldo", out_dir=root / "run", variant="cromss_midF", bands="b9",
                      settings=settings, seed=0, device="cpu", progress=False)
