@@ -163,6 +163,9 @@ Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.Redu
 class Trainer:
     """A training run with named hooks; subclasses fill in what differs between stages.
 
+    ``config`` is the stage's frozen settings dataclass; checkpoints record it, and a run resumes
+    only from a checkpoint of the very same settings.
+
     Hooks called from ``__init__``: :meth:`configure_model`, :meth:`configure_optimizer`,
     :meth:`configure_scheduler`.  Hooks of an epoch: :meth:`train_batches`, :meth:`training_step`,
     :meth:`validate`.  ``scheduler_interval`` says when the schedule steps (after every optimiser

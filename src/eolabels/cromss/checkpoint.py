@@ -9,10 +9,9 @@ branch of them without being told the architecture.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Mapping
-
-import pickle
 
 import torch
 from torch import Tensor, nn
