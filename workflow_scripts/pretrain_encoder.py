@@ -1,16 +1,21 @@
 """Snakemake entry point of rule pretrain_encoder: unpack `snakemake`, call the library."""
 from pathlib import Path
 
-from eolabels.cromss.stage import run_pretraining
+from eolabels.cromss.stage import PretrainOutputs, run_pretraining
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
     run_pretraining(
-        Path(snakemake.input.index).parent,
-        Path(snakemake.output.encoders).parent,
-        snakemake.wildcards.pretrain_variant,
-        snakemake.wildcards.s2_bands,
-        snakemake.params.settings,
+        dataset_dir=Path(snakemake.input.index).parent,
+        outputs=PretrainOutputs(
+            encoders=Path(snakemake.output.encoders),
+            checkpoint=Path(snakemake.output.checkpoint),
+            metrics=Path(snakemake.output.metrics),
+            summary=Path(snakemake.output.summary),
+        ),
+        variant=snakemake.wildcards.pretrain_variant,
+        bands=snakemake.wildcards.s2_bands,
+        settings=snakemake.params.settings,
         seed=snakemake.params.seed,
         device=snakemake.params.device,
         threads=snakemake.threads,

@@ -14,8 +14,8 @@ from eolabels.cromss.stage import pretrain_variant
 if __name__ == "__main__":
     dataset, out, settings = sys.argv[1:]
     torch.set_num_threads(1)
-    trainer = pretrain_variant(dataset, out, "cromss_midF", "b9", json.loads(settings), seed=3, device="cpu",
-                               progress=False)
+    trainer = pretrain_variant(dataset_dir=dataset, out_dir=out, variant="cromss_midF", bands="b9",
+                               settings=json.loads(settings), seed=3, device="cpu", progress=False)
     rank = torch.distributed.get_rank()
     torch.save({"state": trainer.model.state_dict(), "history": trainer.history,
                 "world": int(os.environ["WORLD_SIZE"])}, f"{out}/rank{rank}.pt")

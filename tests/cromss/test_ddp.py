@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from snakemake.utils import validate
+
+from eolabels.cromss.wiring import training_settings
 from eolabels.data.synthetic import generate_dataset
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -17,6 +20,9 @@ SETTINGS = {
     "val_fraction": 0.34, "crop_size": 32, "lr": 1e-3, "weight_decay": 1e-8,
     "selection": {"rampdown_epochs": 1},
 }
+# the rule's params: the section validated with the schema's defaults, job keys left out
+validate(SETTINGS, str(Path(__file__).parents[2] / "config" / "schemas" / "cromss.yaml"), set_default=True)
+SETTINGS = training_settings(SETTINGS)
 
 
 @pytest.mark.slow
@@ -42,14 +48,17 @@ def test_two_cpu_processes_end_with_identical_weights(tmp_path):
 
 @pytest.mark.slow
 def test_workflow_entry_launches_torchrun_when_asked_for_processes(tmp_path):
-    from eolabels.cromss.stage import run_pretraining
+    from eolabels.cromss.stage import PretrainOutputs, run_pretraining
     from eolabels.workflow import logged
 
     generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
     log = tmp_path / "rule.log"
     with logged(log):  # as the rule's script runs it
-        run_pretraining(tmp_path / "noldo", tmp_path / "out", "lateF", "b13", {**SETTINGS, "epochs": 1, "processes": 2},
-                        seed=1, device="cpu", threads=2)
+        out = tmp_path / "out"
+        outputs = PretrainOutputs(encoders=out / "encoders.pt", checkpoint=out / "epoch=000.ckpt",
+                                  metrics=out / "metrics.csv", summary=out / "summary.json")
+        run_pretraining(dataset_dir=tmp_path / "noldo", outputs=outputs, variant="lateF", bands="b13",
+                        settings={**SETTINGS, "epochs": 1, "processes": 2}, seed=1, device="cpu", threads=2)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["effective_batch"] == 2 * SETTINGS["batch_size"]
     text = log.read_text()

@@ -7,8 +7,11 @@ import pytest
 from snakemake.utils import validate
 
 from eolabels.cromss.report import tabulate_pretraining
-from eolabels.cromss.stage import pretrain_config, s2_channels, smoothing_settings
+from eolabels.cromss.selection import SelectionConfig
+from eolabels.cromss.stage import PretrainOutputs, pretrain_config, s2_channels, smoothing_settings
+from eolabels.cromss.train import PretrainConfig
 from eolabels.report.tables import data_banner
+from schema_defaults import assert_defaults_match, schema_section
 
 
 @pytest.fixture()
@@ -29,6 +32,46 @@ def test_paper_settings_reach_the_trainer(settings, repo_root):
     assert (c.epochs, c.batch_size, c.lr, c.val_fraction, c.label_smoothing) == (200, 128, 0.005, 0.01, (0.15, 0.05))
     assert (c.selection.final_ratio, c.selection.rampdown_epochs, c.selection.ramp) == (0.5, 80, "exp")
     assert c.modalities == ("s1", "s2") and pretrain_config("s1", "b13", paper, 0).modalities == ("s1",)
+
+
+def test_schema_defaults_reach_the_trainer_unchanged(settings):
+    # the workflow's defaults come from the schema alone; the Python API's defaults are the same
+    c = pretrain_config("cromss_midF", "b13", settings, seed=0)
+    assert c == PretrainConfig(in_channels_s2=13, seed=0)
+    with pytest.raises(KeyError, match=r"PretrainConfig.*lr"):
+        pretrain_config("cromss_midF", "b13", {k: v for k, v in settings.items() if k != "lr"}, seed=0)
+    with pytest.raises(ValueError, match="unknown pretraining variant"):
+        pretrain_config("earlyF", "b13", settings, seed=0)
+
+
+def test_dataclass_defaults_are_the_schema_defaults():
+    assert_defaults_match(SelectionConfig, "schemas/cromss.yaml", "selection")
+    # fields the variant, band set, class table or reference fix, or that the section names differently
+    derived = ("kind", "modality", "sample_selection", "in_channels_s2", "classes", "split_seed", "seed",
+               "encoder_name", "selection", "label_smoothing", "use_prior", "consistency", "consistency_weight",
+               "plateau_factor", "plateau_patience", "plateau_threshold")
+    assert_defaults_match(PretrainConfig, "schemas/cromss.yaml", skip=derived)
+    props, c = schema_section("schemas/cromss.yaml"), PretrainConfig()
+    plateau, consistency = props["plateau"]["properties"], props["consistency"]["properties"]
+    smoothing = props["label_smoothing"]["properties"]
+    assert c.encoder_name == props["encoder"]["default"]
+    assert (c.plateau_factor, c.plateau_patience, c.plateau_threshold) == tuple(
+        plateau[k]["default"] for k in ("factor", "patience", "threshold"))
+    assert (c.consistency, c.consistency_weight) == (consistency["kind"]["default"], consistency["weight"]["default"])
+    assert c.label_smoothing == tuple(smoothing["factors"]["default"]) and c.use_prior == (
+        smoothing["prior"]["default"] != "none")
+    assert c.seed == schema_section("schema.yaml")["seed"]["default"]
+
+
+def test_outputs_share_the_run_folder(tmp_path):
+    outputs = PretrainOutputs(encoders=tmp_path / "encoders.pt", checkpoint=tmp_path / "epoch=001.ckpt",
+                              metrics=tmp_path / "metrics.csv", summary=tmp_path / "summary.json")
+    assert outputs.run_dir == tmp_path
+    with pytest.raises(RuntimeError, match=r"without writing .*encoders\.pt"):
+        outputs.check_written()
+    with pytest.raises(ValueError, match="share one folder"):
+        PretrainOutputs(encoders=tmp_path / "a" / "encoders.pt", checkpoint=outputs.checkpoint,
+                        metrics=outputs.metrics, summary=outputs.summary).run_dir
 
 
 def test_smoothing_settings(settings):
@@ -82,15 +125,16 @@ def test_killed_run_resumes_and_finished_or_changed_runs_restart(tmp_path, setti
     killed = PretrainTrainer(config, pretrain_dataset(tmp_path / "noldo", config, settings, 0), tmp_path / "run",
                              progress=False)
     killed.fit(stop_after=1)
-    resumed = pretrain_variant(tmp_path / "noldo", tmp_path / "run", "s2", "b9", settings, progress=False)
+    run = dict(dataset_dir=tmp_path / "noldo", out_dir=tmp_path / "run", variant="s2", bands="b9", seed=0,
+               progress=False)
+    resumed = pretrain_variant(settings=settings, **run)
     assert [row["epoch"] for row in resumed.history] == [0, 1]
     assert resumed.history[0] == killed.history[0]
     assert (tmp_path / "run" / "epoch=001.ckpt").is_file() and (tmp_path / "run" / "encoders.pt").is_file()
-    again = pretrain_variant(tmp_path / "noldo", tmp_path / "run", "s2", "b9", settings, progress=False)
+    again = pretrain_variant(settings=settings, **run)
     # retrained from scratch with the same seed: the same numbers, fresh timings
     assert len(again.history) == 2 and again.history[0]["seconds"] != resumed.history[0]["seconds"]
     assert {k: v for k, v in again.history[0].items() if k != "seconds"} == {
         k: v for k, v in resumed.history[0].items() if k != "seconds"}
-    changed = pretrain_variant(tmp_path / "noldo", tmp_path / "run", "s2", "b9", {**settings, "lr": 1e-4},
-                               progress=False)
+    changed = pretrain_variant(settings={**settings, "lr": 1e-4}, **run)
     assert len(changed.history) == 2 and changed.history[0]["lr"] == 1e-4

@@ -18,7 +18,7 @@ from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import build_pretrain_model
 from eolabels.cromss.normalization import normalise_s2, s2_band_indices
 from eolabels.cromss.stage import pretrain_variant
-from eolabels.cromss.train import PretrainConfig, PretrainTrainer, epoch_checkpoint_name
+from eolabels.cromss.train import PretrainConfig, PretrainTrainer
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from eolabels.data.readers import TileReader
@@ -32,6 +32,7 @@ from eolabels.similarity.pretrained import (
     pretraining_splits,
 )
 from eolabels.similarity.stages import AuditOutputs, audit_pretrained_stage
+from eolabels.training import epoch_checkpoint_name
 from workflow_helpers import snakemake
 
 ENCODER = "tu-mobilenetv3_small_050"  # the test config's CPU-sized encoder
@@ -43,13 +44,12 @@ def world(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pretrained_audit")
     generate_dataset("noldo", root / "noldo", {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
     generate_dataset("dw", root / "dw", {"n_train": 1, "n_test": 1, "tile_size": 48}, seed=1)
-    settings: dict = {}
+    settings: dict = dict(encoder=ENCODER, epochs=2, max_batches_per_epoch=1, batch_size=2, val_batch_size=1,
+                          val_fraction=0.25, crop_size=32, selection={"rampdown_epochs": 1})
     validate(settings, str(Path(__file__).parents[2] / "config" / "schemas" / "cromss.yaml"), set_default=True)
-    settings.update(encoder=ENCODER, epochs=2, max_batches_per_epoch=1, batch_size=2, val_batch_size=1,
-                    val_fraction=0.25, crop_size=32, selection={"rampdown_epochs": 1})
     torch.set_num_threads(1)
-    pretrain_variant(root / "noldo", root / "run", "cromss_midF", "b9", settings, seed=0, device="cpu",
-                     progress=False)
+    pretrain_variant(dataset_dir=root / "noldo", out_dir=root / "run", variant="cromss_midF", bands="b9",
+                     settings=settings, seed=0, device="cpu", progress=False)
     return {"root": root, "noldo": root / "noldo", "dw": root / "dw",
             "checkpoint": root / "run" / epoch_checkpoint_name(1)}
 

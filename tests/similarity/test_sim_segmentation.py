@@ -24,6 +24,7 @@ from eolabels.similarity.segmentation import (
     predict_probabilities,
     train_segmenter,
 )
+from schema_defaults import assert_defaults_match
 
 
 def two_class_tiles(n: int = 4, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +112,7 @@ def test_explicit_upsampling_target_follows_the_crop():
     args, kwargs, pixel = _crop_tail_input((tail_input, 16, 16), {"skip": None}, out, (8, 8), radius=2)
     assert args[0].shape[2:] == (5, 5) and args[1:] == (10, 10) and kwargs == {"skip": None}
     assert pixel == (8 - 2 * 2, 8 - 2 * 2)
+
+
+def test_train_settings_defaults_are_the_schema_defaults():
+    assert_defaults_match(TrainSettings, "schemas/similarity.yaml", "train")

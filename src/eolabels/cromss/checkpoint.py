@@ -2,11 +2,14 @@
 
 The authors' checkpoints hold ``state_dict`` keys ``net.<model keys>``; our models use the same
 names without ``net.``.  Fine-tuning keeps only one encoder, renamed to the ``encoder.*`` of an smp
-model; the four encoders of the released weights are addressed by the reference's tags.
+model; the four encoders of the released weights are addressed by the reference's tags.  Our own
+checkpoints also record the trainer's configuration, so :func:`load_branch` rebuilds any modality
+branch of them without being told the architecture.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,9 +17,19 @@ import torch
 from torch import Tensor, nn
 
 from eolabels.atomic import atomic_path
-from eolabels.cromss.models import build_encoder, encoders_of
+from eolabels.cromss.models import (
+    MODALITIES,
+    ModalityBranch,
+    build_encoder,
+    build_pretrain_model,
+    encoders_of,
+    modality_branch,
+)
 
 LIGHTNING_PREFIX = "net."
+# what a checkpoint of eolabels.cromss.train records of its PretrainConfig to be rebuilt and split
+RECORDED_CONFIG = ("kind", "encoder_name", "in_channels_s2", "classes", "modality", "sample_selection",
+                   "val_fraction", "split_seed")
 ENCODERS_FORMAT = "eolabels.cromss.encoders/1"
 # ``--weight_load_tag`` prefixes of utils/finetune.py: mid/late fusion, S1/S2 encoder
 ENCODER_PREFIXES: dict[str, str] = {
@@ -167,3 +180,49 @@ def load_encoder(encoder: nn.Module, state: Mapping[str, Tensor], source: str = 
     check_state_matches(encoder, state, source)
     encoder.load_state_dict(dict(state), strict=True)
     return encoder
+
+
+def read_pretrain_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The payload of a checkpoint written by :mod:`eolabels.cromss.train`, checked for its
+    ``state_dict`` and recorded configuration; failures name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretraining checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"cannot read pretraining checkpoint {path}: {err}") from err
+    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ValueError(f"{path} holds no state_dict: not a CromSS pretraining checkpoint")
+    config = payload.get("config")
+    if not isinstance(config, dict) or any(k not in config for k in RECORDED_CONFIG):
+        raise ValueError(
+            f"{path} records no model configuration ({', '.join(RECORDED_CONFIG)}): only checkpoints written "
+            "by eolabels.cromss.train can be rebuilt (the authors' files do not name their encoder)"
+        )
+    return payload
+
+
+def load_branch(checkpoint: str | Path, modality: str) -> ModalityBranch:
+    """The ``modality`` encoder + decoder + head of a CromSS checkpoint of ours, as one network.
+
+    The full model is rebuilt from the recorded configuration and loaded strictly, so weights that
+    do not fit it fail naming the file; a single-modal U-Net is its own branch whatever ``modality``
+    says.  The branch is on the CPU in training mode, as ``nn.Module``s are built.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    payload = read_pretrain_checkpoint(checkpoint)
+    config = payload["config"]
+    kind = config["kind"]
+    try:
+        model = build_pretrain_model(kind, config["encoder_name"], in_channels_s2=int(config["in_channels_s2"]),
+                                     classes=int(config["classes"]), modality=config["modality"])
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise ValueError(f"{checkpoint}: cannot rebuild its {kind} model ({err})") from err
+    state = payload["state_dict"]
+    if any(k.startswith(LIGHTNING_PREFIX) for k in state):
+        state = strip_prefix(state, LIGHTNING_PREFIX)
+    check_state_matches(model, state, str(checkpoint))
+    model.load_state_dict(state, strict=True)
+    return modality_branch(model, config["modality"] if kind == "single" else modality)

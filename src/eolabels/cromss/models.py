@@ -6,7 +6,9 @@
   run once per modality (S1 first), so the decoder's BN layers see two batches per step.
 
 Attribute names reproduce the authors' checkpoint keys without their ``net.`` prefix.  The fusion
-models take ``(x_s1, x_s2)`` and return ``(logits_s1, logits_s2)``.
+models take ``(x_s1, x_s2)`` and return ``(logits_s1, logits_s2)``.  All three are registered with
+:func:`eolabels.models.create_model` (``cromss_unet``, ``cromss_midf``, ``cromss_latef``);
+:class:`ModalityBranch` runs one modality of any of them as a single-input network.
 """
 
 from __future__ import annotations
@@ -21,8 +23,13 @@ from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import Tensor, nn
 
+from eolabels.models import create_model
+
 ModelKind = Literal["single", "late_fusion", "mid_fusion"]
 MODEL_KINDS: tuple[str, ...] = ("single", "late_fusion", "mid_fusion")
+# the registered model (eolabels.models) of each kind
+KIND_MODELS: dict[str, str] = {"single": "cromss_unet", "late_fusion": "cromss_latef", "mid_fusion": "cromss_midf"}
+MODALITIES: tuple[str, ...] = ("s1", "s2")
 DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
 
 # smp ≥ 0.4 names the decoder's BN switch ``use_norm`` and takes the feature list as one argument;
@@ -67,8 +74,9 @@ def _check_pair(x_s1: Tensor, x_s2: Tensor, divisor: int = 32) -> None:
         raise ValueError(f"input height and width must be divisible by {divisor}, got {h}×{w}")
 
 
-def _unet(encoder_name: str, in_channels: int, classes: int,
-          decoder_channels: Sequence[int]) -> smp.Unet:
+def single_unet(encoder_name: str, in_channels: int, classes: int,
+                decoder_channels: Sequence[int] = DECODER_CHANNELS) -> smp.Unet:
+    """The single-modal U-Net (``Unet`` of the reference): BatchNorm decoder, no attention (§1)."""
     return smp.Unet(
         encoder_name=encoder_name,
         encoder_weights=None,
@@ -86,8 +94,8 @@ class LateFusionUnet(nn.Module):
     def __init__(self, encoder_name: str, in_channels_s1: int, in_channels_s2: int, classes: int,
                  decoder_channels: Sequence[int] = DECODER_CHANNELS) -> None:
         super().__init__()
-        self.model1 = _unet(encoder_name, in_channels_s1, classes, decoder_channels)
-        self.model2 = _unet(encoder_name, in_channels_s2, classes, decoder_channels)
+        self.model1 = single_unet(encoder_name, in_channels_s1, classes, decoder_channels)
+        self.model2 = single_unet(encoder_name, in_channels_s2, classes, decoder_channels)
 
     def forward(self, x_s1: Tensor, x_s2: Tensor) -> tuple[Tensor, Tensor]:
         _check_pair(x_s1, x_s2)
@@ -140,16 +148,16 @@ def build_pretrain_model(
     ``modality`` only matters for ``single``: which input the one U-Net takes.  The paper uses
     ``resnet50``; smaller encoders (``resnet18``) keep CPU runs cheap.
     """
+    if kind not in KIND_MODELS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
     if kind == "single":
-        if modality not in ("s1", "s2"):
+        if modality not in MODALITIES:
             raise ValueError(f"modality must be 's1' or 's2', got {modality!r}")
         in_channels = in_channels_s1 if modality == "s1" else in_channels_s2
-        return _unet(encoder_name, in_channels, classes, decoder_channels)
-    if kind == "late_fusion":
-        return LateFusionUnet(encoder_name, in_channels_s1, in_channels_s2, classes, decoder_channels)
-    if kind == "mid_fusion":
-        return MidFusionUnet(encoder_name, in_channels_s1, in_channels_s2, classes, decoder_channels)
-    raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+        return create_model(KIND_MODELS[kind], encoder_name=encoder_name, in_channels=in_channels,
+                            classes=classes, decoder_channels=decoder_channels)
+    return create_model(KIND_MODELS[kind], encoder_name=encoder_name, in_channels_s1=in_channels_s1,
+                        in_channels_s2=in_channels_s2, classes=classes, decoder_channels=decoder_channels)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -165,7 +173,7 @@ def encoders_of(model: nn.Module, modality: str | None = None) -> dict[str, nn.M
     if isinstance(model, LateFusionUnet):
         return {"s1": model.model1.encoder, "s2": model.model2.encoder}
     if isinstance(model, smp.Unet):
-        if modality not in ("s1", "s2"):
+        if modality not in MODALITIES:
             raise ValueError(f"a single-modal U-Net needs its modality ('s1' or 's2'), got {modality!r}")
         return {modality: model.encoder}
     raise ValueError(f"{type(model).__name__} is not a CromSS pretraining model")
@@ -175,3 +183,51 @@ def build_encoder(encoder_name: str, in_channels: int, depth: int = len(DECODER_
     """A fresh, randomly initialised smp encoder, the shape the pretraining models use."""
     return get_encoder(encoder_name, in_channels=in_channels, depth=depth, weights=None)
 
+
+
+class ModalityBranch(nn.Module):
+    """One modality branch of a CromSS model: ``segmentation_head(decoder(encoder(x)))``.
+
+    Inputs whose sides are not multiples of ``divisor`` (the encoder's output stride) are
+    reflect-padded symmetrically and the logits cropped back; inputs that are multiples (training
+    crops, audit context windows) run unpadded, exactly as in the pretraining model.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, segmentation_head: nn.Module, divisor: int = 32):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.segmentation_head = segmentation_head
+        self.divisor = divisor
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % self.divisor, -width % self.divisor
+        top, left = pad_h // 2, pad_w // 2
+        if pad_h or pad_w:
+            # reflection needs a pad smaller than the side; tiny tiles fall back to replication
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = nn.functional.pad(x, (left, pad_w - left, top, pad_h - top), mode=mode)
+        logits = self.segmentation_head(_decode(self.decoder, self.encoder(x)))
+        if pad_h or pad_w:
+            logits = logits[..., top : top + height, left : left + width]
+        return logits
+
+
+def modality_branch(model: nn.Module, modality: str) -> ModalityBranch:
+    """The ``modality`` branch of a pretraining model, sharing its modules (fusion: the S1 or S2
+    encoder with its decoder and head — mid fusion's shared ones; ``single``: the U-Net itself)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    if isinstance(model, MidFusionUnet):
+        encoder = model.encoder1 if modality == "s1" else model.encoder
+        parts = (encoder, model.decoder, model.segmentation_head)
+    else:
+        if isinstance(model, LateFusionUnet):
+            model = model.model1 if modality == "s1" else model.model2
+        parts = (getattr(model, "encoder", None), getattr(model, "decoder", None),
+                 getattr(model, "segmentation_head", None))
+        if any(p is None for p in parts) or getattr(model, "classification_head", None) is not None:
+            raise ValueError(f"{type(model).__name__} is not a CromSS pretraining model")
+    divisor = int(getattr(parts[0], "output_stride", 32))
+    return ModalityBranch(*parts, divisor=divisor)

@@ -5,7 +5,8 @@ config asks for several data-parallel processes, under ``torchrun`` (each proces
 :func:`pretrain_variant` through ``python -m eolabels.cromss.launch``).  Files written into the
 variant's folder: ``epoch=<last>.ckpt`` (the full final checkpoint, the authors' naming),
 ``last.ckpt`` (rewritten every epoch: a killed run resumes from it), ``metrics.csv`` (one row per
-epoch), ``encoders.pt`` (per-modality encoder state_dicts for fine-tuning) and ``summary.json``.
+epoch), ``encoders.pt`` (per-modality encoder state_dicts for fine-tuning) and ``summary.json``;
+the rule's script names the declared ones in a :class:`PretrainOutputs`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +30,12 @@ from eolabels.cromss.checkpoint import export_encoders, save_encoders
 from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import count_parameters
 from eolabels.cromss.selection import SelectionConfig
-from eolabels.cromss.train import (
-    LAST_CHECKPOINT,
-    PretrainConfig,
-    PretrainTrainer,
-    epoch_checkpoint_name,
-    variant_config,
-)
+from eolabels.cromss.train import SPLIT_SEED, VARIANTS, PretrainConfig, PretrainTrainer
+from eolabels.data.kinds import NOLDO
 from eolabels.report.tables import is_synthetic
+from eolabels.settings import from_section
+from eolabels.tables import load_schema
+from eolabels.training import LAST_CHECKPOINT, is_distributed, is_main_process
 
 log = logging.getLogger(__name__)
 ENCODERS_FILE = "encoders.pt"
@@ -49,11 +50,11 @@ def s2_channels(bands: str) -> int:
     return BAND_SETS[bands]
 
 
-def smoothing_settings(settings: dict[str, Any]) -> tuple[tuple[float, ...] | None, str | None]:
+def smoothing_settings(settings: Mapping[str, Any]) -> tuple[tuple[float, ...] | None, str | None]:
     """(label_smoothing factors, prior kind) from the config's ``label_smoothing`` section (§4)."""
-    section = settings.get("label_smoothing", {})
-    factors = tuple(float(f) for f in section.get("factors", (0.15, 0.05)))
-    prior = section.get("prior", "ts")
+    section = settings["label_smoothing"]
+    factors = tuple(float(f) for f in section["factors"])
+    prior = section["prior"]
     if not factors:
         return None, None
     if prior == "none" and len(factors) != 1:
@@ -61,37 +62,38 @@ def smoothing_settings(settings: dict[str, Any]) -> tuple[tuple[float, ...] | No
     return factors, (None if prior == "none" else prior)
 
 
-def pretrain_config(variant: str, bands: str, settings: dict[str, Any], seed: int) -> PretrainConfig:
-    """The trainer's settings for one variant from the ``cromss:`` config section."""
+def pretrain_config(variant: str, bands: str, settings: Mapping[str, Any], seed: int) -> PretrainConfig:
+    """The trainer's settings for one variant from the validated ``cromss:`` config section.
+
+    Every value comes from the section (the schema holds the defaults); the variant fixes the model
+    kind, input and selection, the band set the S2 channels, the DW class table the class count.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown pretraining variant {variant!r}; expected one of {sorted(VARIANTS)}")
     factors, prior = smoothing_settings(settings)
-    plateau, consistency = settings.get("plateau", {}), settings.get("consistency", {})
-    return variant_config(
-        variant,
+    plateau, consistency = settings["plateau"], settings["consistency"]
+    # ``modality`` is only the single-modal baseline's input; fusion variants keep the S2 default
+    variant_fields = {"modality": "s2", **VARIANTS[variant]}
+    return from_section(
+        PretrainConfig, settings,
+        **variant_fields,
         encoder_name=settings["encoder"],
         in_channels_s2=s2_channels(bands),
-        selection=SelectionConfig(**settings.get("selection", {})),
+        classes=load_schema(NOLDO.layer("label").schema).num_classes,
+        selection=from_section(SelectionConfig, settings["selection"]),
         label_smoothing=factors,
         use_prior=prior is not None,
-        consistency=consistency.get("kind", "ce"),
-        consistency_weight=float(consistency.get("weight", 1.0)),
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        val_batch_size=settings["val_batch_size"],
-        val_fraction=settings["val_fraction"],
+        consistency=consistency["kind"],
+        consistency_weight=float(consistency["weight"]),
+        split_seed=SPLIT_SEED,
         seed=seed,
-        lr=settings["lr"],
-        weight_decay=settings["weight_decay"],
-        plateau_factor=plateau.get("factor", 0.5),
-        plateau_patience=plateau.get("patience", 30),
-        plateau_threshold=plateau.get("threshold", 1e-4),
-        amp=settings.get("amp", True),
-        num_workers=settings.get("num_workers", 0),
-        max_batches_per_epoch=settings.get("max_batches_per_epoch"),
-        checkpoint_every=settings.get("checkpoint_every", 10),
+        plateau_factor=plateau["factor"],
+        plateau_patience=plateau["patience"],
+        plateau_threshold=plateau["threshold"],
     )
 
 
-def pretrain_dataset(dataset_dir: str | Path, config: PretrainConfig, settings: dict[str, Any],
+def pretrain_dataset(dataset_dir: str | Path, config: PretrainConfig, settings: Mapping[str, Any],
                      seed: int) -> NoisyLabelPretrainDataset:
     """The variant's view of the dataset: its modalities and bands, the prior only if smoothed."""
     _, prior = smoothing_settings(settings)
@@ -115,8 +117,8 @@ def _setup_process_group(device: str) -> str:
     return "cpu"
 
 
-def pretrain_variant(dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
-                     settings: dict[str, Any], seed: int = 0, device: str = "auto",
+def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
+                     settings: Mapping[str, Any], seed: int, device: str = "auto",
                      progress: bool = True) -> PretrainTrainer:
     """Train one variant into ``out_dir`` (resuming from its ``last.ckpt``) and export its encoders."""
     out_dir = Path(out_dir)
@@ -128,15 +130,15 @@ def pretrain_variant(dataset_dir: str | Path, out_dir: str | Path, variant: str,
     if last.is_file() and not trainer.can_resume_from(last):
         # a finished run (Snakemake re-runs it for a reason) or other settings: start afresh
         log.warning("discarding %s: finished, or written with other settings", last)
-        if not dist.is_initialized() or dist.get_rank() == 0:
+        if is_main_process():
             last.unlink()
-        if dist.is_initialized():
+        if is_distributed():
             dist.barrier()
     log.info("%s_%s: %s, %d parameters, %d train / %d validation locations", variant, bands,
              config.encoder_name, count_parameters(trainer.model), len(trainer.train_set), len(trainer.val_set))
     trainer.fit()
     dataset.close()
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    if is_main_process():
         in_channels = {"s1": 2, "s2": config.in_channels_s2}
         save_encoders(out_dir / ENCODERS_FILE, export_encoders(trainer.model, config.modality),
                       config.encoder_name, in_channels, variant=variant, bands=bands,
@@ -183,17 +185,50 @@ def _stderr_sink() -> Any:
     return sys.stderr
 
 
-def run_pretraining(dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
-                    settings: dict[str, Any], seed: int = 0, device: str = "auto", threads: int = 1) -> None:
+@dataclass(frozen=True)
+class PretrainOutputs:
+    """The files rule ``pretrain_encoder`` declares; all lie in the run's folder."""
+
+    encoders: Path
+    checkpoint: Path
+    metrics: Path
+    summary: Path
+
+    @property
+    def run_dir(self) -> Path:
+        folders = {Path(p).parent for p in astuple(self)}
+        if len(folders) != 1:
+            raise ValueError(f"pretraining outputs must share one folder, got {sorted(map(str, folders))}")
+        return folders.pop()
+
+    def check_written(self) -> None:
+        """Fail naming the declared files the run did not write (e.g. a name the trainer does not use)."""
+        missing = [str(p) for p in astuple(self) if not Path(p).is_file()]
+        if missing:
+            raise RuntimeError(f"pretraining finished without writing {', '.join(missing)}")
+
+
+def run_pretraining(*, dataset_dir: str | Path, outputs: PretrainOutputs, variant: str, bands: str,
+                    settings: Mapping[str, Any], seed: int, device: str = "auto", threads: int = 1) -> None:
     """Entry point of the rule: in-process for one process, else ``torchrun`` with N processes."""
-    processes = int(settings.get("processes", 1))
+    out_dir = outputs.run_dir
+    processes = int(settings["processes"])
     if processes == 1:
         torch.set_num_threads(threads)
-        pretrain_variant(dataset_dir, out_dir, variant, bands, settings, seed, device)
-        return
+        pretrain_variant(dataset_dir=dataset_dir, out_dir=out_dir, variant=variant, bands=bands,
+                         settings=settings, seed=seed, device=device)
+    else:
+        _launch_torchrun(processes, threads, {
+            "dataset_dir": str(dataset_dir), "out_dir": str(out_dir), "variant": variant, "bands": bands,
+            "settings": dict(settings), "seed": seed, "device": device,
+        })
+    outputs.check_written()
+
+
+def _launch_torchrun(processes: int, threads: int, kwargs: dict[str, Any]) -> None:
+    """``processes`` torchrun processes, each running :func:`pretrain_variant` with ``kwargs``."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"dataset_dir": str(dataset_dir), "out_dir": str(out_dir), "variant": variant,
-                   "bands": bands, "settings": settings, "seed": seed, "device": device}, f)
+        json.dump(kwargs, f)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
            "-m", "eolabels.cromss.launch", f.name]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
@@ -203,6 +238,3 @@ def run_pretraining(dataset_dir: str | Path, out_dir: str | Path, variant: str, 
         subprocess.run(cmd, check=True, env=env, stdout=sink, stderr=subprocess.STDOUT if sink else None)
     finally:
         os.unlink(f.name)
-    final = Path(out_dir) / epoch_checkpoint_name(int(settings["epochs"]) - 1)
-    if not final.is_file():
-        raise RuntimeError(f"torchrun finished without writing {final}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,6 +70,24 @@ class LayerSpec:
             )
 
 
+def find_layer(
+    layers: Mapping[str, LayerSpec], owner: str, role: str, *, modality: str | None = None, schema: str | None = None
+) -> str:
+    """The name of the one layer of ``layers`` that matches; ``owner`` names them in the error."""
+    matches = [
+        name for name, spec in layers.items()
+        if spec.role == role
+        and (modality is None or spec.modality == modality)
+        and (schema is None or spec.schema == schema)
+    ]
+    if len(matches) != 1:
+        wanted = role + (f", modality {modality}" if modality else "") + (f", schema {schema}" if schema else "")
+        found = "none" if not matches else f"several: {matches}"
+        roles = {name: spec.role for name, spec in layers.items()}
+        raise IndexError_(f"{owner}: want one layer ({wanted}), found {found}; layers {roles}")
+    return matches[0]
+
+
 @dataclass
 class DatasetMeta:
     """Contents of ``dataset.json``."""
@@ -104,18 +122,7 @@ class DatasetMeta:
         Consumers ask by role rather than by name, so a stage reads any dataset that declares the
         roles it needs; none or several matches are an error naming the candidates.
         """
-        matches = [
-            name for name, spec in self.layers.items()
-            if spec.role == role
-            and (modality is None or spec.modality == modality)
-            and (schema is None or spec.schema == schema)
-        ]
-        if len(matches) != 1:
-            wanted = role + (f", modality {modality}" if modality else "") + (f", schema {schema}" if schema else "")
-            found = "none" if not matches else f"several: {matches}"
-            roles = {name: spec.role for name, spec in self.layers.items()}
-            raise IndexError_(f"dataset {self.name!r}: want one layer ({wanted}), found {found}; layers {roles}")
-        return matches[0]
+        return find_layer(self.layers, f"dataset {self.name!r}", role, modality=modality, schema=schema)
 
     def has_layer(self, role: str, *, modality: str | None = None, schema: str | None = None) -> bool:
         """Whether :meth:`layer` finds exactly one layer for this query."""

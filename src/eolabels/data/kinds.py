@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eolabels.data.index import DatasetMeta, IndexError_, LayerSpec
+from eolabels.data.index import DatasetMeta, IndexError_, LayerSpec, find_layer
 from eolabels.tables import UNLABELLED
 
 S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
@@ -57,6 +57,10 @@ class DatasetKind:
         unknown = [n for n in self.optional if n not in self.layers]
         if unknown:
             raise IndexError_(f"kind {self.name!r}: optional layers {unknown} are not layers")
+
+    def layer(self, role: str, *, modality: str | None = None, schema: str | None = None) -> LayerSpec:
+        """The contract's one layer with ``role`` (see :meth:`DatasetMeta.layer`)."""
+        return self.layers[find_layer(self.layers, f"kind {self.name!r}", role, modality=modality, schema=schema)]
 
     def meta(
         self,

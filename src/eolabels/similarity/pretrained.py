@@ -3,8 +3,9 @@
 A pretraining run (``results/pretrain*/<variant>_<bands>/``, rules/pretrain.smk) keeps its final
 full checkpoint ``epoch=<last>.ckpt``: the authors' ``net.<keys>`` state dict plus the trainer's
 ``config`` (model kind, encoder, S2 band count, classes).  ``encoders.pt`` holds the encoders only,
-so the audit reads the checkpoint.  :func:`load_pretrained_segmenter` rebuilds the model exactly
-(strict load) and hands the audit one modality branch as a single-input segmentation network:
+so the audit reads the checkpoint.  :func:`load_pretrained_segmenter` has the model rebuilt exactly
+(strict load, ``eolabels.cromss.checkpoint.load_branch``) and hands the audit one modality branch
+as a single-input segmentation network:
 
 * ``single`` (``s1``, ``s2``): the U-Net itself;
 * ``late_fusion``: ``model1`` (S1) or ``model2`` (S2);
@@ -12,7 +13,7 @@ so the audit reads the checkpoint.  :func:`load_pretrained_segmenter` rebuilds t
   the very computation of ``MidFusionUnet.forward`` for that modality.  Its decoder BatchNorm
   statistics mix both modalities (the decoder saw both batches in training); that is the network.
 
-The branch (:class:`PretrainedBranch`) names its parts ``encoder``, ``decoder`` (smp ``UnetDecoder``
+The branch (``eolabels.cromss.models.ModalityBranch``) names its parts ``encoder``, ``decoder`` (smp ``UnetDecoder``
 with ``decoder.blocks``) and ``segmentation_head``, the names the parameter subsets of
 :mod:`eolabels.similarity.jacobian` select by.  The input normaliser (:class:`CromssInput`) is the
 pretraining dataset's own: the 13-band L1C digital numbers (or S1 dB) through
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,16 +41,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from eolabels.atomic import atomic_path
-from eolabels.cromss.checkpoint import LIGHTNING_PREFIX, check_state_matches, strip_prefix
-from eolabels.cromss.models import (
-    LateFusionUnet,
-    MidFusionUnet,
-    _decode,
-    build_pretrain_model,
-)
+from eolabels.cromss.checkpoint import load_branch, read_pretrain_checkpoint
+from eolabels.cromss.models import ModalityBranch
 from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
 from eolabels.cromss.stage import s2_channels
 from eolabels.cromss.train import VARIANTS, split_train_val
@@ -109,59 +104,12 @@ class CromssInput:
         return torch.from_numpy(np.stack(tiles))
 
 
-class PretrainedBranch(nn.Module):
-    """One modality branch of a CromSS model: ``segmentation_head(decoder(encoder(x)))``.
-
-    Inputs whose sides are not multiples of ``divisor`` (the encoder's output stride) are
-    reflect-padded symmetrically and the logits cropped back; inputs that are multiples (training
-    crops, audit context windows) run unpadded, exactly as in the pretraining model.
-    """
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, segmentation_head: nn.Module, divisor: int = 32):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-        self.segmentation_head = segmentation_head
-        self.divisor = divisor
-
-    def forward(self, x: Tensor) -> Tensor:
-        height, width = x.shape[-2:]
-        pad_h, pad_w = -height % self.divisor, -width % self.divisor
-        top, left = pad_h // 2, pad_w // 2
-        if pad_h or pad_w:
-            # reflection needs a pad smaller than the side; tiny tiles fall back to replication
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            x = nn.functional.pad(x, (left, pad_w - left, top, pad_h - top), mode=mode)
-        logits = self.segmentation_head(_decode(self.decoder, self.encoder(x)))
-        if pad_h or pad_w:
-            logits = logits[..., top : top + height, left : left + width]
-        return logits
-
-
-def branch_of(model: nn.Module, modality: str) -> PretrainedBranch:
-    """The ``modality`` branch of a pretraining model (fusion: S1 or S2; ``single``: itself)."""
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    if isinstance(model, MidFusionUnet):
-        encoder = model.encoder1 if modality == "s1" else model.encoder
-        parts = (encoder, model.decoder, model.segmentation_head)
-    else:
-        if isinstance(model, LateFusionUnet):
-            model = model.model1 if modality == "s1" else model.model2
-        parts = (getattr(model, "encoder", None), getattr(model, "decoder", None),
-                 getattr(model, "segmentation_head", None))
-        if any(p is None for p in parts) or getattr(model, "classification_head", None) is not None:
-            raise ValueError(f"{type(model).__name__} is not a CromSS pretraining model")
-    divisor = int(getattr(parts[0], "output_stride", 32))
-    return PretrainedBranch(*parts, divisor=divisor)
-
-
 @dataclass
 class PretrainedSegmenter:
     """A CromSS branch as a ``segmentation.Network`` (``model``, ``normaliser``,
     ``classes``) and its provenance."""
 
-    model: PretrainedBranch
+    model: ModalityBranch
     normaliser: CromssInput
     classes: int
     checkpoint: str
@@ -184,26 +132,6 @@ class PretrainedSegmenter:
         if not names:
             raise ValueError(f"{self.checkpoint}: parameter subset {subset!r} selects no parameters")
         return names
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"pretraining checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"cannot read pretraining checkpoint {path}: {err}") from err
-    if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
-        raise ValueError(f"{path} holds no state_dict: not a CromSS pretraining checkpoint")
-    config = payload.get("config")
-    needed = ("kind", "encoder_name", "in_channels_s2", "classes", "modality", "sample_selection",
-              "val_fraction", "split_seed")
-    if not isinstance(config, dict) or any(k not in config for k in needed):
-        raise ValueError(
-            f"{path} records no model configuration ({', '.join(needed)}): only checkpoints written "
-            "by eolabels.cromss.train can be audited (the authors' files do not name their encoder)"
-        )
-    return payload
 
 
 def _check_expected(path: Path, config: dict[str, Any], variant: str | None, bands: str | None) -> None:
@@ -243,7 +171,7 @@ def load_pretrained_segmenter(
     records; the weights must fit the recorded architecture exactly.  Failures name the file.
     """
     path = Path(checkpoint)
-    payload = _read_checkpoint(path)
+    payload = read_pretrain_checkpoint(path)
     config = payload["config"]
     _check_expected(path, config, variant, bands)
     kind = config["kind"]
@@ -252,20 +180,8 @@ def load_pretrained_segmenter(
             log.info("%s: single-modal %s U-Net, auditing its %s input", path, config["modality"], config["modality"])
         modality = config["modality"]
     in_channels_s2 = int(config["in_channels_s2"])
-    try:
-        model = build_pretrain_model(
-            kind, config["encoder_name"], in_channels_s2=in_channels_s2, classes=int(config["classes"]),
-            modality=config["modality"],
-        )
-    except (ValueError, KeyError, RuntimeError) as err:
-        raise ValueError(f"{path}: cannot rebuild its {kind} model ({err})") from err
-    state = payload["state_dict"]
-    if any(k.startswith(LIGHTNING_PREFIX) for k in state):
-        state = strip_prefix(state, LIGHTNING_PREFIX)
-    check_state_matches(model, state, str(path))
-    model.load_state_dict(state, strict=True)
     bands_used = None if modality == "s1" else s2_band_indices(in_channels_s2)
-    branch = branch_of(model, modality).to(resolve_device(device)).eval()
+    branch = load_branch(path, modality).to(resolve_device(device)).eval()
     epoch = payload.get("epoch")
     return PretrainedSegmenter(
         model=branch,

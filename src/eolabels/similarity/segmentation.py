@@ -3,15 +3,17 @@ self-denoising rounds analyse (spec netsimilarity.md §5.a, §5.b).
 
 CPU-sized on purpose: the similarity stages train it several times per run.  Its module names
 (``encoder``, ``decoder`` as a ``ModuleList`` of blocks, ``head``) are what the parameter subsets of
-``eolabels.similarity.jacobian`` look for.  A checkpoint stores the builder arguments, the weights
-and the input normalisation, so any stage can rebuild the exact network (``load_segmenter``).
+``eolabels.similarity.jacobian`` look for.  It is registered with ``eolabels.models.create_model`` as
+``smallunet`` and trained on the shared training layer (:class:`SegmenterTrainer`).  A checkpoint
+stores the builder name and arguments, the weights and the input normalisation, so any stage can
+rebuild the exact network (``load_segmenter``).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,11 +21,12 @@ from typing import Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from eolabels.atomic import atomic_path
-from eolabels.metrics import SegmentationMetrics
 from eolabels.device import resolve_device
+from eolabels.metrics import SegmentationMetrics
+from eolabels.models import create_model
+from eolabels.training import Trainer
 
 UNLABELLED = 255
 
@@ -68,7 +71,8 @@ class SmallUNet(nn.Module):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Recipe of one training (spec §5.b: the same recipe every round, seed offset per round)."""
+    """Recipe of one training (spec §5.b: the same recipe every round, seed offset per round);
+    defaults are the schema's (config/schemas/similarity.yaml, ``train``)."""
 
     width: int = 16
     depth: int = 2
@@ -154,7 +158,8 @@ def load_segmenter(path: str | os.PathLike[str], device: str = "cpu") -> Segment
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
         settings = TrainSettings(**state["settings"])
-        model = SmallUNet(state["in_channels"], state["classes"], settings.width, settings.depth)
+        model = create_model(state["builder"], in_channels=state["in_channels"], classes=state["classes"],
+                             width=settings.width, depth=settings.depth)
         model.load_state_dict(state["state_dict"])
         normaliser = BandNormaliser(**{k: tuple(v) for k, v in state["normaliser"].items()})
     except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as err:
@@ -183,6 +188,48 @@ def _random_batch(
     return torch.stack(xs), torch.stack(ys)
 
 
+class SegmenterTrainer(Trainer):
+    """``settings.steps`` Adam(W) steps with cross-entropy on random crops and a per-step cosine
+    schedule, as one epoch without validation or checkpoints; a crop with no labelled pixel is
+    drawn but not stepped on (nor scheduled)."""
+
+    scheduler_interval = "step"
+
+    def __init__(self, settings: TrainSettings, images: Tensor, labels: Tensor, classes: int, *,
+                 seed: int, device: str = "cpu", progress: bool = True) -> None:
+        self.images, self.labels, self.classes = images, labels, classes
+        torch.manual_seed(seed)  # the network's initialisation
+        self.rng = np.random.default_rng(seed)  # the crops
+        super().__init__(settings, epochs=1, device=device, progress=progress)
+
+    def configure_model(self) -> nn.Module:
+        return create_model("smallunet", in_channels=self.images.shape[1], classes=self.classes,
+                            width=self.config.width, depth=self.config.depth)
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
+
+    def configure_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.config.steps)
+
+    def progress_label(self, epoch: int) -> str:
+        return "train U-Net"
+
+    def train_batches(self, epoch: int) -> tuple[Iterator[tuple[Tensor, Tensor]], int]:
+        c = self.config
+        batches = (_random_batch(self.rng, self.images, self.labels, c.batch_size, c.crop_size) for _ in range(c.steps))
+        return batches, c.steps
+
+    def training_step(self, batch: tuple[Tensor, Tensor], epoch: int) -> tuple[Tensor, dict[str, float]] | None:
+        xb, yb = (t.to(self.device) for t in batch)
+        if not (yb != UNLABELLED).any():
+            return None
+        loss = nn.functional.cross_entropy(self.network(xb), yb, ignore_index=UNLABELLED)
+        return loss, {"loss": loss.item()}
+
+
 def train_segmenter(
     images: np.ndarray,
     labels: np.ndarray,
@@ -193,7 +240,7 @@ def train_segmenter(
     progress: bool = True,
     device: str = "cpu",
 ) -> Segmenter:
-    """Fit a fresh ``SmallUNet`` (seeded) to ``labels`` (N x H x W, 255 ignored) with Adam and
+    """Fit a fresh ``SmallUNet`` (seeded) to ``labels`` (N x H x W, 255 ignored) with AdamW and
     cross-entropy on random crops; ``normaliser`` defaults to the statistics of ``images``.
     The network stays on ``device`` (``auto``: CUDA when present)."""
     normaliser = normaliser or BandNormaliser.fit(images)
@@ -201,25 +248,9 @@ def train_segmenter(
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if y.shape != (x.shape[0], *x.shape[2:]):
         raise ValueError(f"labels of shape {tuple(y.shape)} do not match images {tuple(x.shape)}")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    target = resolve_device(device)
-    model = SmallUNet(x.shape[1], classes, settings.width, settings.depth).to(target)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.steps)
-    model.train()
-    for _ in tqdm(range(settings.steps), desc="train U-Net", disable=not progress, mininterval=5):
-        xb, yb = _random_batch(rng, x, y, settings.batch_size, settings.crop_size)
-        xb, yb = xb.to(target), yb.to(target)
-        if not (yb != UNLABELLED).any():
-            continue
-        optimiser.zero_grad()
-        nn.functional.cross_entropy(model(xb), yb, ignore_index=UNLABELLED).backward()
-        optimiser.step()
-        schedule.step()
-    return Segmenter(model.eval(), normaliser, settings, classes)
+    trainer = SegmenterTrainer(settings, x, y, classes, seed=seed, device=device, progress=progress)
+    trainer.fit()
+    return Segmenter(trainer.model.eval(), normaliser, settings, classes)
 
 
 def predict_probabilities(segmenter: Network, images: np.ndarray, batch_size: int = 8) -> Tensor:
