@@ -9,7 +9,6 @@ branch of them without being told the architecture.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,6 +39,16 @@ ENCODER_PREFIXES: dict[str, str] = {
 }
 
 
+def _load_file(path: Path, what: str, weights_only: bool = True, hint: str = "") -> Any:
+    """``torch.load`` onto the CPU; a missing or unreadable file fails naming ``what`` and the path."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
+        raise ValueError(f"cannot read {what} {path}: {err}{hint}") from err
+
+
 def read_lightning_state_dict(path: str | Path, weights_only: bool = True) -> dict[str, Tensor]:
     """The ``state_dict`` of a Lightning checkpoint file (or of a plain state-dict file).
 
@@ -47,13 +56,8 @@ def read_lightning_state_dict(path: str | Path, weights_only: bool = True) -> di
     whose hyper-parameters were pickled as Python objects.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
-        hint = " (for a trusted file with pickled objects, pass weights_only=False)" if weights_only else ""
-        raise ValueError(f"cannot read checkpoint {path}: {err}{hint}") from err
+    hint = " (for a trusted file with pickled objects, pass weights_only=False)" if weights_only else ""
+    payload = _load_file(path, "checkpoint", weights_only, hint)
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path} holds no state_dict of tensors")
@@ -133,12 +137,7 @@ def save_encoders(path: str | Path, encoders: Mapping[str, Mapping[str, Tensor]]
 def read_encoders(path: str | Path) -> dict[str, Any]:
     """The payload of an ``encoders.pt`` written by :func:`save_encoders`, checked for its format."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
-        raise ValueError(f"cannot read encoder file {path}: {err}") from err
+    payload = _load_file(path, "encoder file")
     if not isinstance(payload, dict) or payload.get("format") != ENCODERS_FORMAT:
         raise ValueError(f"{path} is not an encoder file of format {ENCODERS_FORMAT!r}")
     return payload
@@ -186,12 +185,7 @@ def read_pretrain_checkpoint(path: str | Path) -> dict[str, Any]:
     """The payload of a checkpoint written by :mod:`eolabels.cromss.train`, checked for its
     ``state_dict`` and recorded configuration; failures name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretraining checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"cannot read pretraining checkpoint {path}: {err}") from err
+    payload = _load_file(path, "pretraining checkpoint")
     if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
         raise ValueError(f"{path} holds no state_dict: not a CromSS pretraining checkpoint")
     config = payload.get("config")
