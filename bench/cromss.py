@@ -34,8 +34,8 @@ from eolabels.cromss.losses import cromss_loss, segmentation_loss
 from eolabels.cromss.models import build_pretrain_model
 from eolabels.cromss.selection import SelectionConfig, cross_modal_selection
 from eolabels.cromss.smoothing import smoothed_target
-from eolabels.cromss.train import resolve_device
 from eolabels.data.synthetic import generate_dataset
+from eolabels.device import resolve_device
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schemas" / "cromss.yaml"
 EPOCH = 40  # mid-ramp: r(40) = 0.857, selection active

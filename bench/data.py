@@ -20,9 +20,9 @@ import numpy as np
 import rasterio
 
 from eolabels.data.geotiff import GridSpec, write_geotiff
-from eolabels.data.index import DatasetIndex, DatasetMeta, LayerSpec, grid_columns, write_index
+from eolabels.data.index import DatasetIndex, DatasetMeta, grid_columns, write_index
 from eolabels.data.readers import WindowReader
-from eolabels.data.kinds import S2_BANDS
+from eolabels.data.kinds import S2, S2_BANDS
 from eolabels.data.synthetic import generate_dataset
 
 
@@ -49,7 +49,7 @@ def bench_generation(root: Path, n: int) -> None:
 def bench_reader(root: Path, crops: int) -> None:
     grid = GridSpec("EPSG:32632", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), 512, 512)
     rng = np.random.default_rng(0)
-    meta = DatasetMeta(name="bench", source="bench", layers={"s2": LayerSpec(S2_BANDS, "uint16", "image")})
+    meta = DatasetMeta(name="bench", source="bench", layers={"s2": S2})
     rows = []
     for i in range(4):
         data = rng.integers(500, 4000, size=(13, 512, 512), dtype=np.uint16)

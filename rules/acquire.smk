@@ -1,4 +1,5 @@
 # Acquisition: raw data into the common dataset layout (dataset.json + index.csv + GeoTIFFs).
+from eolabels.data.index import LAYOUT_VERSION
 
 
 if config["source"] == "synthetic":
@@ -14,6 +15,7 @@ if config["source"] == "synthetic":
             generator=generator_params,
             seed=config["seed"],
             source=config["source"],
+            layout=LAYOUT_VERSION,
         threads: 1
         resources:
             mem_mb=2000,
@@ -40,6 +42,7 @@ else:
         params:
             settings=local_settings,
             source=config["source"],
+            layout=LAYOUT_VERSION,
         threads: 1
         resources:
             mem_mb=4000,

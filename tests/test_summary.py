@@ -19,7 +19,8 @@ CARD = {
 def test_summary_has_synthetic_banner_quality_and_tables(tmp_path):
     (tmp_path / "card.json").write_text(json.dumps(CARD))
     pd.DataFrame({"method": ["a", "b"], "mIoU": [0.5, 0.25]}).to_csv(tmp_path / "lsr_synthetic.csv", index=False)
-    merged = write_summary([tmp_path / "card.json"], tmp_path / "s.md", tmp_path / "s.csv", tables=[tmp_path / "lsr_synthetic.csv"])
+    merged = write_summary(card_paths=[tmp_path / "card.json"], out_markdown=tmp_path / "s.md",
+                           out_csv=tmp_path / "s.csv", tables=[tmp_path / "lsr_synthetic.csv"])
     text = (tmp_path / "s.md").read_text()
     assert "Synthetic world" in text and "not the papers'" in text and data_banner("synthetic") in text
     assert "## lsr_synthetic" in text and "0.2500" in text
@@ -38,7 +39,8 @@ def test_tables_render_with_their_data_column_and_banner(tmp_path):
     write_table(scores, tmp_path / "lsr_synthetic.csv", tmp_path / "lsr_synthetic.md", "t", source="synthetic")
     write_table(scores, tmp_path / "pretraining.csv", tmp_path / "pretraining.md", "t", source="local:s2_dw_scene")
     tables = [tmp_path / "lsr_synthetic.csv", tmp_path / "pretraining.csv"]
-    write_summary([_real_card(tmp_path)], tmp_path / "s.md", tmp_path / "s.csv", tables=tables)
+    write_summary(card_paths=[_real_card(tmp_path)], out_markdown=tmp_path / "s.md", out_csv=tmp_path / "s.csv",
+                  tables=tables)
     text = (tmp_path / "s.md").read_text()
     # a real run that still holds a synthetic table says so, once per source
     assert text.count(data_banner("synthetic")) == 1 and text.count(data_banner("local:s2_dw_scene")) == 1
@@ -52,7 +54,7 @@ def test_real_run_has_no_synthetic_banner(tmp_path):
     write_table(scores, tmp_path / "lsr_chesapeake.csv", tmp_path / "x.md", "t", source="local:s2_dw_scene")
     # a table from before the data column (or another tool) is shown, saying its data are not recorded
     scores.to_csv(tmp_path / "legacy.csv", index=False)
-    write_summary([_real_card(tmp_path)], tmp_path / "s.md", tmp_path / "s.csv",
+    write_summary(card_paths=[_real_card(tmp_path)], out_markdown=tmp_path / "s.md", out_csv=tmp_path / "s.csv",
                   tables=[tmp_path / "lsr_chesapeake.csv", tmp_path / "legacy.csv"])
     text = (tmp_path / "s.md").read_text()
     assert "SYNTHETIC" not in text and "Synthetic" not in text

@@ -1,8 +1,12 @@
 """Snakemake entry point of rule acquire_local: unpack `snakemake`, call the library."""
 from pathlib import Path
 
-from eolabels.data.local import import_local
+from eolabels.data.stages import acquire_local
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
-    import_local(snakemake.wildcards.dataset, snakemake.params.settings, Path(snakemake.output.index).parent)
+    acquire_local(
+        dataset=snakemake.wildcards.dataset,
+        settings=snakemake.params.settings,
+        out_dir=Path(snakemake.output.index).parent,
+    )

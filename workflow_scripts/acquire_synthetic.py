@@ -1,13 +1,13 @@
 """Snakemake entry point of rule acquire_synthetic: unpack `snakemake`, call the library."""
 from pathlib import Path
 
-from eolabels.data.synthetic import generate_dataset
+from eolabels.data.stages import acquire_synthetic
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
-    generate_dataset(
-        snakemake.wildcards.dataset,
-        Path(snakemake.output.index).parent,
-        snakemake.params.generator,
+    acquire_synthetic(
+        dataset=snakemake.wildcards.dataset,
+        out_dir=Path(snakemake.output.index).parent,
+        generator=snakemake.params.generator,
         seed=snakemake.params.seed,
     )

@@ -10,7 +10,10 @@ with logged(snakemake.log[0]):
         model_path=snakemake.input.model,
         dataset_root=Path(snakemake.input.index).parent,
         heldout_root=Path(snakemake.input.heldout_index).parent,
-        outputs=AuditOutputs(out.density, out.table, out.markdown, out.tiles, out.samples, out.figure, out.deciles),
+        outputs=AuditOutputs(
+            density=out.density, table=out.table, markdown=out.markdown, tiles=out.tiles, samples=out.samples,
+            figure=out.figure, deciles=out.deciles,
+        ),
         audit=snakemake.params.audit,
         seed=snakemake.params.seed,
         heldout_split=snakemake.params.heldout_split,

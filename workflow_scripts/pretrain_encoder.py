@@ -1,11 +1,11 @@
 """Snakemake entry point of rule pretrain_encoder: unpack `snakemake`, call the library."""
 from pathlib import Path
 
-from eolabels.cromss.stage import PretrainOutputs, run_pretraining
+from eolabels.cromss.stages import PretrainOutputs, pretrain_encoder
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
-    run_pretraining(
+    pretrain_encoder(
         dataset_dir=Path(snakemake.input.index).parent,
         outputs=PretrainOutputs(
             encoders=Path(snakemake.output.encoders),

@@ -4,5 +4,8 @@ from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
     write_summary(
-        snakemake.input.cards, snakemake.output.markdown, snakemake.output.table, tables=snakemake.input.tables
+        card_paths=snakemake.input.cards,
+        out_markdown=snakemake.output.markdown,
+        out_csv=snakemake.output.table,
+        tables=snakemake.input.tables,
     )

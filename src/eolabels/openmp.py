@@ -2,11 +2,10 @@
 
 After every parallel region libgomp's threads spin about 300,000 times before they sleep.  The
 epitome's FFT paths hand their inverse row DFT to pocketfft's own threads right after a torch step,
-so for a few milliseconds both pools share the cores: on the 2-core bench machine the in-path
-inverse took 12–17 ms against 6 ms alone, and the 31×31 log joint ran in 38 ms instead of 32 ms.
-A short spin (``GOMP_SPINCOUNT``) removes that, but it slowed a U-Net training step by 12–30 %
-(323 → 361–427 ms, the threads then sleep and wake between its many small regions), so only the
-stages that evaluate the epitome without a gradient take it.
+so for a few milliseconds both pools share the cores and the inverse runs far slower than alone
+(``python bench/epitome.py`` measures it). A short spin (``GOMP_SPINCOUNT``) removes that, but it
+slows a U-Net training step, whose threads then sleep and wake between its many small regions, so
+only the stages that evaluate the epitome without a gradient take it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from eolabels.cromss.stage import pretrain_variant
+from eolabels.cromss.pretraining import pretrain_variant
 
 if __name__ == "__main__":
     dataset, out, settings = sys.argv[1:]

@@ -48,7 +48,7 @@ def test_two_cpu_processes_end_with_identical_weights(tmp_path):
 
 @pytest.mark.slow
 def test_workflow_entry_launches_torchrun_when_asked_for_processes(tmp_path):
-    from eolabels.cromss.stage import PretrainOutputs, run_pretraining
+    from eolabels.cromss.stages import PretrainOutputs, pretrain_encoder
     from eolabels.workflow import logged
 
     generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
@@ -57,7 +57,7 @@ def test_workflow_entry_launches_torchrun_when_asked_for_processes(tmp_path):
         out = tmp_path / "out"
         outputs = PretrainOutputs(encoders=out / "encoders.pt", checkpoint=out / "epoch=000.ckpt",
                                   metrics=out / "metrics.csv", summary=out / "summary.json")
-        run_pretraining(dataset_dir=tmp_path / "noldo", outputs=outputs, variant="lateF", bands="b13",
+        pretrain_encoder(dataset_dir=tmp_path / "noldo", outputs=outputs, variant="lateF", bands="b13",
                         settings={**SETTINGS, "epochs": 1, "processes": 2}, seed=1, device="cpu", threads=2)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["effective_batch"] == 2 * SETTINGS["batch_size"]

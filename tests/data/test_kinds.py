@@ -67,3 +67,16 @@ def test_a_source_may_leave_out_optional_layers_only():
 def test_unknown_kind_lists_the_kinds():
     with pytest.raises(KeyError, match="kinds: \\['dfc2020', 'dw', 'lsr', 'noldo', 'osm'\\]"):
         dataset_kind("sen12ms")
+
+
+def test_a_dataset_of_another_layout_version_fails_naming_the_fix(tmp_path):
+    import json
+
+    generate_dataset("lsr", tmp_path / "lsr", TINY["lsr"], seed=0)
+    meta_path = tmp_path / "lsr" / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["layout_version"] == 2
+    del meta["layout_version"]  # as written before roles and modalities were recorded
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(IndexError_, match=r"dataset.json: .*layout version 1.*--forcerun acquire_synthetic"):
+        DatasetIndex.open(tmp_path / "lsr")

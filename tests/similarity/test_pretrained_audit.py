@@ -17,7 +17,7 @@ from eolabels.cromss.checkpoint import LIGHTNING_PREFIX, load_pretrain_checkpoin
 from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import build_pretrain_model
 from eolabels.cromss.normalization import normalise_s2, s2_band_indices
-from eolabels.cromss.stage import pretrain_variant
+from eolabels.cromss.pretraining import pretrain_variant
 from eolabels.cromss.train import PretrainConfig, PretrainTrainer
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex

@@ -204,19 +204,24 @@ def load_branch(checkpoint: str | Path, modality: str) -> ModalityBranch:
     do not fit it fail naming the file; a single-modal U-Net is its own branch whatever ``modality``
     says.  The branch is on the CPU in training mode, as ``nn.Module``s are built.
     """
+    return branch_of_payload(read_pretrain_checkpoint(checkpoint), modality, str(checkpoint))
+
+
+def branch_of_payload(payload: Mapping[str, Any], modality: str, source: str) -> ModalityBranch:
+    """:func:`load_branch` of a checkpoint already read by :func:`read_pretrain_checkpoint` (``source``
+    names it in errors), so a caller that also wants its provenance reads the file once."""
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    payload = read_pretrain_checkpoint(checkpoint)
     config = payload["config"]
     kind = config["kind"]
     try:
         model = build_pretrain_model(kind, config["encoder_name"], in_channels_s2=int(config["in_channels_s2"]),
                                      classes=int(config["classes"]), modality=config["modality"])
     except (ValueError, KeyError, RuntimeError) as err:
-        raise ValueError(f"{checkpoint}: cannot rebuild its {kind} model ({err})") from err
+        raise ValueError(f"{source}: cannot rebuild its {kind} model ({err})") from err
     state = payload["state_dict"]
     if any(k.startswith(LIGHTNING_PREFIX) for k in state):
         state = strip_prefix(state, LIGHTNING_PREFIX)
-    check_state_matches(model, state, str(checkpoint))
+    check_state_matches(model, state, source)
     model.load_state_dict(state, strict=True)
     return modality_branch(model, config["modality"] if kind == "single" else modality)

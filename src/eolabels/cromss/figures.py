@@ -26,7 +26,7 @@ from eolabels.cromss.selection import (
     entity_weights,
     label_confidence,
 )
-from eolabels.cromss.stage import pretrain_config, pretrain_dataset
+from eolabels.cromss.pretraining import pretrain_config, pretrain_dataset
 from eolabels.report.tables import source_tag
 from eolabels.tables import load_schema
 
@@ -71,10 +71,6 @@ def selection_maps(logits_s1: Tensor, logits_s2: Tensor, labels: Tensor, epoch: 
     }
 
 
-def _class_rgb(labels: np.ndarray) -> np.ndarray:
-    return load_schema("dw").rgb()[labels]
-
-
 @torch.no_grad()
 def plot_selection_masks(checkpoint: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
                          out_png: str | os.PathLike[str], variant: str, bands: str,
@@ -91,6 +87,7 @@ def plot_selection_masks(checkpoint: str | os.PathLike[str], dataset_dir: str | 
         raise ValueError(f"variant {variant} has one modality; cross-modal selection masks need two")
     dataset = pretrain_dataset(dataset_dir, config, settings, seed)
     dataset.augment = False
+    colours = load_schema(dataset.index.meta.layers[dataset.label_layer].schema).rgb()  # class id -> RGB
     model = build_pretrain_model(config.kind, config.encoder_name, in_channels_s2=config.in_channels_s2)
     load_pretrain_checkpoint(model, checkpoint)
     epoch = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) - 1
@@ -104,10 +101,10 @@ def plot_selection_masks(checkpoint: str | os.PathLike[str], dataset_dir: str | 
     rgb = batch["s2"][0, rgb_pos].permute(1, 2, 0).numpy()
     inputs = [("S2 RGB (uint8 stretch)", np.clip(rgb / max(rgb.max(), 1e-6), 0, 1), None),
               ("S1 VV", batch["s1"][0, 0].numpy(), "gray"),
-              ("noisy DW label", _class_rgb(batch["label"][0].numpy()), None)]
+              ("noisy DW label", colours[batch["label"][0].numpy()], None)]
     if "truth" in batch:
-        inputs.append(("truth (evaluation only)", _class_rgb(batch["truth"][0].numpy()), None))
-    inputs += [(f"{name} prediction", _class_rgb(x[0].argmax(0).numpy()), None)
+        inputs.append(("truth (evaluation only)", colours[batch["truth"][0].numpy()], None))
+    inputs += [(f"{name} prediction", colours[x[0].argmax(0).numpy()], None)
                for name, x in zip(("S1", "S2"), logits)]
     n_cols = max(len(inputs), len(maps))
     fig, axes = plt.subplots(3, n_cols, figsize=(2.4 * n_cols, 7.8), squeeze=False)

@@ -1,6 +1,6 @@
 """``python -m eolabels.cromss.launch settings.json``: one torchrun process of a pretraining run.
 
-``settings.json`` holds the keyword arguments of :func:`eolabels.cromss.stage.pretrain_variant`;
+``settings.json`` holds the keyword arguments of :func:`eolabels.cromss.pretraining.pretrain_variant`;
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK, and the process group is joined there.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from eolabels.cromss.stage import pretrain_variant
+from eolabels.cromss.pretraining import pretrain_variant
 
 
 def main(argv: list[str]) -> None:

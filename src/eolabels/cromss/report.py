@@ -20,7 +20,7 @@ SCORES = ("OA", "mIoU")
 
 
 def pretraining_row(summary: dict) -> dict[str, object]:
-    """One table row from a run summary (see :func:`eolabels.cromss.stage.write_summary`)."""
+    """One table row from a run summary (see :func:`eolabels.cromss.pretraining.write_summary`)."""
     final = summary["final"]
     row: dict[str, object] = {
         "variant": summary["variant"],

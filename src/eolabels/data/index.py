@@ -28,6 +28,10 @@ from eolabels.data.geotiff import GridSpec
 
 INDEX_FILE = "index.csv"
 META_FILE = "dataset.json"
+# Version of dataset.json's shape, recorded in every file and a param of the acquire rules: a bump
+# re-runs them, and a directory of another version fails to open instead of being misread.
+# 2: layer roles coarse_label / displacement, image modalities.
+LAYOUT_VERSION = 2
 BASE_COLUMNS = (
     "id", "split", "season", "crs", "transform", "height", "width", "left", "bottom", "right", "top",
 )
@@ -64,9 +68,7 @@ class LayerSpec:
             raise IndexError_(f"layer role must be one of {'/'.join(ROLES)}, got {self.role!r}")
         if (self.role == "image") != (self.modality is not None):
             raise IndexError_(
-                f"a layer has a modality if and only if it is an image (role {self.role!r}, modality "
-                f"{self.modality!r}); a dataset.json without modalities was written by an older eolabels: "
-                "re-run the rule that wrote it"
+                f"a layer has a modality if and only if it is an image (role {self.role!r}, modality {self.modality!r})"
             )
 
 
@@ -102,10 +104,16 @@ class DatasetMeta:
     def to_json(self) -> dict:
         d = asdict(self)
         d["layers"] = {k: asdict(v) for k, v in self.layers.items()}
-        return d
+        return {"layout_version": LAYOUT_VERSION, **d}
 
     @classmethod
     def from_json(cls, d: dict) -> DatasetMeta:
+        version = d.get("layout_version", 1)
+        if version != LAYOUT_VERSION:
+            raise IndexError_(
+                f"layout version {version}, this eolabels reads version {LAYOUT_VERSION}: write the dataset "
+                "again (in the workflow: snakemake --forcerun acquire_synthetic, or acquire_local)"
+            )
         layers = {k: LayerSpec(**{**v, "bands": tuple(v["bands"])}) for k, v in d["layers"].items()}
         return cls(
             name=d["name"],

@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from eolabels.data.geotiff import GridSpec, read_geotiff, write_geotiff
-from eolabels.data.index import DatasetIndex, DatasetMeta, IndexError_, LayerSpec, grid_columns, write_index
+from eolabels.data.geotiff import GridSpec, read_geotiff
+from eolabels.data.index import DatasetIndex, DatasetMeta, IndexError_
+from eolabels.data.kinds import label_layer
 from eolabels.data.readers import TileReader
+from eolabels.data.writer import DatasetWriter
 from eolabels.tables import UNLABELLED, load_schema
 
 PREDICTION_LAYER = "prediction"
@@ -101,11 +103,6 @@ def _position_lut(schema_name: str | None) -> np.ndarray:
     return lut
 
 
-def dataset_source(root: str | os.PathLike[str]) -> str:
-    """``source`` of a dataset's ``dataset.json`` (``synthetic`` or ``local:<format>``)."""
-    return DatasetIndex.open(root).meta.source
-
-
 def write_predictions(
     root: str | os.PathLike[str],
     tiles: Sequence[LabelledTile],
@@ -117,26 +114,14 @@ def write_predictions(
     """One uint8 label GeoTIFF per tile on the tile's grid (class colours embedded), plus the index."""
     root = Path(root)
     schema = load_schema(schema_name)
-    colormap = {i: tuple(int(255 * v) for v in rgb) for i, rgb in zip(schema.ids, schema.rgb())}
     meta = DatasetMeta(
-        name=root.name,
-        source=source,
-        layers={
-            PREDICTION_LAYER: LayerSpec(
-                bands=(f"{schema_name}_label",), dtype="uint8", role="label", schema=schema_name, nodata=UNLABELLED
-            )
-        },
-        description=description,
+        name=root.name, source=source, layers={PREDICTION_LAYER: label_layer(schema_name)}, description=description
     )
-    rows = []
+    writer = DatasetWriter(root, meta)
     for tile, labels in zip(tiles, maps, strict=True):
         ids = np.asarray(schema.ids, dtype=np.uint8)[labels.cpu().numpy()]
-        rel = Path("samples") / f"{tile.name}.tif"
-        bands = meta.layers[PREDICTION_LAYER].bands
-        write_geotiff(root / rel, ids, tile.grid, bands, nodata=UNLABELLED, colormap=colormap)
-        row = {"id": tile.name, "split": "test", "season": 0, **grid_columns(tile.grid)}
-        rows.append({**row, PREDICTION_LAYER: rel.as_posix()})
-    return write_index(root, meta, rows)
+        writer.add(tile.name, "test", 0, tile.grid, {PREDICTION_LAYER: ids})
+    return writer.close()
 
 
 def read_predictions(root: str | os.PathLike[str], tiles: Sequence[LabelledTile]) -> list[Tensor]:

@@ -66,6 +66,7 @@ def _table_sources(table: pd.DataFrame) -> list[str]:
 
 
 def write_summary(
+    *,
     card_paths: Sequence[str | os.PathLike[str]],
     out_markdown: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],

@@ -44,10 +44,10 @@ import torch
 from torch import Tensor
 
 from eolabels.atomic import atomic_path
-from eolabels.cromss.checkpoint import load_branch, read_pretrain_checkpoint
+from eolabels.cromss.checkpoint import branch_of_payload, read_pretrain_checkpoint
 from eolabels.cromss.models import ModalityBranch
 from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
-from eolabels.cromss.stage import s2_channels
+from eolabels.cromss.pretraining import s2_channels
 from eolabels.cromss.train import VARIANTS, split_train_val
 from eolabels.data.index import DatasetIndex
 from eolabels.data.kinds import IMAGES
@@ -181,7 +181,7 @@ def load_pretrained_segmenter(
         modality = config["modality"]
     in_channels_s2 = int(config["in_channels_s2"])
     bands_used = None if modality == "s1" else s2_band_indices(in_channels_s2)
-    branch = load_branch(path, modality).to(resolve_device(device)).eval()
+    branch = branch_of_payload(payload, modality, str(path)).to(resolve_device(device)).eval()
     epoch = payload.get("epoch")
     return PretrainedSegmenter(
         model=branch,

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from eolabels.atomic import atomic_path
-from eolabels.cromss.stage import BAND_SETS
+from eolabels.cromss.pretraining import BAND_SETS
 from eolabels.cromss.train import VARIANTS
 from eolabels.cromss.wiring import SchemaChoices, split_run
 from eolabels.report.tables import is_synthetic

@@ -1,12 +1,11 @@
-"""One pretraining variant as a workflow stage: config section → dataset + trainer → files.
+"""One pretraining variant: config section → dataset + trainer → files.
 
-The rule ``pretrain_encoder`` calls :func:`run_pretraining`, which trains in-process or, when the
-config asks for several data-parallel processes, under ``torchrun`` (each process then runs
-:func:`pretrain_variant` through ``python -m eolabels.cromss.launch``).  Files written into the
-variant's folder: ``epoch=<last>.ckpt`` (the full final checkpoint, the authors' naming),
-``last.ckpt`` (rewritten every epoch: a killed run resumes from it), ``metrics.csv`` (one row per
-epoch), ``encoders.pt`` (per-modality encoder state_dicts for fine-tuning) and ``summary.json``;
-the rule's script names the declared ones in a :class:`PretrainOutputs`.
+:func:`pretrain_variant` runs in the rule's process or, for data-parallel training, in each
+``torchrun`` process (``python -m eolabels.cromss.launch``; :func:`eolabels.cromss.stages.pretrain_encoder`
+decides).  Files written into the variant's folder: ``epoch=<last>.ckpt`` (the full final checkpoint,
+the authors' naming), ``last.ckpt`` (rewritten every epoch: a killed run resumes from it),
+``metrics.csv`` (one row per epoch), ``encoders.pt`` (per-modality encoder state_dicts for
+fine-tuning) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -14,11 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping
-from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +26,7 @@ from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import count_parameters
 from eolabels.cromss.selection import SelectionConfig
 from eolabels.cromss.train import SPLIT_SEED, VARIANTS, PretrainConfig, PretrainTrainer
-from eolabels.data.kinds import NOLDO
+from eolabels.data.kinds import IMAGES, NOLDO
 from eolabels.report.tables import is_synthetic
 from eolabels.settings import from_section
 from eolabels.tables import load_schema
@@ -139,7 +134,7 @@ def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: s
     trainer.fit()
     dataset.close()
     if is_main_process():
-        in_channels = {"s1": 2, "s2": config.in_channels_s2}
+        in_channels = {"s1": len(IMAGES["s1"].bands), "s2": config.in_channels_s2}
         save_encoders(out_dir / ENCODERS_FILE, export_encoders(trainer.model, config.modality),
                       config.encoder_name, in_channels, variant=variant, bands=bands,
                       epochs=trainer.epoch)
@@ -172,69 +167,3 @@ def write_summary(path: Path, trainer: PretrainTrainer, dataset: NoisyLabelPretr
     }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-
-
-def _stderr_sink() -> Any:
-    """The stream child processes should write to: the rule's log when ``eolabels.workflow.logged``
-    redirected stderr to it (torchrun's output would otherwise bypass the log), else inherit."""
-    try:
-        sys.stderr.flush()
-        sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
-    return sys.stderr
-
-
-@dataclass(frozen=True)
-class PretrainOutputs:
-    """The files rule ``pretrain_encoder`` declares; all lie in the run's folder."""
-
-    encoders: Path
-    checkpoint: Path
-    metrics: Path
-    summary: Path
-
-    @property
-    def run_dir(self) -> Path:
-        folders = {Path(p).parent for p in astuple(self)}
-        if len(folders) != 1:
-            raise ValueError(f"pretraining outputs must share one folder, got {sorted(map(str, folders))}")
-        return folders.pop()
-
-    def check_written(self) -> None:
-        """Fail naming the declared files the run did not write (e.g. a name the trainer does not use)."""
-        missing = [str(p) for p in astuple(self) if not Path(p).is_file()]
-        if missing:
-            raise RuntimeError(f"pretraining finished without writing {', '.join(missing)}")
-
-
-def run_pretraining(*, dataset_dir: str | Path, outputs: PretrainOutputs, variant: str, bands: str,
-                    settings: Mapping[str, Any], seed: int, device: str = "auto", threads: int = 1) -> None:
-    """Entry point of the rule: in-process for one process, else ``torchrun`` with N processes."""
-    out_dir = outputs.run_dir
-    processes = int(settings["processes"])
-    if processes == 1:
-        torch.set_num_threads(threads)
-        pretrain_variant(dataset_dir=dataset_dir, out_dir=out_dir, variant=variant, bands=bands,
-                         settings=settings, seed=seed, device=device)
-    else:
-        _launch_torchrun(processes, threads, {
-            "dataset_dir": str(dataset_dir), "out_dir": str(out_dir), "variant": variant, "bands": bands,
-            "settings": dict(settings), "seed": seed, "device": device,
-        })
-    outputs.check_written()
-
-
-def _launch_torchrun(processes: int, threads: int, kwargs: dict[str, Any]) -> None:
-    """``processes`` torchrun processes, each running :func:`pretrain_variant` with ``kwargs``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(kwargs, f)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "eolabels.cromss.launch", f.name]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
-    log.info("launching %s", " ".join(cmd))
-    try:
-        sink = _stderr_sink()
-        subprocess.run(cmd, check=True, env=env, stdout=sink, stderr=subprocess.STDOUT if sink else None)
-    finally:
-        os.unlink(f.name)

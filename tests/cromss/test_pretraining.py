@@ -8,7 +8,8 @@ from snakemake.utils import validate
 
 from eolabels.cromss.report import tabulate_pretraining
 from eolabels.cromss.selection import SelectionConfig
-from eolabels.cromss.stage import PretrainOutputs, pretrain_config, s2_channels, smoothing_settings
+from eolabels.cromss.pretraining import pretrain_config, s2_channels, smoothing_settings
+from eolabels.cromss.stages import PretrainOutputs
 from eolabels.cromss.train import PretrainConfig
 from eolabels.report.tables import data_banner
 from schema_defaults import assert_defaults_match, schema_section
@@ -115,7 +116,7 @@ def test_table_puts_each_branch_under_its_modality(tmp_path):
 
 
 def test_killed_run_resumes_and_finished_or_changed_runs_restart(tmp_path, settings):
-    from eolabels.cromss.stage import pretrain_dataset, pretrain_variant
+    from eolabels.cromss.pretraining import pretrain_dataset, pretrain_variant
     from eolabels.cromss.train import PretrainTrainer
     from eolabels.data.synthetic import generate_dataset
 
