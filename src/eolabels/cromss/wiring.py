@@ -102,7 +102,8 @@ def final_checkpoint(section: Mapping[str, Any], run: str) -> str:
     """The final epoch's full checkpoint of a run (the authors' naming), which audits and figures read.
 
     last.ckpt stays undeclared, so that a killed job resumes from it instead of Snakemake deleting it
-    as an incomplete output.
+    as an incomplete output. The name is ``eolabels.training.epoch_checkpoint_name``'s, spelled out
+    here so that building the DAG does not import torch.
     """
     return f"{run_dir(section, run)}/epoch={section['epochs'] - 1:03d}.ckpt"
 
