@@ -169,3 +169,21 @@ def test_metrics_csv_of_a_run_matches_its_history(tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["epoch", "lr", "mse", "w0", "seconds"]
     assert [float(r["mse"]) for r in rows] == [row["mse"] for row in trainer.history]
+
+
+def test_a_truncated_last_checkpoint_is_named_and_training_starts_over(tmp_path, caplog):
+    uninterrupted = Regression(Recipe(), None)
+    uninterrupted.fit()
+    last = tmp_path / LAST_CHECKPOINT
+    Regression(Recipe(), tmp_path).fit(stop_after=2)
+    last.write_bytes(last.read_bytes()[:1000])  # a full disk during the write of a non-atomic copy
+    with pytest.raises(ValueError, match=rf"cannot read checkpoint {last}"):
+        load_checkpoint(last)
+    restarted = Regression(Recipe(), tmp_path)
+    with caplog.at_level("WARNING", logger="eolabels.training"):
+        assert not restarted.can_resume_from(last)
+        restarted.fit()
+    assert sum(f"cannot read checkpoint {last}" in r.getMessage() for r in caplog.records) == 2
+    assert any("training from the start" in r.getMessage() for r in caplog.records)
+    assert _without_seconds(restarted.history) == _without_seconds(uninterrupted.history)
+    assert load_checkpoint(last)["epoch"] == Recipe().epochs  # the damaged file was replaced

@@ -88,6 +88,15 @@ def test_local_source_without_settings_names_the_dataset(workflow_copy):
     assert proc.returncode != 0 and "config.local has no entry" in proc.stdout + proc.stderr
 
 
+def test_a_missing_local_folder_fails_the_dry_run(workflow_copy):
+    (workflow_copy / "config" / "missing.yaml").write_text(
+        "source: local\ndatasets: [lsr]\nlocal: {lsr: {format: chesapeake_npz, patches_dir: no/such/dir}}\n"
+    )
+    proc = snakemake(workflow_copy, "-n", "--configfile", "config/missing.yaml", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "local.lsr.patches_dir: no *.npz patches in no/such/dir (no such folder)" in output
+
+
 @pytest.mark.real
 def test_real_chesapeake_config_runs(workflow_copy, real_dir):
     config = yaml.safe_load((workflow_copy / "config" / "real_chesapeake.yaml").read_text())

@@ -17,7 +17,9 @@ os.umask(_UMASK)
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary file lives in the same directory, so the final ``os.replace`` is atomic on POSIX.
+    The temporary file lives in the same directory, so the final ``os.replace`` is atomic on POSIX;
+    its data are flushed to disk first, so a crash right after the rename cannot leave the new name
+    pointing at a file whose blocks were never written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +28,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        with open(tmp_path, "rb") as written:
+            os.fsync(written.fileno())
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are for sharing
         os.replace(tmp_path, path)
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import pickle
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -123,9 +124,20 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
         torch.save(dict(payload), tmp)
 
 
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint file that cannot be loaded (truncated by a full disk, not a checkpoint at all)."""
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint of :func:`save_checkpoint`, on the CPU, refusing pickled objects."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint of :func:`save_checkpoint`, on the CPU, refusing pickled objects; an unreadable
+    file raises :class:`UnreadableCheckpoint` naming it."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise UnreadableCheckpoint(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(payload, dict):
+        raise UnreadableCheckpoint(f"cannot read checkpoint {path}: it holds a {type(payload).__name__}")
+    return payload
 
 
 def write_metrics_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -272,8 +284,11 @@ class Trainer:
         epochs = self.epochs if epochs is None else epochs
         last = None if self.out_dir is None else self.out_dir / LAST_CHECKPOINT
         if last is not None and last.is_file() and self.epoch == 0:
-            self.load_checkpoint(last)
-            log.info("resumed from %s after epoch %d", last, self.epoch)
+            try:
+                self.load_checkpoint(last)
+                log.info("resumed from %s after epoch %d", last, self.epoch)
+            except UnreadableCheckpoint as err:  # overwritten after the first epoch
+                log.warning("not resuming (%s); training from the start", err)
         done_here = 0
         while self.epoch < epochs and (stop_after is None or done_here < stop_after):
             epoch = self.epoch
@@ -322,9 +337,14 @@ class Trainer:
         })
 
     def can_resume_from(self, path: str | Path) -> bool:
-        """Whether ``path`` is an unfinished run of this very configuration (worth resuming)."""
-        payload = load_checkpoint(path)
-        return payload.get("config") == self.config_record() and payload["epoch"] < self.epochs
+        """Whether ``path`` is an unfinished run of this very configuration (worth resuming); an
+        unreadable file (e.g. truncated by a full disk) is not, and the log says why."""
+        try:
+            payload = load_checkpoint(path)
+        except UnreadableCheckpoint as err:
+            log.warning("%s", err)
+            return False
+        return payload.get("config") == self.config_record() and payload.get("epoch", self.epochs) < self.epochs
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` of the same configuration."""

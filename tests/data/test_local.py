@@ -78,3 +78,11 @@ def test_local_settings_are_checked():
         import_local("noldo", {"format": "chesapeake_npz", "patches_dir": "x"}, "/tmp/never")
     with pytest.raises(ValueError, match="unknown format"):
         local_inputs("lsr", {"format": "geojson"})
+
+
+def test_a_missing_or_empty_patches_folder_is_named(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(RasterError, match=rf"local.lsr.patches_dir: no \*.npz patches in {missing} \(no such folder\)"):
+        local_inputs("lsr", {"format": "chesapeake_npz", "patches_dir": str(missing)})
+    with pytest.raises(RasterError, match=r"\(an empty folder\)"):
+        local_inputs("lsr", {"format": "chesapeake_npz", "patches_dir": str(tmp_path)})

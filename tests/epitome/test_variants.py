@@ -121,3 +121,16 @@ def test_individual_layers_resume_after_an_interruption(tmp_path):
     # every layer finished: the job re-ran because something changed, so all layers start over
     rerun, _ = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
     assert torch.allclose(rerun.mean, straight.mean)
+
+
+def test_a_truncated_checkpoint_is_logged_and_training_starts_over(tmp_path, caplog):
+    tiles, _ = tiles_and_transfer(((16, 16), (16, 16)))
+    settings = EpitomeSettings(side=8, iterations=4, batch_size=8, patch_sizes=(3,), checkpoint_every=2)
+    checkpoint = tmp_path / "ckpt.pt"
+    fresh, _ = train_all_tile_epitome(tiles, settings, seed=1, progress=False)
+    train_all_tile_epitome(tiles, replace(settings, iterations=2), 1, checkpoint=checkpoint, progress=False)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    with caplog.at_level("WARNING", logger="eolabels.epitome.variants"):
+        restarted, history = train_all_tile_epitome(tiles, settings, seed=1, checkpoint=checkpoint, progress=False)
+    assert any(f"not resuming from {checkpoint}" in r.getMessage() for r in caplog.records)
+    assert len(history.loss) == 4 and torch.equal(restarted.mean, fresh.mean)

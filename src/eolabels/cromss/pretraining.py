@@ -123,8 +123,8 @@ def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: s
     trainer = PretrainTrainer(config, dataset, out_dir, device=device, progress=progress)
     last = out_dir / LAST_CHECKPOINT
     if last.is_file() and not trainer.can_resume_from(last):
-        # a finished run (Snakemake re-runs it for a reason) or other settings: start afresh
-        log.warning("discarding %s: finished, or written with other settings", last)
+        # a finished run (Snakemake re-runs it for a reason), other settings or an unreadable file
+        log.warning("discarding %s: finished, unreadable, or written with other settings", last)
         if is_main_process():
             last.unlink()
         if is_distributed():

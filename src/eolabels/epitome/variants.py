@@ -11,6 +11,7 @@ Their settings are the dataclasses of :mod:`eolabels.epitome.settings`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,8 @@ from eolabels.epitome.settings import (
 )
 from eolabels.epitome.train import EpitomeTrainer, TrainHistory
 from eolabels.epitome.transfer import LabelTransfer
+
+log = logging.getLogger(__name__)
 
 
 def predict_naive(tiles: Sequence[LabelledTile], transfer: LabelTransfer) -> list[Tensor]:
@@ -97,8 +100,9 @@ def train_all_tile_epitome(
     if checkpoint is not None and Path(checkpoint).is_file():
         try:
             trainer.load_checkpoint(checkpoint)
-        except (ValueError, RuntimeError, KeyError):
-            trainer = None  # written with other settings or shapes: start over
+        except (ValueError, RuntimeError, KeyError) as err:
+            log.warning("not resuming from %s (%s: %s); training from the start", checkpoint, type(err).__name__, err)
+            trainer = None  # unreadable, or written with other settings or shapes
         if trainer is None or trainer.iteration >= settings.iterations:
             channels = images[0].shape[0]
             generator = torch.Generator().manual_seed(seed)  # same start as a fresh run
@@ -126,7 +130,8 @@ def _saved_iteration(path: Path | None) -> int | None:
         return None
     try:
         return int(torch.load(path, map_location="cpu", weights_only=False)["iteration"])
-    except (OSError, RuntimeError, KeyError, EOFError):
+    except (OSError, RuntimeError, KeyError, EOFError) as err:
+        log.warning("not resuming from %s (%s: %s)", path, type(err).__name__, err)
         return None
 
 
