@@ -10,7 +10,7 @@ from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_patter
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets
-from eolabels.workflow import dataset_index, dataset_meta, one_of, schema_enum
+from eolabels.workflow import config_errors, dataset_index, dataset_meta, one_of, schema_enum
 
 min_version("8.20")
 
@@ -18,9 +18,25 @@ SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 # Each method stage owns one config section with its own schema: config/schemas/<section>.yaml.
 STAGE_SCHEMAS = {path.stem: path for path in sorted((Path(workflow.basedir) / "config" / "schemas").glob("*.yaml"))}
 
-validate(config, schema=str(SCHEMA), set_default=True)
+
+
+def validated(values, schema, where):
+    """Validate (filling in the schema's defaults); on failure, one line per problem with its full key."""
+    try:
+        validate(values, schema=str(schema), set_default=True)
+    except WorkflowError:
+        problems = config_errors(values, schema, where)
+        if not problems:
+            raise
+        files = ", ".join(map(str, workflow.configfiles)) or "no config file"
+        raise WorkflowError(
+            f"invalid configuration (from {files}, with any --config values on top):\n  " + "\n  ".join(problems)
+        ) from None
+
+
+validated(config, SCHEMA, "config")
 for _section, _section_schema in STAGE_SCHEMAS.items():
-    validate(config.setdefault(_section, {}), schema=str(_section_schema), set_default=True)
+    validated(config.setdefault(_section, {}), _section_schema, f"config.{_section}")
 
 DATASETS = config["datasets"]
 # every dataset the workflow knows: the schema's enum of config.datasets

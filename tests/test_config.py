@@ -57,3 +57,18 @@ def test_validation_does_not_change_given_values(repo_root, schema):
     before = copy.deepcopy(config)
     validate(config, schema, set_default=True)
     assert config["synthetic"]["noldo"]["n_locations"] == before["synthetic"]["noldo"]["n_locations"]
+
+
+def test_config_errors_name_each_problem_by_its_full_key(tmp_path):
+    from eolabels.workflow import config_errors
+
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(yaml.safe_dump({
+        "type": "object", "additionalProperties": False,
+        "properties": {"train": {"type": "object", "properties": {"steps": {"type": "integer", "minimum": 1}}}},
+    }))
+    assert config_errors({"train": {"steps": 5}}, schema) == []
+    assert config_errors({"train": {"steps": 0}, "typo": 1}, schema, "config.stage") == [
+        "config.stage: Additional properties are not allowed ('typo' was unexpected)",
+        "config.stage.train.steps: 0 is less than the minimum of 1",
+    ]

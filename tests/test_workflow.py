@@ -55,6 +55,19 @@ def test_bad_config_fails_with_the_key_named(workflow_copy):
     assert proc.returncode != 0 and "seed" in proc.stdout + proc.stderr
 
 
+def test_config_errors_are_one_line_each_with_the_full_key_and_the_files(workflow_copy):
+    unknown = snakemake(workflow_copy, "-n", "--config", "bogus=1", check=False)
+    output = unknown.stdout + unknown.stderr
+    assert unknown.returncode != 0 and len(output.splitlines()) < 20
+    assert "invalid configuration (from config/config.yaml, with any --config values on top)" in output
+    assert "config: Additional properties are not allowed ('bogus' was unexpected)" in output
+    (workflow_copy / "config" / "bad_steps.yaml").write_text("similarity: {train: {steps: 0}}\n")
+    section = snakemake(workflow_copy, "-n", "--configfile", "config/bad_steps.yaml", check=False)
+    output = section.stdout + section.stderr
+    assert section.returncode != 0 and "config/bad_steps.yaml" in output
+    assert "config.similarity.train.steps: 0 is less than the minimum of 1" in output
+
+
 @pytest.mark.slow
 def test_end_to_end_on_test_config(workflow_copy):
     snakemake(workflow_copy, "--configfile", "config/test.yaml")

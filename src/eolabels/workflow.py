@@ -8,9 +8,11 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import yaml
 
 
@@ -26,6 +28,18 @@ def schema_enum(schema: str | os.PathLike[str], *keys: str) -> list[str]:
 def schema_sections(schema: str | os.PathLike[str]) -> list[str]:
     """The top-level keys of a section's schema, in the order it lists them."""
     return list(yaml.safe_load(Path(schema).read_text())["properties"])
+
+
+def config_errors(values: Mapping[str, Any], schema: str | os.PathLike[str], where: str = "config") -> list[str]:
+    """Every way ``values`` breaks ``schema``, one short line each, named by its full key
+    (``config.similarity.train.steps: 0 is less than the minimum of 1``), in key order.
+
+    Snakemake's own message quotes the whole schema (hundreds of lines for an unknown key) and names
+    keys relative to the section; this is what the workflow shows instead.
+    """
+    validator = jsonschema.Draft202012Validator(yaml.safe_load(Path(schema).read_text()))
+    errors = sorted(validator.iter_errors(values), key=lambda err: [str(k) for k in err.absolute_path])
+    return [".".join([where, *map(str, err.absolute_path)]) + f": {err.message}" for err in errors]
 
 
 def one_of(choices: Iterable[str]) -> str:
