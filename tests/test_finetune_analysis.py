@@ -103,6 +103,8 @@ def test_weight_kl_picks_weights_in_order_and_checks_keys():
     after["decoder.conv.bias"] = torch.tensor([1.0, 1.0])
     kl = weight_kl(before, after, bins=2, eps=0.01)
     assert list(kl) == ["encoder.conv.weight", "encoder.bn.weight"]
+    before["encoder.conv2.weight"] = after["encoder.conv2.weight"] = torch.ones(2, 1, 1, 1)
+    assert list(weight_kl(before, after, min_ndim=2)) == ["encoder.conv2.weight"]
     assert kl["encoder.conv.weight"] == pytest.approx(1.6242660, abs=1e-6)
     assert kl["encoder.bn.weight"] == 0.0
     with_bias = weight_kl(before, after, bins=2, eps=0.01, kinds=("weight", "bias"))
@@ -112,7 +114,7 @@ def test_weight_kl_picks_weights_in_order_and_checks_keys():
     missing = {k: v for k, v in after.items() if k != "encoder.bn.weight"}
     with pytest.raises(KeyError, match=r"only before: \['encoder\.bn\.weight'\]"):
         weight_kl(before, missing)
-    assert list(weight_kl(before, missing, strict=False)) == ["encoder.conv.weight"]
+    assert list(weight_kl(before, missing, strict=False)) == ["encoder.conv.weight", "encoder.conv2.weight"]
     with pytest.raises(ValueError, match=r"encoder\.conv\.weight has shape \(2,\) before and \(3,\)"):
         weight_kl(before, {**after, "encoder.conv.weight": torch.zeros(3)})
 

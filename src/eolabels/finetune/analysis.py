@@ -118,17 +118,21 @@ def _same_kind(key: str, keys: list[str]) -> bool:
 
 
 def weight_kl(before: StateLike, after: StateLike, bins: int = HISTOGRAM_BINS, eps: float = HISTOGRAM_EPS,
-              kinds: Sequence[str] = ("weight",), strict: bool = True) -> dict[str, float]:
+              kinds: Sequence[str] = ("weight",), min_ndim: int = 1, strict: bool = True) -> dict[str, float]:
     """Per weight tensor, D_KL(P_before‖Q_after) of its flattened values (paper Fig. 12).
 
     ``before`` and ``after`` are state dicts (or modules) of the same network, e.g. the model right
     after the pretrained encoder was loaded and after fine-tuning. Tensors are chosen by the last part
     of their key (``kinds``: ``weight``, and ``bias`` if asked), so BN running statistics and
-    counters are never counted as weights. Returns {key: KL} in ``before``'s key order. With
+    counters are never counted as weights; ``min_ndim=2`` keeps convolution and linear kernels only.
+    A tensor that is constant before (a freshly initialised BN γ = 1) has all of P in one bin, so any
+    spread after fine-tuning gives a KL near log(1/ε): the ε ceiling, not a measured distance.
+    Returns {key: KL} in ``before``'s key order. With
     ``strict`` a chosen key present in only one state is an error; a shape mismatch always is.
     """
     a, b = _state(before), _state(after)
-    chosen = [k for k, v in a.items() if k.rsplit(".", 1)[-1] in kinds and v.is_floating_point()]
+    chosen = [k for k, v in a.items()
+              if k.rsplit(".", 1)[-1] in kinds and v.is_floating_point() and v.ndim >= min_ndim]
     keys = _paired_keys(a, b, chosen, strict, "weight_kl")
     return {k: histogram_kl(a[k], b[k], bins, eps, name=k) for k in keys}
 
@@ -178,7 +182,8 @@ def bn_histogram_kl(before: StateLike, after: StateLike,
 
 
 def gaussian_kl(mean_p: Tensor, var_p: Tensor, mean_q: Tensor, var_q: Tensor) -> Tensor:
-    """Elementwise KL(N(μ_p, σ_p²)‖N(μ_q, σ_q²)) = log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½."""
+    """Elementwise KL(N(μ_p, σ_p²)‖N(μ_q, σ_q²))
+    = log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½ (closed form for two Gaussians)."""
     return 0.5 * torch.log(var_q / var_p) + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5
 
 
