@@ -115,6 +115,8 @@ def test_weight_kl_picks_weights_in_order_and_checks_keys():
     with pytest.raises(KeyError, match=r"only before: \['encoder\.bn\.weight'\]"):
         weight_kl(before, missing)
     assert list(weight_kl(before, missing, strict=False)) == ["encoder.conv.weight", "encoder.conv2.weight"]
+    with pytest.raises(KeyError, match=r"only after: \['decoder\.new\.weight'\]"):
+        weight_kl(before, {**after, "decoder.new.weight": torch.zeros(2), "decoder.new.running_var": torch.ones(2)})
     with pytest.raises(ValueError, match=r"encoder\.conv\.weight has shape \(2,\) before and \(3,\)"):
         weight_kl(before, {**after, "encoder.conv.weight": torch.zeros(3)})
 

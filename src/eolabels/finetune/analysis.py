@@ -19,7 +19,7 @@ the fine-tuned one no longer covers costs most. Swap the arguments for the other
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -90,19 +90,21 @@ def histogram_kl(before: Tensor | np.ndarray, after: Tensor | np.ndarray, bins: 
     return float(np.sum(p * np.log(p / q)))
 
 
-def _paired_keys(before: Mapping[str, Tensor], after: Mapping[str, Tensor], keys: list[str],
-                 strict: bool, what: str) -> list[str]:
-    """``keys`` (in ``before``'s order) present in both; with ``strict`` a key in one only fails."""
-    only_before = [k for k in keys if k not in after]
+def _paired_keys(before: Mapping[str, Tensor], after: Mapping[str, Tensor],
+                 select: Callable[[str, Tensor], bool], strict: bool, what: str) -> list[str]:
+    """Selected keys (in ``before``'s order) present in both; with ``strict`` a selected key in one
+    state only fails; a shape mismatch always does."""
+    chosen_before = [k for k, v in before.items() if select(k, v)]
     if strict:
-        only_after = [k for k in after if k not in before and _same_kind(k, keys)]
+        only_before = [k for k in chosen_before if k not in after]
+        only_after = [k for k, v in after.items() if k not in before and select(k, v)]
         if only_before or only_after:
             raise KeyError(
                 f"{what}: the two states differ — only before: {only_before[:5]}"
                 f"{' …' if len(only_before) > 5 else ''}, only after: {only_after[:5]}"
                 f"{' …' if len(only_after) > 5 else ''} (strict=False compares the common ones)"
             )
-    paired = [k for k in keys if k in after]
+    paired = [k for k in chosen_before if k in after]
     if not paired:
         raise ValueError(f"{what}: the two states share no tensor to compare")
     for k in paired:
@@ -110,11 +112,6 @@ def _paired_keys(before: Mapping[str, Tensor], after: Mapping[str, Tensor], keys
             raise ValueError(f"{what}: {k} has shape {tuple(before[k].shape)} before and "
                              f"{tuple(after[k].shape)} after")
     return paired
-
-
-def _same_kind(key: str, keys: list[str]) -> bool:
-    suffixes = {k.rsplit(".", 1)[-1] for k in keys}
-    return key.rsplit(".", 1)[-1] in suffixes
 
 
 def weight_kl(before: StateLike, after: StateLike, bins: int = HISTOGRAM_BINS, eps: float = HISTOGRAM_EPS,
@@ -131,9 +128,10 @@ def weight_kl(before: StateLike, after: StateLike, bins: int = HISTOGRAM_BINS, e
     ``strict`` a chosen key present in only one state is an error; a shape mismatch always is.
     """
     a, b = _state(before), _state(after)
-    chosen = [k for k, v in a.items()
-              if k.rsplit(".", 1)[-1] in kinds and v.is_floating_point() and v.ndim >= min_ndim]
-    keys = _paired_keys(a, b, chosen, strict, "weight_kl")
+    def is_weight(key: str, tensor: Tensor) -> bool:
+        return key.rsplit(".", 1)[-1] in kinds and tensor.is_floating_point() and tensor.ndim >= min_ndim
+
+    keys = _paired_keys(a, b, is_weight, strict, "weight_kl")
     return {k: histogram_kl(a[k], b[k], bins, eps, name=k) for k in keys}
 
 
