@@ -95,3 +95,18 @@ def test_authors_encoder_prefixes_cover_all_encoder_tensors(arch):
     pspnet = smp.PSPNet("resnet50", encoder_weights=None, in_channels=13, classes=8)
     assert sum(p.numel() for p in pspnet.parameters()) == arch["ft_PSPNet_mfs2"]["n_params"]
     load_encoder(pspnet.encoder, encoder_state_from_checkpoint(state, "mfs2"), "authors' layout")
+
+
+def test_a_narrow_decoder_is_recorded_and_rebuilt(tmp_path):
+    from eolabels.cromss.checkpoint import load_branch
+    from eolabels.cromss.train import PretrainConfig
+    from dataclasses import asdict
+
+    config = PretrainConfig(kind="mid_fusion", encoder_name="tu-mobilenetv3_small_050", in_channels_s2=9,
+                            decoder_channels=(32, 16, 16, 8, 8))
+    model = build_pretrain_model("mid_fusion", "tu-mobilenetv3_small_050", in_channels_s2=9,
+                                 decoder_channels=(32, 16, 16, 8, 8))
+    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()}, "config": asdict(config)},
+               tmp_path / "narrow.ckpt")
+    branch = load_branch(tmp_path / "narrow.ckpt", "s2")
+    assert branch.decoder.blocks[-1].conv2[0].out_channels == 8

@@ -180,3 +180,19 @@ def test_encoder_file_round_trip_and_another_architecture_fails(tmp_path):
     with pytest.raises(ValueError, match="not an encoder file"):
         torch.save({"state_dict": {}}, tmp_path / "other.pt")
         load_pretrained_encoder(tmp_path / "other.pt", "s2")
+
+
+def test_cached_locations_give_the_samples_of_uncached_reads(copy):
+    cached = NoisyLabelPretrainDataset(copy, crop_size=32, cache=True)
+    plain = NoisyLabelPretrainDataset(copy, crop_size=32)
+    samples = {}
+    for item in (0, 1, 0):
+        torch.manual_seed(item)
+        samples[item] = cached[item]
+        torch.manual_seed(item)
+        uncached = plain[item]
+        assert all(torch.equal(samples[item][k], uncached[k]) for k in uncached)
+    assert sorted(cached._arrays) == [0, 1] and not plain._arrays
+    shutil.rmtree(copy / "samples")  # a cached location is never read again
+    torch.manual_seed(0)
+    assert torch.equal(cached[0]["s2"], samples[0]["s2"])

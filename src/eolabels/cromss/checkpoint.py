@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from eolabels.atomic import atomic_path
 from eolabels.cromss.models import (
+    DECODER_CHANNELS,
     MODALITIES,
     ModalityBranch,
     build_encoder,
@@ -215,8 +216,11 @@ def branch_of_payload(payload: Mapping[str, Any], modality: str, source: str) ->
     config = payload["config"]
     kind = config["kind"]
     try:
+        # checkpoints written before the decoder width was a setting have the reference's decoder
+        decoder = tuple(config.get("decoder_channels", DECODER_CHANNELS))
         model = build_pretrain_model(kind, config["encoder_name"], in_channels_s2=int(config["in_channels_s2"]),
-                                     classes=int(config["classes"]), modality=config["modality"])
+                                     classes=int(config["classes"]), modality=config["modality"],
+                                     decoder_channels=decoder)
     except (ValueError, KeyError, RuntimeError) as err:
         raise ValueError(f"{source}: cannot rebuild its {kind} model ({err})") from err
     state = payload["state_dict"]

@@ -62,6 +62,7 @@ class NoisyLabelPretrainDataset(Dataset):
         with_truth: bool = True,
         seed: int = 0,
         num_classes: int = 9,
+        cache: bool = False,
     ) -> None:
         self.root = Path(root)
         self.index = DatasetIndex.open(self.root)
@@ -94,6 +95,10 @@ class NoisyLabelPretrainDataset(Dataset):
             raise PretrainDataError(str(err)) from err
         self.n_seasons = len(self.index.meta.seasons) or 1
         self._reader: TileReader | None = None
+        # every location's rasters once decoded, when asked for: reading 4 seasons of GeoTIFFs costs
+        # several times a CPU training step on small data (off for NoLDO-sized sets)
+        self.cache = cache
+        self._arrays: dict[int, dict[str, np.ndarray]] = {}
         if self.prior_note:
             log.info("%s: %s", self.root, self.prior_note)
 
@@ -125,7 +130,9 @@ class NoisyLabelPretrainDataset(Dataset):
         location = self.locations[item]
         rng = self._rng()
         try:
-            arrays = self._tile_reader().read_location(location, self.layers)
+            arrays = self._arrays.get(item) or self._tile_reader().read_location(location, self.layers)
+            if self.cache:
+                self._arrays[item] = arrays
             season = int(rng.integers(0, self.n_seasons))
             images = {}
             if "s1" in self.modalities:

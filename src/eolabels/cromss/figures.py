@@ -88,7 +88,8 @@ def plot_selection_masks(checkpoint: str | os.PathLike[str], dataset_dir: str | 
     dataset = pretrain_dataset(dataset_dir, config, settings, seed)
     dataset.augment = False
     colours = load_schema(dataset.index.meta.layers[dataset.label_layer].schema).rgb()  # class id -> RGB
-    model = build_pretrain_model(config.kind, config.encoder_name, in_channels_s2=config.in_channels_s2)
+    model = build_pretrain_model(config.kind, config.encoder_name, in_channels_s2=config.in_channels_s2,
+                                 decoder_channels=config.decoder_channels)
     load_pretrain_checkpoint(model, checkpoint)
     epoch = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) - 1
     model.eval()

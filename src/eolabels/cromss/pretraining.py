@@ -95,7 +95,7 @@ def pretrain_dataset(dataset_dir: str | Path, config: PretrainConfig, settings: 
     return NoisyLabelPretrainDataset(
         dataset_dir, config.modalities, config.in_channels_s2,
         prior_kind=prior if config.label_smoothing and config.use_prior else None,
-        crop_size=settings["crop_size"], seed=seed,
+        crop_size=settings["crop_size"], seed=seed, cache=settings["cache_tiles"],
     )
 
 

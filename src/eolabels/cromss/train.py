@@ -55,6 +55,7 @@ class PretrainConfig:
     kind: ModelKind = "mid_fusion"
     modality: Literal["s1", "s2"] = "s2"  # input of the ``single`` baseline
     encoder_name: str = "tu-mobilenetv3_small_050"
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)  # the reference's U-Net decoder
     in_channels_s2: int = 13
     classes: int = 9
     sample_selection: bool = True
@@ -158,7 +159,7 @@ class PretrainTrainer(Trainer):
     def configure_model(self) -> nn.Module:
         c = self.config
         return build_pretrain_model(c.kind, c.encoder_name, in_channels_s2=c.in_channels_s2, classes=c.classes,
-                                    modality=c.modality)
+                                    modality=c.modality, decoder_channels=c.decoder_channels)
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
