@@ -70,12 +70,14 @@ if _unconfigured:
     )
 # the files each local import reads, listed (and the download checked) once, here: a missing or
 # partial download stops the workflow before any job runs
-LOCAL_INPUTS = {}
+LOCAL_INPUTS, _download_errors = {}, []
 for _dataset in datasets_from("local"):
     try:
         LOCAL_INPUTS[_dataset] = [str(p) for p in local_inputs(_dataset, config["local"][_dataset])]
     except ValueError as _err:
-        raise WorkflowError(f"config.local.{_dataset}: {_err}") from None
+        _download_errors.append(f"config.local.{_dataset}: {_err}")
+if _download_errors:
+    raise WorkflowError("local data not ready:\n  " + "\n  ".join(_download_errors))
 
 
 # every wildcard of every rule, constrained to what the schemas allow

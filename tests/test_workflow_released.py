@@ -52,3 +52,14 @@ def test_partial_download_fails_before_any_job(mixed):
     assert proc.returncode != 0
     assert "config.local.lsr: local.lsr (chesapeake_cvpr_tiles): 1 of 6 expected files missing" in proc.stderr + proc.stdout
     assert "m_3807504_nw_18_1_20130924_nlcd.tif" in proc.stderr + proc.stdout
+
+
+def test_paper_config_points_at_the_downloads(workflow_copy):
+    """config/paper.yaml reads the papers' downloads: without them it stops naming the first missing file."""
+    if (workflow_copy / "data" / "ssl4eo_s12_nol").exists():
+        pytest.skip("the papers' downloads are present")
+    proc = snakemake(workflow_copy, "-n", "--configfile", "config/paper.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config.local.noldo: local.noldo (cromss_nol_lmdb): 3 of 3 expected files missing" in out
+    assert "first missing: data/ssl4eo_s12_nol/dw_labels.lmdb/data.mdb" in out
