@@ -51,7 +51,7 @@ def test_partial_download_fails_before_any_job(mixed):
         tile.with_suffix(".bak").rename(tile)
     assert proc.returncode != 0
     assert "config.local.lsr: local.lsr (chesapeake_cvpr_tiles): 1 of 6 expected files missing" in proc.stderr + proc.stdout
-    assert "m_3807504_nw_18_1_20130924_nlcd.tif" in proc.stderr + proc.stdout
+    assert "m_3807504_nw_18_1_nlcd.tif" in proc.stderr + proc.stdout
 
 
 def test_paper_config_points_at_the_downloads(workflow_copy):

@@ -224,14 +224,15 @@ CHESAPEAKE = np.array([1, 2, 3, 4, 5, 6, 15])
 def write_chesapeake_cvpr(root: Path, seed: int = 0, size: int = 60) -> dict:
     """Two md test tiles and one de train tile with naip-new, nlcd and lc layers (NAD83 / UTM 18N)."""
     rng = np.random.default_rng(seed)
-    for state, year, split, tile in (("md", 2013, "test", "m_3807503_ne_18_1_20130924"),
-                                     ("md", 2013, "test", "m_3807504_nw_18_1_20130924"),
-                                     ("de", 2013, "train", "m_3807537_nw_18_1_20130921")):
+    for state, year, split, tile in (("md", 2013, "test", "m_3807503_ne_18_1"),
+                                     ("md", 2013, "test", "m_3807504_nw_18_1"),
+                                     ("de", 2013, "train", "m_3807537_nw_18_1")):
         folder = root / f"{state}_1m_{year}_extended-debuffered-{split}_tiles"
         grid = Affine(1.0, 0, 400000.0 + 1000 * rng.integers(10), 0, -1.0, 4200000.0)
         write_tif(folder / f"{tile}_naip-new.tif", rng.integers(0, 256, (4, size, size), dtype=np.uint8), grid, "EPSG:26918")
         nlcd = NLCD_CODES[rng.integers(0, len(NLCD_CODES), (2, 2))].repeat(30, 0).repeat(30, 1).astype(np.uint8)
         write_tif(folder / f"{tile}_nlcd.tif", nlcd, grid, "EPSG:26918", nodata=0)
         write_tif(folder / f"{tile}_lc.tif", CHESAPEAKE[rng.integers(0, 7, (size, size))].astype(np.uint8), grid, "EPSG:26918")
-        write_tif(folder / f"{tile}_landsat-leaf-on.tif", rng.integers(0, 255, (9, 2, 2), dtype=np.uint8), grid, "EPSG:26918")
+        write_tif(folder / f"{tile}_naip-old.tif", rng.integers(0, 256, (4, size, size), dtype=np.uint8), grid, "EPSG:26918")
+        write_tif(folder / f"{tile}_landsat-leaf-on.tif", rng.random((9, size, size), dtype=np.float32), grid, "EPSG:26918")
     return {"format": "chesapeake_cvpr_tiles", "root": str(root)}

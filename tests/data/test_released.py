@@ -9,6 +9,7 @@ import pytest
 import rasterio
 
 from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
+from eolabels.data.datacard import dataset_card
 from eolabels.data.geotiff import RasterError
 from eolabels.data.index import DatasetIndex
 from eolabels.data.local import import_local, local_inputs
@@ -252,6 +253,7 @@ def test_dw_expert_tiles_pair_with_s1_s2_and_drop_incomplete_tiles(experts, scen
     assert list(index.table["id"]) == ["WH_4_dw_-75.57_37.65-20160112", "WH_4_dw_-75.61_37.70-20160112", "consensus_dw_-75.60_37.64-20160112"]
     assert list(index.table["split"]) == ["train", "train", "test"] and list(index.table["height"]) == [510, 510, 512]
     assert index.meta.extra["rejected"]["by_reason"] == {"no S1 tile": 1}
+    assert dataset_card(tmp_path / "out")["rejected"]["total"] == 1
     with TileReader(index) as reader:
         arrays = reader.read(1, ["dw", "s2"])
     want = scene.dw(0, 0, 510).astype(np.uint8)
@@ -308,10 +310,10 @@ def test_chesapeake_cvpr_tiles(tmp_path):
     assert len(local_inputs("lsr", settings)) == 6  # two test tiles x 3 layers
     import_local("lsr", {**settings, "states": ["md"]}, tmp_path / "out")
     index = DatasetIndex.open(tmp_path / "out")
-    assert list(index.table["id"]) == ["md_2013_m_3807503_ne_18_1_20130924", "md_2013_m_3807504_nw_18_1_20130924"]
+    assert list(index.table["id"]) == ["md_2013_m_3807503_ne_18_1", "md_2013_m_3807504_nw_18_1"]
     assert index.table.iloc[0]["crs"] == "EPSG:26918"
     folder = tmp_path / "cvpr" / "md_1m_2013_extended-debuffered-test_tiles"
-    with rasterio.open(folder / "m_3807503_ne_18_1_20130924_lc.tif") as ds:
+    with rasterio.open(folder / "m_3807503_ne_18_1_lc.tif") as ds:
         lc = ds.read(1)
     truth, _ = _read(tmp_path / "out", "truth")
     assert np.array_equal(truth[0], lookup_table(load_mapping("chesapeake_to_lsr4"))[lc])

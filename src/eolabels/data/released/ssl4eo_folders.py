@@ -106,6 +106,8 @@ def _date(folder: str, where: Path) -> str:
 
 def s1_season_folders(s1_loc: Path, s2_loc: Path, subs: tuple[str, ...]) -> list[Path]:
     """The S1 folder of each season: matched to the S2 season folders by date rank (see module doc)."""
+    if not s1_loc.is_dir():
+        raise ReleasedLayoutError(f"{s1_loc}: no such folder (location missing from the S1 download)")
     s2_folders = sorted((p.name for p in s2_loc.iterdir() if p.is_dir()), key=lambda n: _date(n, s2_loc))
     s1_folders = sorted((p.name for p in s1_loc.iterdir() if p.is_dir()), key=lambda n: _date(n, s1_loc))
     if len(s1_folders) != len(s2_folders):
