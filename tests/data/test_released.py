@@ -181,6 +181,17 @@ def test_dwosm_lmdbs_match_the_reference_loader(tmp_path, golden, dataset):
     assert np.array_equal(arrays[dataset][0], golden[f"ds/dwosm/{dataset}_s2_b13/gt"])
 
 
+def test_dw_labels_read_from_the_osm_lmdbs_too(tmp_path, golden):
+    records = dwosm_records(_dwosm_tiles(golden), True)
+    path = str(put_lmdb(tmp_path / "osm_train_lmdb", records))
+    import_local("dw", {"format": "cromss_dwosm_lmdb", "train_lmdb": path, "test_lmdb": path}, tmp_path / "out")
+    dw, index = _read(tmp_path / "out", "dw", row=1)
+    assert len(index) == 4 and np.array_equal(dw[0], golden["ds/dwosm/dw_s2_b13/gt"])
+    with pytest.raises(ReleasedLayoutError, match=r"dw_train_lmdb: dataset 'osm' needs an osm_train_lmdb"):
+        dw_path = str(put_lmdb(tmp_path / "dw_train_lmdb", dwosm_records(_dwosm_tiles(golden), False)))
+        import_local("osm", {"format": "cromss_dwosm_lmdb", "train_lmdb": dw_path, "test_lmdb": dw_path}, tmp_path / "o2")
+
+
 def test_dwosm_lmdb_bad_keys_and_shapes_are_named(tmp_path, golden):
     tiles = _dwosm_tiles(golden)
     records = dwosm_records(tiles, False)

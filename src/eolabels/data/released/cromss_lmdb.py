@@ -189,12 +189,10 @@ def import_dwosm(settings: dict, root: str | Path, dataset: str) -> Path:
     writer = DatasetWriter(root, meta)
     for split in ("train", "test"):
         with opened(settings[f"{split}_lmdb"]) as db:
-            if osm != ("osm" in db.path.name):
-                raise ReleasedLayoutError(
-                    f"{db.path}: dataset {dataset!r} needs an {'osm' if osm else 'dw'}_{split}_lmdb folder "
-                    "(the authors' loader counts entries per tile from the folder name)"
-                )
-            for i in tqdm(range(_tile_count(db, osm)), desc=f"{dataset} {split}", unit="tile"):
+            with_osm = "osm" in db.path.name  # the authors' loader counts entries per tile from the name
+            if osm and not with_osm:
+                raise ReleasedLayoutError(f"{db.path}: dataset 'osm' needs an osm_{split}_lmdb (the name says it holds OSM labels)")
+            for i in tqdm(range(_tile_count(db, with_osm)), desc=f"{dataset} {split}", unit="tile"):
                 dw_raw, dw_fid = db.record(f"dw_{i}", np.uint8, (2, 3), 3)
                 dw_raw = dw_raw[-1] if dw_raw.ndim == 3 else dw_raw
                 label_fid = str(dw_fid)[3:]
