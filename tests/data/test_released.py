@@ -107,6 +107,28 @@ def test_ssl4eo_truncated_band_is_named_and_nothing_is_written(ssl4eo, tmp_path)
     assert _no_outputs(out)
 
 
+def test_ssl4eo_band_or_label_off_the_grid_is_named(ssl4eo, tmp_path):
+    src, settings, _ = ssl4eo
+    copy = tmp_path / "s2c"
+    shutil.copytree(src / "s2c" / "0000007", copy / "0000007")
+    band = copy / "0000007" / SSL4EO_S2_FOLDERS[0] / "B5.tif"
+    with rasterio.open(band) as ds:
+        data, transform = ds.read(), ds.transform
+    write_tif(band, data, transform, "EPSG:32617")
+    limited = {**settings, "max_locations": 1, "s1_dir": ""}
+    with pytest.raises(ReleasedLayoutError, match=r"B5.tif: footprint .* differs from the 10 m bands'"):
+        import_local("noldo", {**limited, "s2c_dir": str(copy)}, tmp_path / "out")
+    labels = tmp_path / "labels"
+    shutil.copytree(src / "dw_noisy_labels" / "0000007", labels / "0000007")
+    label = labels / "0000007" / SSL4EO_S2_FOLDERS[0] / "label.tif"
+    with rasterio.open(label) as ds:
+        data, transform = ds.read()[:, :200], ds.transform
+    write_tif(label, data, transform, ds.crs)
+    with pytest.raises(ReleasedLayoutError, match=r"label.tif: shape 200x264 differs from its partner .*B2.tif \(264x264\)"):
+        import_local("noldo", {**limited, "labels_dir": str(labels)}, tmp_path / "out")
+    assert _no_outputs(tmp_path / "out")
+
+
 def test_ssl4eo_label_outside_the_schema_is_named(ssl4eo, tmp_path):
     src, settings, _ = ssl4eo
     labels = tmp_path / "labels"

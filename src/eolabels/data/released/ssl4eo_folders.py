@@ -118,8 +118,9 @@ def s1_season_folders(s1_loc: Path, s2_loc: Path, subs: tuple[str, ...]) -> list
 
 
 def read_bands(folder: Path, bands: tuple[str, ...]) -> tuple[np.ndarray, GridSpec]:
-    """(bands, 264, 264) stack of one season folder on the grid of its first 264-px band."""
-    stack, grid, ref_path = [], None, None
+    """(bands, 264, 264) stack of one season folder on the grid of its first 264-px band; every
+    band must cover the same footprint in the same CRS."""
+    stack, footprints, grid = [], [], None
     for band in bands:
         path = folder / f"{band}.tif"
         with open_raster(path) as ds:
@@ -129,12 +130,16 @@ def read_bands(folder: Path, bands: tuple[str, ...]) -> tuple[np.ndarray, GridSp
                 data = ds.read(1, out_shape=(TILE, TILE), resampling=Resampling.cubic)
             except RasterioIOError as err:
                 raise ReleasedLayoutError(f"{path}: corrupt or truncated raster data ({err})") from err
+            footprints.append((path, ds.crs, tuple(ds.bounds), abs(ds.transform.a)))
             if grid is None and (ds.height, ds.width) == (TILE, TILE):
-                grid, ref_path = GridSpec.from_dataset(ds), path
+                grid = GridSpec.from_dataset(ds)
         check_finite(data, where=str(path))
         stack.append(data)
     if grid is None:
         raise ReleasedLayoutError(f"{folder}: no band at the 10 m size {TILE}x{TILE}")
+    for path, crs, bounds, pixel in footprints:
+        if (crs.to_string() if crs else "") != grid.crs or not np.allclose(bounds, grid.bounds, atol=pixel):
+            raise ReleasedLayoutError(f"{path}: footprint {bounds} ({crs}) differs from the 10 m bands' {grid.bounds} ({grid.crs})")
     return np.stack(stack), grid
 
 
