@@ -174,22 +174,27 @@ def expert_ids(dw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_dw_experts(root: Path, scene: RealScene, seed: int = 0) -> dict:
-    """Experts/{EH,WH}/{biome}/dw_*.tif (510 px) and a consensus test set (512 px, meta.csv), with
-    s1_*/s2_* tiles (int16 / float32) on the same grids; the last training tile has no S1 tile."""
+    """Experts/{EH,WH}/{biome}/dw_*.tif (510 px) with {s1,s2}_* beside them, and a consensus test set
+    (dw_release_labels/ with a 6-character file prefix, meta.csv, flat s1_/s2_ tiles; 512 px); the
+    last training tile has no S1 tile."""
     rng = np.random.default_rng(seed)
-    tiles = [("train", "WH", "4", "-75.61_37.70-20160112", 0, 0), ("train", "WH", "4", "-75.57_37.65-20160112", 510, 0),
-             ("train", "EH", "12", "-75.55_37.62-20160112", 0, 510), ("test", "WH", "", "-75.60_37.64-20160112", 1000, 1000)]
-    for split, hemi, biome, x, row, col in tiles:
+    tiles = [("train", Path("WH/4"), "-75.61_37.70-20160112", 0, 0), ("train", Path("WH/4"), "-75.57_37.65-20160112", 510, 0),
+             ("train", Path("EH/12"), "-75.55_37.62-20160112", 0, 510), ("test", None, "dw_-75.60_37.64-20160112", 1000, 1000)]
+    for split, sub, name, row, col in tiles:
         size = 510 if split == "train" else 512
-        sub = Path(hemi) / biome if split == "train" else Path("consensus")
-        labels_dir, images_dir = root / f"{split}_labels", root / f"{split}_images"
         grid = scene.grid(row, col)
-        write_tif(labels_dir / sub / f"dw_{x}.tif", expert_ids(scene.dw(row, col, size), rng), grid, UTM)
-        write_tif(images_dir / sub / f"s2_{x}.tif", scene.s2(row, col, size).astype(np.int16), grid, UTM)
-        if x != "-75.55_37.62-20160112":
-            write_tif(images_dir / sub / f"s1_{x}.tif", s1_db(rng, size, size), grid, UTM)
+        if split == "train":
+            label, images = root / "train_labels" / sub / f"dw_{name}.tif", root / "train_images" / sub
+            stem = name
+        else:
+            label, images = root / "test_labels" / "dw_release_labels" / f"label_{name}.tif", root / "test_images"
+            stem = name[3:]
+        write_tif(label, expert_ids(scene.dw(row, col, size), rng), grid, UTM)
+        write_tif(images / f"s2_{stem}.tif", scene.s2(row, col, size).astype(np.int16), grid, UTM)
+        if name != "-75.55_37.62-20160112":
+            write_tif(images / f"s1_{stem}.tif", s1_db(rng, size, size), grid, UTM)
     (root / "test_labels" / "meta.csv").write_text(
-        "dw_id,hemisphere,biome,s2_system_index\ndw_-75.60_37.64-20160112,WH,4,20160112T155512_20160112T155507_T18SVG\n")
+        "filename,s2_system_index,hemisphere\ndw_-75.60_37.64-20160112,20160112T155512_20160112T155507_T18SVG,WH\n")
     return {"format": "dw_expert_tiles", **{f"{s}_{k}_dir": str(root / f"{s}_{k}") for s in ("train", "test") for k in ("labels", "images")}}
 
 

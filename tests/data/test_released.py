@@ -283,7 +283,7 @@ def test_dw_expert_tiles_pair_with_s1_s2_and_drop_incomplete_tiles(experts, scen
     assert len(local_inputs("dw", settings)) == 5  # 4 label tiles + meta.csv
     import_local("dw", settings, tmp_path / "out")
     index = DatasetIndex.open(tmp_path / "out")
-    assert list(index.table["id"]) == ["WH_4_dw_-75.57_37.65-20160112", "WH_4_dw_-75.61_37.70-20160112", "consensus_dw_-75.60_37.64-20160112"]
+    assert list(index.table["id"]) == ["-75.57_37.65-20160112", "-75.61_37.70-20160112", "dw_-75.60_37.64-20160112"]
     assert list(index.table["split"]) == ["train", "train", "test"] and list(index.table["height"]) == [510, 510, 512]
     assert index.meta.extra["rejected"]["by_reason"] == {"no S1 tile": 1}
     assert dataset_card(tmp_path / "out")["rejected"]["total"] == 1
@@ -307,6 +307,11 @@ def test_dw_expert_grid_mismatch_and_empty_folder(experts, tmp_path):
     with pytest.raises(ReleasedLayoutError, match=r"s1_-75.61_37.70-20160112.tif: CRS EPSG:32617 differs from its partner .*dw_-75.61"):
         import_local("dw", {**settings, "train_images_dir": str(images)}, tmp_path / "out")
     assert _no_outputs(tmp_path / "out")
+    meta = tmp_path / "meta_only"
+    shutil.copytree(src / "test_labels", meta)
+    (meta / "meta.csv").write_text("filename,s2_system_index\ndw_elsewhere,20160112T155512\n")
+    with pytest.raises(ReleasedLayoutError, match=r"label_dw_-75.60_37.64-20160112.tif: tile 'dw_-75.60_37.64-20160112' is not in meta.csv \(1 of 1"):
+        local_inputs("dw", {**settings, "test_labels_dir": str(meta)})
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReleasedLayoutError, match=r"local.dw.train_labels_dir: .*empty: the folder is empty"):
         local_inputs("dw", {**settings, "train_labels_dir": str(tmp_path / "empty")})
