@@ -319,8 +319,15 @@ def test_dw_expert_grid_mismatch_and_empty_folder(experts, tmp_path):
 
 # ---- DFC2020 and SEN12MS lc --------------------------------------------------------------------
 
-def test_dfc2020_tifs_with_modis(tmp_path, scene):
+@pytest.mark.parametrize("arrangement", ["release", "authors"])
+def test_dfc2020_tifs_with_modis(tmp_path, scene, arrangement):
     settings = write_dfc2020(tmp_path / "dfc", scene)
+    if arrangement == "authors":  # {split}/{m}_{split}/, as the CromSS LMDB writer reads them
+        for split in ("validation", "test"):
+            for m in ("s1", "s2", "lc", "dfc"):
+                (tmp_path / "dfc" / split).mkdir(exist_ok=True)
+                (tmp_path / "dfc" / f"ROIs0000_{split}" / f"{m}_0").rename(tmp_path / "dfc" / split / f"{m}_{split}")
+            (tmp_path / "dfc" / f"ROIs0000_{split}").rmdir()
     assert len(local_inputs("dfc2020", settings)) == 12
     import_local("dfc2020", settings, tmp_path / "out")
     index = DatasetIndex.open(tmp_path / "out")

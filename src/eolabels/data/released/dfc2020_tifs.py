@@ -9,6 +9,9 @@ Layout (the IEEE GRSS Data Fusion Contest 2020 release, SEN12MS naming)::
     <root>/ROIs0000_{split}/dfc_0/ROIs0000_{split}_dfc_0_p{i}.tif  DFC2020 high-res labels, 1 band
     split = validation (986 patches, the training set of the papers) or test (5,128), 256 × 256 px
 
+    or, as the CromSS authors rearranged it (``write_data_to_lmdb.py``), the same files in
+    ``<root>/{split}/{s1,s2,lc,dfc}_{split}/``.
+
 * DFC2020 legend 1 forest, 2 shrubland, 3 savanna, 4 grassland, 5 wetlands, 6 croplands, 7 urban,
   8 snow/ice, 9 barren, 10 water → the 8 classes of ``config/tables/dfc2020.csv`` through
   ``dfc2020_to_dw``; savanna, snow/ice and any other id have no class among the 8 and become 255,
@@ -40,12 +43,19 @@ MODALITIES = ("s2", "s1", "lc", "dfc")
 PATCH = re.compile(r"_p(\d+)$")
 
 
+def modality_dir(root: Path, split: str, modality: str) -> Path:
+    """The release's ``ROIs0000_{split}/{m}_0`` folder, or the authors' ``{split}/{m}_{split}``."""
+    if not (root / f"ROIs0000_{split}").is_dir() and (root / split).is_dir():
+        return root / split / f"{modality}_{split}"
+    return root / f"ROIs0000_{split}" / f"{modality}_0"
+
+
 def patch_file(root: Path, split: str, modality: str, i: int) -> Path:
-    return root / f"ROIs0000_{split}" / f"{modality}_0" / f"ROIs0000_{split}_{modality}_0_p{i}.tif"
+    return modality_dir(root, split, modality) / f"ROIs0000_{split}_{modality}_0_p{i}.tif"
 
 
 def patch_numbers(root: Path, split: str) -> list[int]:
-    folder = require_dir(root / f"ROIs0000_{split}" / "s2_0", f"local.dfc2020.root ({split} S2 patches)")
+    folder = require_dir(modality_dir(root, split, "s2"), f"local.dfc2020.root ({split} S2 patches)")
     numbers = sorted(int(PATCH.search(p.stem).group(1)) for p in folder.glob(f"ROIs0000_{split}_s2_0_p*.tif")
                      if PATCH.search(p.stem))
     if not numbers:
