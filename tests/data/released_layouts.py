@@ -91,22 +91,27 @@ def ssl4eo_windows(loc: int) -> list[tuple[int, int]]:
     return [(100 + 300 * loc, 100 + 300 * s) for s in range(4)]
 
 
-def write_ssl4eo(root: Path, scene: RealScene, ids: tuple[int, ...] = (7, 12345), seed: int = 0) -> dict:
-    """``s2c/``, ``s1/``, ``dw_noisy_labels/`` and ``dw_complete_ids.csv`` (with its header) under ``root``."""
+def write_ssl4eo(root: Path, scene: RealScene, ids: tuple[int, ...] = (7, 12345), seed: int = 0,
+                 encoded: bool = False) -> dict:
+    """``s2c/``, ``s1/``, ``dw_noisy_labels/`` and ``dw_complete_ids.csv`` (with its header) under ``root``;
+    ``encoded`` writes the uint8 SSL4EO-S12 release (each band μ ± 2σ → 0..255) instead of DN / dB."""
     rng = np.random.default_rng(seed)
     rows = ["ids,sub1,sub2,sub3,sub4"]
     for n, loc in enumerate(ids):
         name = f"{loc:07d}"
         for season, (row, col) in enumerate(ssl4eo_windows(n)):
             sub = SSL4EO_S2_FOLDERS[season]
-            for band in S2_BANDS:
+            for b, band in enumerate(S2_BANDS):
                 gsd = GSD[band]
-                write_tif(root / "s2c" / name / sub / f"{band}.tif", scene.band(band, row, col, 264, gsd).astype(np.uint16),
-                          scene.grid(row, col, gsd), UTM)
+                data = scene.band(band, row, col, 264, gsd).astype(np.uint16)
+                if encoded:
+                    data = encode_uint8(data[None], S2C_MEAN[b : b + 1], S2C_STD[b : b + 1])[0]
+                write_tif(root / "s2c" / name / sub / f"{band}.tif", data, scene.grid(row, col, gsd), UTM)
             write_tif(root / "dw_noisy_labels" / name / sub / "label.tif", scene.dw(row, col, 264), scene.grid(row, col), UTM)
             # S1 folder of this season: the one whose date ranks like this S2 folder's
             s1_sub = sorted(SSL4EO_S1_FOLDERS, key=lambda f: f.split("_")[4])[season]
             s1 = s1_db(rng, 264, 264)
+            s1 = encode_uint8(s1, S1_MEAN, S1_STD) if encoded else s1
             for b, band in enumerate(("VV", "VH")):
                 write_tif(root / "s1" / name / s1_sub / f"{band}.tif", s1[b], scene.grid(row, col), UTM)
         rows.append(",".join([str(loc), *SSL4EO_S2_FOLDERS]))

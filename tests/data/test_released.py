@@ -79,6 +79,19 @@ def test_ssl4eo_folders_keep_bands_seasons_and_grid(ssl4eo, scene):
     assert grid.transform[2] == scene.grid(*ssl4eo_windows(1)[1]).c
 
 
+def test_ssl4eo_uint8_release_stays_encoded(tmp_path, scene):
+    settings = write_ssl4eo(tmp_path, scene, ids=(3,), encoded=True)
+    import_local("noldo", settings, tmp_path / "out")
+    s2, index = _read(tmp_path / "out", "s2", row=2)
+    assert index.meta.layers["s2"].dtype == "uint8" and index.meta.layers["s1"].dtype == "uint8"
+    with rasterio.open(tmp_path / "s2c" / "0000003" / SSL4EO_S2_FOLDERS[2] / "B8.tif") as ds:
+        assert np.array_equal(s2[7], ds.read(1))
+    from eolabels.cromss.dataset import NoisyLabelPretrainDataset
+
+    ds = NoisyLabelPretrainDataset(tmp_path / "out", s2_bands=9, prior_kind=None, crop_size=None, augment=False)
+    np.testing.assert_allclose(ds._unit("s2", s2), s2[[1, 2, 3, 4, 5, 6, 7, 11, 12]] / 255, rtol=1e-6)
+
+
 def test_ssl4eo_s1_seasons_match_s2_by_date_rank(ssl4eo):
     src, _, out = ssl4eo
     s1, _ = _read(out, "s1", row=1)  # location 7, summer: the S1 folder of 2020-06-13
