@@ -382,3 +382,26 @@ def test_chesapeake_cvpr_tiles(tmp_path):
 def test_released_format_for_the_wrong_dataset_is_named():
     with pytest.raises(ReleasedLayoutError, match=r"cannot produce dataset 'osm'; released formats: \['cromss_dwosm_lmdb'\]"):
         local_inputs("osm", {"format": "dw_expert_tiles"})
+
+
+def test_lmdbs_carry_real_s2_and_dw_pixels_through(tmp_path, scene):
+    """Real S2 DN and DW labels (as the authors store them) in the DW/OSM and DFC2020 LMDBs."""
+    rng = np.random.default_rng(1)
+    s2, dw = scene.s2(128, 1344, 64), scene.dw(128, 1344, 64)  # water, trees, flooded veg., shrub, bare, snow
+    s1 = rng.normal(-12, 5, (2, 64, 64)).astype(np.float32)
+    tile = {"fid": "-75.6_37.6-20160112", "s1": s1, "s2": s2, "dw": (dw + 1).astype(np.uint8),
+            "osm": rng.integers(0, 14, (64, 64), dtype=np.uint8)}
+    path = str(put_lmdb(tmp_path / "osm_train_lmdb", dwosm_records([tile], True)))
+    import_local("osm", {"format": "cromss_dwosm_lmdb", "train_lmdb": path, "test_lmdb": path}, tmp_path / "osm")
+    with TileReader(DatasetIndex.open(tmp_path / "osm")) as reader:
+        arrays = reader.read(0, ["s2", "dw", "osm", "s1"])
+    assert np.array_equal(arrays["s2"], s2) and np.array_equal(arrays["dw"][0], dw) and np.array_equal(arrays["s1"], s1)
+    assert np.array_equal(arrays["osm"][0], np.where(tile["osm"] == 0, 255, tile["osm"].astype(int) - 1))
+    dfc_tile = {"s1": s1.astype(np.float64), "s2": s2, "lbl": dw.astype(np.uint8)}  # DW-like ids = DW ids
+    path = str(put_lmdb(tmp_path / "DFC2020_s12_validation.lmdb", dfc_records([dfc_tile])))
+    import_local("dfc2020", {"format": "cromss_dfc2020_lmdb", "validation_lmdb": path, "test_lmdb": path}, tmp_path / "dfc")
+    index = DatasetIndex.open(tmp_path / "dfc")
+    with TileReader(index) as reader:
+        dfc = reader.read(0, ["dfc"])["dfc"][0]
+    assert np.array_equal(dfc, np.where(dw == 8, 255, dw))
+    assert (dw == 8).any() and index.meta.extra["rejected"]["total"] == 2  # validation and test: the same LMDB
