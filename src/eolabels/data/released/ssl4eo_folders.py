@@ -114,6 +114,9 @@ def s1_season_folders(s1_loc: Path, s2_loc: Path, subs: tuple[str, ...]) -> list
         raise ReleasedLayoutError(
             f"{s1_loc}: {len(s1_folders)} S1 season folders, but {s2_loc} has {len(s2_folders)}"
         )
+    absent = [sub for sub in subs if sub not in s2_folders]
+    if absent:
+        raise ReleasedLayoutError(f"{s2_loc / absent[0]}: season folder of the ids CSV missing")
     return [s1_loc / s1_folders[s2_folders.index(sub)] for sub in subs]
 
 
@@ -175,6 +178,9 @@ def import_ssl4eo_folders(settings: dict, root: str | Path) -> Path:
             if s1_dir is not None:
                 s1_data, s1_grid = read_bands(s1_dir, S1_BANDS)
                 check_partner(s1_dir / "VV.tif", s1_grid, ref, grid)
+                if (s1_data.dtype == np.uint8) != encoded:
+                    raise ReleasedLayoutError(f"{s1_dir / 'VV.tif'}: dtype {s1_data.dtype}, but the S2 bands are "
+                                              f"{'uint8-encoded' if encoded else 'digital numbers'}")
                 layer_data["s1"] = s1_data
             writer.add(name, "train", season, grid, layer_data)
     return writer.close()
