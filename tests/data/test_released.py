@@ -405,3 +405,13 @@ def test_lmdbs_carry_real_s2_and_dw_pixels_through(tmp_path, scene):
         dfc = reader.read(0, ["dfc"])["dfc"][0]
     assert np.array_equal(dfc, np.where(dw == 8, 255, dw))
     assert (dw == 8).any() and index.meta.extra["rejected"]["total"] == 2  # validation and test: the same LMDB
+
+
+def test_audit_input_of_pretrained_branches_reads_encoded_layers():
+    from eolabels.similarity.pretrained import CromssInput
+
+    codes = np.arange(13 * 4, dtype=np.uint8).reshape(1, 13, 2, 2)
+    got = CromssInput("s2", (1, 2, 3, 4, 5, 6, 7, 11, 12))(codes).numpy()
+    np.testing.assert_allclose(got, codes[:, [1, 2, 3, 4, 5, 6, 7, 11, 12]] / 255, rtol=1e-6)
+    dn = np.full((1, 13, 2, 2), 1390.78157673, dtype=np.float64).astype(np.uint16)  # ≈ μ of B2 → 127/255
+    assert CromssInput("s2")(dn).numpy()[0, 1, 0, 0] == np.float32(127 / 255)
