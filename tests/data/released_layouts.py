@@ -228,7 +228,7 @@ def write_dfc2020(root: Path, scene: RealScene, seed: int = 0) -> dict:
 # ---- CVPR 2019 Chesapeake tiles ----------------------------------------------------------------
 
 NLCD_CODES = np.array([11, 21, 22, 41, 42, 81, 82, 90])
-CHESAPEAKE = np.array([1, 2, 3, 4, 5, 6, 15])
+CHESAPEAKE = np.array([0, 1, 2, 3, 4, 5, 6, 15])
 
 
 def write_chesapeake_cvpr(root: Path, seed: int = 0, size: int = 60) -> dict:
@@ -242,7 +242,7 @@ def write_chesapeake_cvpr(root: Path, seed: int = 0, size: int = 60) -> dict:
         write_tif(folder / f"{tile}_naip-new.tif", rng.integers(0, 256, (4, size, size), dtype=np.uint8), grid, "EPSG:26918")
         nlcd = NLCD_CODES[rng.integers(0, len(NLCD_CODES), (2, 2))].repeat(30, 0).repeat(30, 1).astype(np.uint8)
         write_tif(folder / f"{tile}_nlcd.tif", nlcd, grid, "EPSG:26918", nodata=0)
-        write_tif(folder / f"{tile}_lc.tif", CHESAPEAKE[rng.integers(0, 7, (size, size))].astype(np.uint8), grid, "EPSG:26918")
+        write_tif(folder / f"{tile}_lc.tif", CHESAPEAKE[rng.integers(0, 8, (size, size))].astype(np.uint8), grid, "EPSG:26918")
         write_tif(folder / f"{tile}_naip-old.tif", rng.integers(0, 256, (4, size, size), dtype=np.uint8), grid, "EPSG:26918")
         write_tif(folder / f"{tile}_landsat-leaf-on.tif", rng.random((9, size, size), dtype=np.float32), grid, "EPSG:26918")
     return {"format": "chesapeake_cvpr_tiles", "root": str(root)}

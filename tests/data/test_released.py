@@ -375,6 +375,14 @@ def test_chesapeake_cvpr_tiles(tmp_path):
         lc = ds.read(1)
     truth, _ = _read(tmp_path / "out", "truth")
     assert np.array_equal(truth[0], lookup_table(load_mapping("chesapeake_to_lsr4"))[lc])
+    lc_path = folder / "m_3807504_nw_18_1_lc.tif"
+    with rasterio.open(lc_path) as ds:
+        bad, transform, crs = ds.read(1), ds.transform, ds.crs
+    bad[3, 3] = 9
+    write_tif(lc_path, bad, transform, crs)
+    with pytest.raises(ValueError, match=r"m_3807504_nw_18_1_lc.tif: label id 9 is not in schema 'chesapeake'"):
+        import_local("lsr", settings, tmp_path / "out2")
+    assert _no_outputs(tmp_path / "out2")
     with pytest.raises(ReleasedLayoutError, match=r"no \{state\}_1m_\{year\}_extended-debuffered-val_tiles"):
         local_inputs("lsr", {**settings, "split": "val"})
 

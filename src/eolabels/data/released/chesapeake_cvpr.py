@@ -6,10 +6,11 @@ Layout (Robinson et al., CVPR 2019, "Large scale high-resolution land cover mapp
     layer  naip-new     NAIP 1 m, 4 bands R, G, B, NIR, uint8           → image
            nlcd         NLCD 2011 class codes (11 … 95) at 1 m, uint8, 0 no data → nlcd
            lc           Chesapeake high-res land cover 1 water, 2 tree canopy, 3 low vegetation,
-                        4 barren, 5 impervious (other), 6 impervious (road), 15 no data → truth
-                        (the 4 LSR classes through ``config/tables/chesapeake_to_lsr4.csv``)
+                        4 barren, 5 impervious (other), 6 impervious (road), 15 and 0 no data → truth
+                        (the 4 LSR classes through ``config/tables/chesapeake_to_lsr4.csv``, 255
+                        where there is no data)
            (naip-old, landsat-leaf-{on,off}, buildings, landuse are not read)
-    split  train, val, test
+    split  train, val, test; states de, md, ny, pa (2013), va, wv (2014); CRS UTM 17N or 18N (NAD83)
 
 Every ``*_naip-new.tif`` of the chosen split (and states) needs its ``nlcd`` and ``lc`` partners on
 the same grid (checked before any job runs).  Converted into the common layout: the LSR stages read
@@ -86,7 +87,7 @@ def import_chesapeake_cvpr(settings: dict, root: str | Path) -> Path:
         check_partner(paths["nlcd"], nlcd_grid, paths["naip-new"], grid)
         check_partner(paths["lc"], lc_grid, paths["naip-new"], grid)
         nlcd_schema.validate_labels(nlcd[0], ignore_index=0, where=str(paths["nlcd"]))
-        chesapeake_schema.validate_labels(lc[0], ignore_index=None, where=str(paths["lc"]))
+        chesapeake_schema.validate_labels(lc[0], ignore_index=0, where=str(paths["lc"]))  # 0 outside the survey
         if naip.dtype != np.uint8:
             raise ReleasedLayoutError(f"{paths['naip-new']}: NAIP must be uint8, got {naip.dtype}")
         state_year = "_".join(folder.name.split("_")[:3:2])
