@@ -2,59 +2,60 @@
 from eolabels.data.index import LAYOUT_VERSION
 
 
-if config["source"] == "synthetic":
+rule acquire_synthetic:
+    """Generate one dataset of the embedded synthetic world (its config.source is 'synthetic')."""
+    wildcard_constraints:
+        dataset=one_of(datasets_from("synthetic")),
+    input:
+        tables=TABLE_FILES,
+    output:
+        index=dataset_index("{dataset}"),
+        meta=dataset_meta("{dataset}"),
+    params:
+        generator=generator_params,
+        seed=config["seed"],
+        source=lambda wildcards: SOURCES[wildcards.dataset],
+        layout=LAYOUT_VERSION,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "logs/acquire_synthetic/{dataset}.log",
+    benchmark:
+        "benchmarks/acquire_synthetic/{dataset}.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/acquire_synthetic.py"
 
-    rule acquire_synthetic:
-        """Generate one dataset of the embedded synthetic world (config.source == 'synthetic')."""
-        input:
-            tables=TABLE_FILES,
-        output:
-            index=dataset_index("{dataset}"),
-            meta=dataset_meta("{dataset}"),
-        params:
-            generator=generator_params,
-            seed=config["seed"],
-            source=config["source"],
-            layout=LAYOUT_VERSION,
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
-        log:
-            "logs/acquire_synthetic/{dataset}.log",
-        benchmark:
-            "benchmarks/acquire_synthetic/{dataset}.tsv"
-        conda:
-            "../envs/eolabels.yaml"
-        script:
-            "../workflow_scripts/acquire_synthetic.py"
 
-else:
-
-    rule acquire_local:
-        """Import one dataset from already-downloaded files (config.source == 'local')."""
-        input:
-            local_files,
-            tables=TABLE_FILES,
-        output:
-            index=dataset_index("{dataset}"),
-            meta=dataset_meta("{dataset}"),
-        params:
-            settings=local_settings,
-            source=config["source"],
-            layout=LAYOUT_VERSION,
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=30,
-        log:
-            "logs/acquire_local/{dataset}.log",
-        benchmark:
-            "benchmarks/acquire_local/{dataset}.tsv"
-        conda:
-            "../envs/eolabels.yaml"
-        script:
-            "../workflow_scripts/acquire_local.py"
+rule acquire_local:
+    """Import one dataset from already-downloaded files (its config.source is 'local')."""
+    wildcard_constraints:
+        dataset=one_of(datasets_from("local")),
+    input:
+        local_files,
+        tables=TABLE_FILES,
+    output:
+        index=dataset_index("{dataset}"),
+        meta=dataset_meta("{dataset}"),
+    params:
+        settings=local_settings,
+        source=lambda wildcards: SOURCES[wildcards.dataset],
+        layout=LAYOUT_VERSION,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "logs/acquire_local/{dataset}.log",
+    benchmark:
+        "benchmarks/acquire_local/{dataset}.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/acquire_local.py"
 
 
 rule write_datacard:

@@ -11,7 +11,7 @@ from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.finetune.wiring import check_external, finetune_tables, finetune_targets, rows as finetune_rows
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets, trains_segmenter
-from eolabels.workflow import config_errors, dataset_index, dataset_meta, one_of, schema_enum
+from eolabels.workflow import config_errors, dataset_index, dataset_meta, dataset_sources, one_of, schema_enum
 
 min_version("8.20")
 
@@ -54,15 +54,32 @@ FINETUNE = config["finetune"]
 CROMSS_CHOICES = schema_choices(STAGE_SCHEMAS["cromss"])
 # the generated datasets the epitome stage runs on, and its LSR table's name (after its data)
 LSR_DATASETS = lsr_datasets(STAGE_SCHEMAS["epitome"], DATASETS)
-LSR_TABLE = lsr_table(config["source"], config["local"])
+# each dataset's source (config.source: one name, or one per dataset)
+SOURCES = dataset_sources(config["source"], ALL_DATASETS)
+LSR_TABLE = lsr_table(SOURCES["lsr"], config["local"])
 
-if config["source"] == "local":
-    _unconfigured = [d for d in DATASETS if d not in config["local"]]
-    if _unconfigured:
-        raise WorkflowError(
-            f"source is 'local' but config.local has no entry for datasets {_unconfigured}: "
-            "add their format and paths, or remove them from config.datasets"
-        )
+
+def datasets_from(source):
+    """The datasets of config.datasets that come from ``source``."""
+    return [d for d in DATASETS if SOURCES[d] == source]
+
+
+_unconfigured = [d for d in datasets_from("local") if d not in config["local"]]
+if _unconfigured:
+    raise WorkflowError(
+        f"source is 'local' for datasets {_unconfigured} but config.local has no entry for them: "
+        "add their format and paths, or remove them from config.datasets"
+    )
+# the files each local import reads, listed (and the download checked) once, here: a missing or
+# partial download stops the workflow before any job runs
+LOCAL_INPUTS, _download_errors = {}, []
+for _dataset in datasets_from("local"):
+    try:
+        LOCAL_INPUTS[_dataset] = [str(p) for p in local_inputs(_dataset, config["local"][_dataset])]
+    except ValueError as _err:
+        _download_errors.append(f"config.local.{_dataset}: {_err}")
+if _download_errors:
+    raise WorkflowError("local data not ready:\n  " + "\n  ".join(_download_errors))
 
 
 # the fine-tuning table rows (task x input x encoder source); a listed local weight file that is missing
@@ -111,8 +128,8 @@ def local_settings(wildcards):
 
 
 def local_files(wildcards):
-    """The real files a local import reads; missing ones fail the DAG with their path."""
-    return [str(p) for p in local_inputs(wildcards.dataset, config["local"][wildcards.dataset])]
+    """The real files a local import reads (checked when the workflow was loaded)."""
+    return LOCAL_INPUTS[wildcards.dataset]
 
 
 # The result tables (CSV, with a Markdown twin beside them) the summary report shows, stage by stage.

@@ -39,12 +39,27 @@ def config_errors(values: Mapping[str, Any], schema: str | os.PathLike[str], whe
     """
     validator = jsonschema.Draft202012Validator(yaml.safe_load(Path(schema).read_text()))
     errors = sorted(validator.iter_errors(values), key=lambda err: [str(k) for k in err.absolute_path])
-    return [".".join([where, *map(str, err.absolute_path)]) + f": {err.message}" for err in errors]
+    return [".".join([where, *map(str, err.absolute_path)]) + f": {err.message}" + _alternatives(err) for err in errors]
+
+
+def _alternatives(err: jsonschema.ValidationError) -> str:
+    """Why each alternative of a oneOf/anyOf failed (``source``: a name or a mapping per dataset)."""
+    reasons = sorted({sub.message for sub in err.context or []})
+    return f" ({'; '.join(reasons)})" if reasons else ""
 
 
 def one_of(choices: Iterable[str]) -> str:
-    """A wildcard constraint that matches exactly one of ``choices``."""
-    return "|".join(re.escape(choice) for choice in choices)
+    """A wildcard constraint that matches exactly one of ``choices`` (nothing when there are none)."""
+    choices = list(choices)
+    return "|".join(re.escape(choice) for choice in choices) if choices else "(?!)"
+
+
+def dataset_sources(source: str | Mapping[str, str], datasets: Iterable[str]) -> dict[str, str]:
+    """Each dataset's source from ``config.source``: one name for all, or a mapping per dataset
+    (a dataset it leaves out is ``synthetic``)."""
+    if isinstance(source, str):
+        return {d: source for d in datasets}
+    return {d: source.get(d, "synthetic") for d in datasets}
 
 
 def dataset_index(dataset: str) -> str:

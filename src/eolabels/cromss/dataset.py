@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
+from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices, uint8_to_unit
 from eolabels.cromss.pretrain_sample import assemble_sample
 from eolabels.cromss.smoothing import PriorKind
 from eolabels.data.index import DatasetIndex
@@ -136,9 +136,9 @@ class NoisyLabelPretrainDataset(Dataset):
             season = int(rng.integers(0, self.n_seasons))
             images = {}
             if "s1" in self.modalities:
-                images["s1"] = normalise_s1(arrays[self.image_layers["s1"]][season])
+                images["s1"] = self._unit("s1", arrays[self.image_layers["s1"]][season])
             if "s2" in self.modalities:
-                images["s2"] = normalise_s2(arrays[self.image_layers["s2"]][season], self.band_indices)
+                images["s2"] = self._unit("s2", arrays[self.image_layers["s2"]][season])
             truth = arrays[self.truth_layer][season, 0] if self.truth_layer else None
             return assemble_sample(
                 images, arrays[self.label_layer][:, 0], season, self.prior_kind,
@@ -146,6 +146,14 @@ class NoisyLabelPretrainDataset(Dataset):
             )
         except ValueError as err:
             raise PretrainDataError(f"{self.root}: location {location}: {err}") from err
+
+    def _unit(self, modality: str, image: np.ndarray) -> np.ndarray:
+        """Model input in [0, 1]: physical values through the uint8 encoding, or a layer a release
+        already stores in that encoding (dtype uint8, e.g. the CromSS LMDBs) divided by 255."""
+        encoded = self.index.meta.layers[self.image_layers[modality]].dtype == "uint8"
+        if modality == "s2":
+            return uint8_to_unit(image[list(self.band_indices)]) if encoded else normalise_s2(image, self.band_indices)
+        return uint8_to_unit(image) if encoded else normalise_s1(image)
 
     def close(self) -> None:
         if self._reader is not None:

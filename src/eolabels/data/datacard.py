@@ -153,6 +153,8 @@ def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
         },
         "generator": index.meta.extra,
     }
+    if "rejected" in index.meta.extra:  # tiles or pixels a released-layout reader dropped, by reason
+        card["rejected"] = index.meta.extra["rejected"]
     quality = [_label_quality(index, q) for q in index.meta.extra.get("label_quality", [])]
     if quality:
         card["label_quality"] = quality

@@ -101,6 +101,8 @@ NOLDO = DatasetKind(
 
     s2     image (s2)   uint16  13 bands B1…B12 with B8A: Sentinel-2 L1C digital numbers
     s1     image (s1)   float32 VV, VH backscatter in dB (optional: a single-modal S2 source has none)
+           (a released source may store both as uint8 in the SSL4EO-S12 μ ± 2σ encoding instead:
+           dtype uint8 in dataset.json, read as /255)
     dw     label        uint8   Dynamic World ids 0–8, noisy (model predictions), 255 unlabelled
     truth  truth        uint8   the true Dynamic World classes (synthetic world only)
     seasons spring, summer, autumn, winter; split train""",
@@ -155,7 +157,7 @@ DFC2020 = DatasetKind(
         "dfc": label_layer("dfc2020"),
     },
     splits=("validation", "test"),
-    optional=("s1",),
+    optional=("s1", "modis"),  # the authors' DFC2020 LMDBs carry no MODIS layer
 )
 
 LSR = DatasetKind(

