@@ -66,7 +66,7 @@ def test_shard_writes_real_pixels_and_merge_builds_the_dataset(world, scene, tmp
     assert sorted(index.table["season"]) == [0, 1, 2, 3] and set(index.table["id"]) == {"good"}
     winter = int(np.flatnonzero(index.table["season"] == 3)[0])
     grid = location_grid(GOOD, CFG)
-    tiles = TileReader(index).read(winter, ["dw", "s2", "s1"], 0, 0, 32)
+    tiles = TileReader(index).read(winter, ["dw", "s2", "s1"])
     np.testing.assert_array_equal(tiles["dw"][0], real_dw(scene, grid))
     np.testing.assert_array_equal(tiles["s2"], real_s2(grid))
     assert tiles["s1"].dtype == np.float32 and tiles["s1"].shape == (2, 32, 32)
