@@ -9,6 +9,7 @@ client will send, built by the same request functions the acquisition uses.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -53,11 +54,13 @@ def cut(path: Path, grid: GridSpec, dtype: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def real_s2(grid: GridSpec) -> np.ndarray:
     d = scene_dir()
     return np.stack([cut(d / f"s2_{b}.jp2", grid, "uint16") for b in JP2_BANDS])
 
 
+@functools.lru_cache(maxsize=16)
 def real_dw(real_dir: Path, grid: GridSpec) -> np.ndarray:
     return cut(real_dir / "s2_18SVG" / "dw_label.tif", grid, "uint8")
 
