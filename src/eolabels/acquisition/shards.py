@@ -18,14 +18,15 @@ import pandas as pd
 
 from eolabels.acquisition.manifest import DONE, FAILED, Manifest, write_summary
 from eolabels.acquisition.pool import LocationFailed, run_pool
-from eolabels.acquisition.sheets import Location
+from eolabels.acquisition.sheets import DwTile, Location
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetMeta
 from eolabels.data.writer import DatasetWriter
 
 log = logging.getLogger(__name__)
 MANIFEST_JOURNAL = "manifest.jsonl"
-Acquire = Callable[[Location, Path], tuple[list[str], dict[str, str]]]
+Site = Location | DwTile
+Acquire = Callable[[Site, Path], tuple[list[str], dict[str, str]]]
 
 
 def shard_of(location_id: str, n_shards: int) -> int:
@@ -33,13 +34,13 @@ def shard_of(location_id: str, n_shards: int) -> int:
     return int.from_bytes(hashlib.sha1(location_id.encode()).digest()[:8], "big") % n_shards
 
 
-def shard_locations(locations: Sequence[Location], shard: int, n_shards: int) -> list[Location]:
+def shard_locations(locations: Sequence[Site], shard: int, n_shards: int) -> list[Site]:
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard {shard} is not in 0..{n_shards - 1}")
     return [loc for loc in locations if shard_of(loc.id, n_shards) == shard]
 
 
-def run_shard(locations: Sequence[Location], acquire: Acquire, shard_dir: str | os.PathLike[str],
+def run_shard(locations: Sequence[Site], acquire: Acquire, shard_dir: str | os.PathLike[str],
               summary: str | os.PathLike[str], workers: int) -> pd.DataFrame:
     """Acquire every location of a shard not yet done, ``workers`` at a time; write the summary CSV.
 
@@ -67,7 +68,7 @@ def run_shard(locations: Sequence[Location], acquire: Acquire, shard_dir: str | 
     return table
 
 
-def merge_shards(locations: Sequence[Location], shard_dirs: Sequence[str | os.PathLike[str]], meta: DatasetMeta,
+def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLike[str]], meta: DatasetMeta,
                  out_dir: str | os.PathLike[str], complete_only: bool) -> dict[str, int]:
     """Write the dataset of every done location (all seasons, or only those with all seasons when
     ``complete_only``) from the shards' files; returns counts for the log."""
@@ -85,7 +86,7 @@ def merge_shards(locations: Sequence[Location], shard_dirs: Sequence[str | os.Pa
             if complete_only and len(rec["seasons"]) < len(seasons):
                 counts["incomplete"] += 1
                 continue
-            for season in rec["seasons"]:
+            for season in rec["seasons"] if meta.seasons else [""]:
                 folder = shard_dir / "samples" / location_id / season
                 arrays, grid = {}, None
                 for name in meta.layers:

@@ -59,6 +59,10 @@ class DwTile:
     height: int | None = None
     width: int | None = None
 
+    @property
+    def id(self) -> str:
+        return self.dw_id
+
 
 def _read(path: str | os.PathLike[str], required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
     path = Path(path)
