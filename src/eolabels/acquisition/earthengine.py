@@ -96,7 +96,7 @@ class Window:
 def s2_with_dw(point: ee.Geometry, window: Window, cloud_max: float) -> tuple[ee.ImageCollection, ee.ImageCollection]:
     """(S2 L1C images over ``point`` in ``window`` below ``cloud_max`` %, those of them with a DW image)."""
     s2 = (ee.ImageCollection(S2_L1C).filterBounds(point).filterDate(window.start, window.end)
-          .filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", cloud_max)))
+          .filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", float(cloud_max))))
     dw = ee.ImageCollection(DYNAMIC_WORLD).filterBounds(point).filterDate(window.start, window.end)
     same_product = ee.Filter.equals(leftField="system:index", rightField="system:index")
     paired = ee.ImageCollection(ee.Join.simple().apply(s2, dw, same_product))

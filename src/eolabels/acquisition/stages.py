@@ -53,7 +53,7 @@ def connect(section: Mapping[str, Any], latency: float = 0.0) -> EarthEngineClie
 def noldo_settings(section: Mapping[str, Any]) -> NoldoSettings:
     s = section["noldo"]
     return NoldoSettings(year=s["year"], season_windows={k: tuple(v) for k, v in s["season_windows"].items()},
-                         cloud_max=s["cloud_max"], tile_size=s["tile_size"], resolution=s["resolution"],
+                         cloud_max=float(s["cloud_max"]), tile_size=s["tile_size"], resolution=float(s["resolution"]),
                          s1_max_days=s["s1_max_days"], resample=s["resample"])
 
 
