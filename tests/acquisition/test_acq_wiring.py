@@ -20,6 +20,10 @@ def test_defaults_match_the_schema():
     assert schema_section("schemas/earthengine.yaml", "osm")["timeout_s"]["default"] == WmsSettings().timeout
 
 
+def test_off_by_default():
+    assert schema_section("schemas/earthengine.yaml")["enabled"]["default"] is False
+
+
 def test_paths_targets_and_settings():
     section = yaml.safe_load((REPO_ROOT / "config" / "earthengine.yaml").read_text())["earthengine"]
     section.update(enabled=True, datasets=["noldo", "osm"], workers=8, shards=3, noldo={"sheet": "a.csv"},

@@ -102,6 +102,18 @@ def test_bad_wms_responses_fail_the_tile(mode, words):
         assert word in str(err.value)
 
 
+@pytest.mark.parametrize("code, retried", [(500, True), (503, True), (404, False)])
+def test_http_errors_retry_only_when_transient(code, retried):
+    from eolabels.acquisition.pool import Backoff, with_retries
+
+    server = WmsServer(field, mode=f"http{code}")
+    with server as url:
+        wms = OsmWms(settings(url))
+        with pytest.raises(LocationFailed, match=f"tile x.*{code}"):
+            with_retries(lambda: wms.labels(TILE, "tile x"), Backoff(base=0.001, attempts=3), "tile x")
+    assert server.requests.count("GetMap") == (3 if retried else 1)
+
+
 def test_missing_layer_is_named():
     with WmsServer(field) as url, pytest.raises(LocationFailed, match="no layer 'osm:other'"):
         OsmWms(settings(url, layer="osm:other"))

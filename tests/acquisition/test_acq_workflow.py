@@ -64,8 +64,3 @@ def test_malformed_sheet_fails_the_dry_run_naming_the_row(workflow_copy):
     proc = snakemake(root, "-n", "--configfile", write_config(root, "config/locations/bad.csv"), check=False)
     assert proc.returncode != 0
     assert "bad.csv: row 2: lon '200' is out of range" in proc.stdout + proc.stderr
-
-
-def test_default_config_has_no_acquisition_jobs(workflow_copy):
-    proc = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml")
-    assert "acquire_shard" not in proc.stdout and "merge_shards" not in proc.stdout

@@ -70,7 +70,8 @@ SERVICE_EXCEPTION = b"""<?xml version="1.0" encoding="UTF-8"?>
 class WmsServer:
     """``with WmsServer(label_at) as url:`` — a threaded server; ``mode`` is read per request:
     normal | se_xml (200, application/vnd.ogc.se_xml) | xml_200 (200, text/xml exception) |
-    html (200, an HTML error page) | empty (every pixel the background colour)."""
+    html (200, an HTML error page) | empty (every pixel the background colour) | http<code> (GetMap
+    answers that HTTP error)."""
 
     def __init__(self, label_at: Callable[[np.ndarray, np.ndarray], np.ndarray], mode: str = "normal") -> None:
         self.label_at, self.mode, self.requests = label_at, mode, []
@@ -106,6 +107,9 @@ class WmsServer:
                     body, kind = CAPABILITIES.format(base=server.url, layer=LAYER).encode(), "application/vnd.ogc.wms_xml"
                 elif request == "GetLegendGraphic":
                     body, kind = legend_png(), "image/png"
+                elif request == "GetMap" and server.mode.startswith("http"):
+                    self.send_error(int(server.mode[4:]), "backend trouble")
+                    return
                 elif request == "GetMap" and server.mode == "se_xml":
                     body, kind = SERVICE_EXCEPTION, "application/vnd.ogc.se_xml"
                 elif request == "GetMap" and server.mode == "xml_200":

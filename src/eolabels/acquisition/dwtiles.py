@@ -18,7 +18,7 @@ import numpy as np
 from eolabels.acquisition import pairing
 from eolabels.acquisition.client import EarthEngineClient
 from eolabels.acquisition.grids import bounds_grid
-from eolabels.acquisition.pool import LocationFailed
+from eolabels.acquisition.pool import LocationFailed, with_retries
 from eolabels.acquisition.sheets import DwTile
 from eolabels.acquisition.wms import OsmWms
 from eolabels.data.geotiff import GridSpec, RasterError, read_geotiff, write_geotiff
@@ -83,7 +83,8 @@ def acquire_tile(client: EarthEngineClient, tile: DwTile, cfg: TileSettings, out
     layers: dict[str, np.ndarray] = {}
     missing: dict[str, str] = {}
     if wms is not None:  # the cheap request first: a tile without OSM labels is not worth its imagery
-        layers["osm"] = wms.labels(grid, f"{where} osm")
+        layers["osm"] = with_retries(lambda: wms.labels(grid, f"{where} osm"), client.backoff, f"{where} osm",
+                                     client.limiter)
     s2_id, time_ms = pick_s2(client, tile)
     layers["s2"] = client.pixels(pairing.s2_tile_pixels(s2_id), grid, len(S2.bands), S2.dtype, f"{where} s2")
     if not pairing.enough_unique_values(layers["s2"], pairing.S2_MIN_UNIQUE):
