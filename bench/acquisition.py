@@ -26,13 +26,12 @@ from rasterio.io import MemoryFile
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient
-from eolabels.acquisition.noldo import NoldoSettings, acquire_location, location_grid, season_window
+from eolabels.acquisition.noldo import NoldoSettings, acquire_location, location_grid, noldo_meta, season_window
 from eolabels.acquisition.pool import Backoff, RateLimiter
 from eolabels.acquisition.shards import merge_shards, run_shard
 from eolabels.acquisition.sheets import Location
 from eolabels.acquisition.transport import ReplayHttp, ResponseStore, compute_body
 from eolabels.data.geotiff import GridSpec
-from eolabels.data.kinds import NOLDO
 
 PRODUCT = "20210701T155819_20210701T160611_T18SVG"
 S1_PRODUCT = "S1A_IW_GRDH_1SDV_20210702T230000_20210702T230025_038500_048C00_BBBB"
@@ -126,8 +125,7 @@ def main() -> None:
         print("\n3. merge cost of one shard")
         acq = run(locations[:32], cfg, tmp / "merge_src", 16, 1e9)
         t0 = time.perf_counter()
-        meta = NOLDO.meta(source="earthengine", description="bench", layers=["s2", "s1", "dw"])
-        merge_shards(locations[:32], [tmp / "merge_src"], meta, tmp / "merged", complete_only=True)
+        merge_shards(locations[:32], [tmp / "merge_src"], noldo_meta(), tmp / "merged", complete_only=True)
         merge = time.perf_counter() - t0
         print(f"merge of 32 locations × 4 seasons: {merge:.2f} s ({merge / 32 * 1000:.0f} ms per location); "
               f"acquiring them with 16 workers took {acq:.2f} s: merge / acquisition = {merge / acq:.2f}")

@@ -14,12 +14,11 @@ from replay_world import (
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient
-from eolabels.acquisition.noldo import NoldoSettings, acquire_location, location_grid
+from eolabels.acquisition.noldo import NoldoSettings, acquire_location, location_grid, noldo_meta
 from eolabels.acquisition.pool import Backoff, RateLimiter
 from eolabels.acquisition.shards import merge_shards, run_shard
 from eolabels.acquisition.sheets import Location
 from eolabels.data.index import DatasetIndex
-from eolabels.data.kinds import NOLDO
 from eolabels.data.readers import TileReader
 
 CFG = NoldoSettings(tile_size=32)
@@ -59,8 +58,7 @@ def test_shard_writes_real_pixels_and_merge_builds_the_dataset(world, scene, tmp
     # good: 4 seasons × (pairing + s1 query + 3 pixel requests); partial: 4 pairings, then winter's
     # s1 query + 3 pixel requests; sea: 4 pairings
     assert len(seen) == 4 * 5 + (4 + 1 + 3) + 4
-    meta = NOLDO.meta(source="earthengine", description="test", layers=["s2", "s1", "dw"])
-    counts = merge_shards([GOOD, PARTIAL, SEA], [shard], meta, tmp_path / "noldo", complete_only=True)
+    counts = merge_shards([GOOD, PARTIAL, SEA], [shard], noldo_meta(), tmp_path / "noldo", complete_only=True)
     assert counts == {"written": 1, "incomplete": 1, "failed": 1}
     index = DatasetIndex.open(tmp_path / "noldo")
     assert sorted(index.table["season"]) == [0, 1, 2, 3] and set(index.table["id"]) == {"good"}

@@ -69,9 +69,9 @@ def test_one_tile_end_to_end(replay, scene, tmp_path):
     write_geotiff(labels / f"{tile.dw_id}.tif", real_dw(scene, grid) + 1, grid, ["label"])
     client = EarthEngineClient(RateLimiter(60_000), Backoff(base=0.001, attempts=2))
     with WmsServer(lambda x, y: np.where(x < -8_418_188, 3, 9).astype(np.uint8)) as url:
-        seasons, missing = acquire_tile(client, tile, TileSettings(label_dir=str(labels)), tmp_path / "shard",
-                                        wms=OsmWms(WmsSettings(url=url)))
-    assert (seasons, missing) == ([], {})
+        done = acquire_tile(client, tile, TileSettings(label_dir=str(labels)), tmp_path / "shard",
+                            wms=OsmWms(WmsSettings(url=url)))
+    assert (done.seasons, done.missing) == ([], {}) and done.rows[0]["osm"] == f"samples/{tile.dw_id}/osm.tif"
     from eolabels.data.geotiff import read_geotiff
     dw, got, _ = read_geotiff(tmp_path / "shard" / "samples" / tile.dw_id / "dw.tif", expect=grid)
     np.testing.assert_array_equal(dw[0], real_dw(scene, grid))  # expert k → DW k − 1

@@ -18,11 +18,14 @@ import numpy as np
 from eolabels.acquisition import pairing
 from eolabels.acquisition.client import EarthEngineClient
 from eolabels.acquisition.grids import bounds_grid
+from eolabels.acquisition.manifest import Acquired
 from eolabels.acquisition.pool import LocationFailed, with_retries
 from eolabels.acquisition.sheets import DwTile
 from eolabels.acquisition.wms import OsmWms
-from eolabels.data.geotiff import GridSpec, RasterError, read_geotiff, write_geotiff
-from eolabels.data.kinds import OSM, S1, S2
+from eolabels.data.geotiff import GridSpec, RasterError, read_geotiff
+from eolabels.data.index import DatasetMeta
+from eolabels.data.kinds import DW, OSM, S1, S2
+from eolabels.data.writer import DatasetWriter
 from eolabels.tables import load_mapping, lookup_table
 
 
@@ -75,9 +78,21 @@ def pick_s1(client: EarthEngineClient, tile: DwTile, s2_time_ms: int) -> str | N
     return None
 
 
+def tile_meta(dataset: str) -> DatasetMeta:
+    """The ``dataset.json`` of acquired downstream tiles: ``dw`` (S2, S1, expert DW labels) or ``osm``
+    (S2, S1, OSM labels from the WMS, expert DW labels where given)."""
+    if dataset == "dw":
+        return DW.meta(source="earthengine", layers=["s2", "s1", "dw"],
+                       description="DW tiles: S2/S1 through Earth Engine (spec §9 pairing), expert labels")
+    return OSM.meta(source="earthengine", layers=["s2", "s1", "osm", "dw"],
+                    description="OSM tiles: S2/S1 through Earth Engine (spec §9 pairing), OSM land use through WMS")
+
+
 def acquire_tile(client: EarthEngineClient, tile: DwTile, cfg: TileSettings, out_dir: str | os.PathLike[str],
-                 wms: OsmWms | None = None) -> tuple[list[str], dict[str, str]]:
-    """Fetch and write one tile (``samples/<dw_id>/{s2,s1,dw,osm}.tif``); returns ([], {missing layer: why})."""
+                 wms: OsmWms | None = None, meta: DatasetMeta | None = None) -> Acquired:
+    """Fetch one tile and write it (``samples/<dw_id>/<layer>.tif``) through :class:`DatasetWriter`;
+    layers that could not be had are listed with the reason in ``missing``."""
+    meta = meta or tile_meta("osm" if wms is not None else "dw")
     grid = bounds_grid(tile.epsg, tile.bounds, cfg.resolution, tile.height, tile.width)
     where = f"tile {tile.dw_id}"
     layers: dict[str, np.ndarray] = {}
@@ -102,7 +117,6 @@ def acquire_tile(client: EarthEngineClient, tile: DwTile, cfg: TileSettings, out
     labels = expert_labels(tile, grid, cfg.label_dir)
     if labels is not None:
         layers["dw"] = labels
-    for name, data in layers.items():
-        write_geotiff(Path(out_dir) / "samples" / tile.dw_id / f"{name}.tif", data, grid, OSM.layers[name].bands,
-                      nodata=OSM.layers[name].nodata)
-    return [], missing
+    writer = DatasetWriter(out_dir, meta)
+    writer.add(tile.dw_id, tile.split, 0, grid, layers)
+    return Acquired([], missing, writer.rows)

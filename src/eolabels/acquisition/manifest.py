@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,16 @@ import pandas as pd
 from eolabels.atomic import atomic_path
 
 DONE, FAILED = "done", "failed"
+
+
+@dataclass
+class Acquired:
+    """What one location's acquisition wrote: the seasons it has, why others are missing, and its
+    index rows (written by :class:`~eolabels.data.writer.DatasetWriter` into the shard)."""
+
+    seasons: list[str]
+    missing: dict[str, str]
+    rows: list[dict[str, Any]]
 SUMMARY_COLUMNS = ("id", "status", "seasons", "missing", "reason")
 
 
@@ -46,8 +57,10 @@ class Manifest:
         return {i for i, rec in self.records().items() if rec["status"] == DONE}
 
     def add(self, location_id: str, status: str, *, seasons: list[str] | None = None,
-            missing: dict[str, str] | None = None, reason: str = "") -> None:
-        rec = {"id": location_id, "status": status, "seasons": seasons or [], "missing": missing or {}, "reason": reason}
+            missing: dict[str, str] | None = None, rows: list[dict[str, Any]] | None = None, reason: str = "") -> None:
+        """Record a finished location; ``rows`` are its index rows (paths relative to the shard)."""
+        rec = {"id": location_id, "status": status, "seasons": seasons or [], "missing": missing or {},
+               "rows": rows or [], "reason": reason}
         line = json.dumps(rec, sort_keys=True) + "\n"
         with self.lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient
 from eolabels.acquisition.grids import tile_grid
+from eolabels.acquisition.manifest import Acquired
 from eolabels.acquisition.pool import LocationFailed
 from eolabels.acquisition.sheets import Location
-from eolabels.data.geotiff import GridSpec, write_geotiff
+from eolabels.data.geotiff import GridSpec
+from eolabels.data.index import DatasetMeta
 from eolabels.data.kinds import NOLDO, S1, S2, label_layer
+from eolabels.data.writer import DatasetWriter
 
 DW_LABEL = label_layer("dw")
 
@@ -76,14 +78,21 @@ def location_grid(loc: Location, cfg: NoldoSettings) -> GridSpec:
     return tile_grid(loc.lon, loc.lat, loc.tile_size or cfg.tile_size, cfg.resolution, loc.crs)
 
 
-def acquire_location(client: EarthEngineClient, loc: Location, cfg: NoldoSettings,
-                     out_dir: str | os.PathLike[str]) -> tuple[list[str], dict[str, str]]:
-    """Fetch and write one location's seasons under ``out_dir/samples/<id>/<season>/``.
+def noldo_meta() -> DatasetMeta:
+    """The ``dataset.json`` of an acquired NoLDO-S12 set: S2, S1 (optional per season) and DW labels."""
+    return NOLDO.meta(source="earthengine", layers=["s2", "s1", "dw"],
+                      description="NoLDO-S12 acquired through Earth Engine: S2 L1C, S1 GRD and DW V1 of the same S2 product")
 
-    Returns (seasons written, {missing season: reason}). Every file is written atomically; the
-    location counts as done only once the caller records it in the manifest, so a kill mid-location
-    leaves whole files that the rerun overwrites.
+
+def acquire_location(client: EarthEngineClient, loc: Location, cfg: NoldoSettings,
+                     out_dir: str | os.PathLike[str], meta: DatasetMeta | None = None) -> Acquired:
+    """Fetch one location's seasons and write them under ``out_dir/samples/<id>/<season>/`` through
+    :class:`DatasetWriter` (the dataset's layout, label checks and colours).
+
+    Every file is written atomically; the location counts as done only once the caller records it in
+    the manifest, so a kill mid-location leaves whole files that the rerun overwrites.
     """
+    meta = meta or noldo_meta()
     grid = location_grid(loc, cfg)
     year = int(loc.date[:4]) if loc.date else cfg.year
     picks: dict[str, SeasonPick] = {}
@@ -112,8 +121,7 @@ def acquire_location(client: EarthEngineClient, loc: Location, cfg: NoldoSetting
         if bad.size:
             raise LocationFailed(f"{where} dw: class ids {sorted(set(bad.tolist()))[:5]} outside Dynamic World's 0-8")
     # write only after every season arrived, so a failed location leaves nothing behind
+    writer = DatasetWriter(out_dir, meta)
     for season, arrays in layers.items():
-        folder = Path(out_dir) / "samples" / loc.id / season
-        for name, data in arrays.items():
-            write_geotiff(folder / f"{name}.tif", data, grid, NOLDO.layers[name].bands, nodata=NOLDO.layers[name].nodata)
-    return list(picks), missing
+        writer.add(loc.id, loc.split, meta.seasons.index(season), grid, arrays)
+    return Acquired(list(picks), missing, writer.rows)

@@ -11,22 +11,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from eolabels.acquisition.manifest import DONE, FAILED, Manifest, write_summary
+from eolabels.acquisition.manifest import DONE, FAILED, Acquired, Manifest, write_summary
 from eolabels.acquisition.pool import LocationFailed, run_pool
 from eolabels.acquisition.sheets import DwTile, Location
-from eolabels.data.geotiff import read_geotiff
-from eolabels.data.index import DatasetMeta
-from eolabels.data.writer import DatasetWriter
+from eolabels.atomic import atomic_path
+from eolabels.data.index import DatasetMeta, write_index
 
 log = logging.getLogger(__name__)
 MANIFEST_JOURNAL = "manifest.jsonl"
 Site = Location | DwTile
-Acquire = Callable[[Site, Path], tuple[list[str], dict[str, str]]]
+Acquire = Callable[[Site, Path], Acquired]
 
 
 def shard_of(location_id: str, n_shards: int) -> int:
@@ -54,8 +54,7 @@ def run_shard(locations: Sequence[Site], acquire: Acquire, shard_dir: str | os.P
     log.info("shard %s: %d locations, %d done before, %d to fetch", shard_dir.name, len(locations), len(done), len(todo))
     for loc, result, err in run_pool(todo, lambda loc: acquire(loc, shard_dir), workers):
         if err is None:
-            seasons, missing = result
-            manifest.add(loc.id, DONE, seasons=seasons, missing=missing)
+            manifest.add(loc.id, DONE, seasons=result.seasons, missing=result.missing, rows=result.rows)
         elif isinstance(err, LocationFailed):
             log.warning("%s", err)
             manifest.add(loc.id, FAILED, reason=str(err))
@@ -68,14 +67,31 @@ def run_shard(locations: Sequence[Site], acquire: Acquire, shard_dir: str | os.P
     return table
 
 
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Put a shard's finished file into the dataset: a hard link (no bytes copied) where the file
+    system allows, else an atomic copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
 def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLike[str]], meta: DatasetMeta,
                  out_dir: str | os.PathLike[str], complete_only: bool) -> dict[str, int]:
-    """Write the dataset of every done location (all seasons, or only those with all seasons when
-    ``complete_only``) from the shards' files; returns counts for the log."""
+    """The dataset of every done location (only those with all seasons when ``complete_only``).
+
+    The shards wrote each location through :class:`~eolabels.data.writer.DatasetWriter` in the
+    dataset's own layout and kept its index rows in the manifest, so merging links the files and
+    writes one index: no raster is decoded again. Returns counts for the log.
+    """
     by_id = {loc.id: loc for loc in locations}
-    writer = DatasetWriter(out_dir, meta)
+    out_dir = Path(out_dir)
+    rows: list[dict] = []
     counts = {"written": 0, "incomplete": 0, "failed": 0}
-    seasons = list(meta.seasons) or [""]
     for shard_dir in map(Path, shard_dirs):
         for location_id, rec in sorted(Manifest(shard_dir / MANIFEST_JOURNAL).records().items()):
             if location_id not in by_id:
@@ -83,24 +99,16 @@ def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLi
             if rec["status"] != DONE:
                 counts["failed"] += 1
                 continue
-            if complete_only and len(rec["seasons"]) < len(seasons):
+            if complete_only and len(rec["seasons"]) < len(meta.seasons):
                 counts["incomplete"] += 1
                 continue
-            for season in rec["seasons"] if meta.seasons else [""]:
-                folder = shard_dir / "samples" / location_id / season
-                arrays, grid = {}, None
+            for row in rec["rows"]:
                 for name in meta.layers:
-                    path = folder / f"{name}.tif"
-                    if path.is_file():
-                        arrays[name], grid, _ = read_geotiff(path)
-                        if len(meta.layers[name].bands) == 1:
-                            arrays[name] = arrays[name][0]
-                writer.add(location_id, by_id[location_id].split, seasons.index(season) if meta.seasons else 0,
-                           grid, arrays)
+                    if row.get(name):
+                        link_or_copy(shard_dir / row[name], out_dir / row[name])
+                rows.append({**row, "split": by_id[location_id].split})
             counts["written"] += 1
-    if not writer.rows:
+    if not rows:
         raise LocationFailed(f"{out_dir}: no location was acquired in full ({counts}); see the shards' manifests")
-    writer.close()
+    write_index(out_dir, meta, rows)
     return counts
-
-

@@ -11,8 +11,8 @@ from typing import Any
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient
-from eolabels.acquisition.dwtiles import TileSettings, acquire_tile
-from eolabels.acquisition.noldo import NoldoSettings, acquire_location
+from eolabels.acquisition.dwtiles import TileSettings, acquire_tile, tile_meta
+from eolabels.acquisition.noldo import NoldoSettings, acquire_location, noldo_meta
 from eolabels.acquisition.pool import Backoff, RateLimiter
 from eolabels.acquisition.shards import merge_shards, run_shard, shard_locations
 from eolabels.acquisition.sheets import read_dw_tiles, read_locations, read_region, sample_locations
@@ -20,7 +20,6 @@ from eolabels.acquisition.transport import LiveHttp, RecordingHttp, ReplayHttp, 
 from eolabels.acquisition.wiring import shard_dir
 from eolabels.acquisition.wms import OsmWms, WmsSettings
 from eolabels.atomic import atomic_path
-from eolabels.data.kinds import dataset_kind
 
 PathLike = str | os.PathLike[str]
 log = logging.getLogger(__name__)
@@ -82,20 +81,17 @@ def acquire_shard(*, dataset: str, sheet: PathLike, shard: int, n_shards: int, s
         if dataset == "dw" and not tiles.label_dir:
             raise ValueError("config.earthengine.dw_tiles.label_dir: the dw dataset needs the expert label tiles")
         wms = OsmWms(wms_settings(section)) if dataset == "osm" else None
+        meta = tile_meta(dataset)
         def acquire(site, folder):
-            return acquire_tile(client, site, tiles, folder, wms=wms)
+            return acquire_tile(client, site, tiles, folder, wms=wms, meta=meta)
     run_shard(sites, acquire, shard_dir(str(summary)), summary, workers=section["workers"])
 
 
 def merge_dataset(*, dataset: str, sheet: PathLike, summaries: Sequence[PathLike], section: Mapping[str, Any],
                   out_dir: PathLike) -> None:
     """Rule ``merge_shards``: the dataset in the common layout from every shard's done locations."""
-    kind = dataset_kind(dataset)
-    layers = {"noldo": ["s2", "s1", "dw"], "dw": ["s2", "s1", "dw"], "osm": ["s2", "s1", "osm", "dw"]}[dataset]
-    meta = kind.meta(source="earthengine", layers=layers,
-                     description=f"{dataset} acquired through Earth Engine"
-                                 + (" and OSM land use through WMS" if dataset == "osm" else ""),
-                     extra={"sheet": str(sheet), "shards": len(summaries)})
+    meta = noldo_meta() if dataset == "noldo" else tile_meta(dataset)
+    meta.extra.update(sheet=str(sheet), shards=len(summaries))
     complete = dataset == "noldo" and section["noldo"]["complete_seasons_only"]
     counts = merge_shards(read_sheet(dataset, sheet), [shard_dir(str(s)) for s in summaries], meta, out_dir, complete)
     log.info("%s: %s", dataset, counts)
