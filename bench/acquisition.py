@@ -83,10 +83,12 @@ def main() -> None:
     parser.add_argument("--per-worker", type=int, default=2, help="locations per worker in each run")
     parser.add_argument("--tile", type=int, default=32, help="tile side (px); 264 in NoLDO-S12")
     parser.add_argument("--limit", type=float, default=1200, help="requests per minute of the limited runs")
+    parser.add_argument("--only", nargs="+", choices=("throughput", "memory", "merge"),
+                        default=("throughput", "memory", "merge"))
     args = parser.parse_args()
     cfg = NoldoSettings(tile_size=args.tile)
     worker_counts = (1, 4, 16, 64)
-    n_max = max(worker_counts) * args.per_worker
+    n_max = max(worker_counts) * args.per_worker if "throughput" in args.only else 32
     rng = np.random.default_rng(0)
     locations = [Location(f"l{i:04d}", -75.9 + 0.001 * i, 37.5 + 0.0007 * (i % 97)) for i in range(n_max)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,37 +100,52 @@ def main() -> None:
             register(store, loc, cfg, rng)
         print(f"constructed {n_max} locations' responses in {time.perf_counter() - t0:.1f} s "
               f"({REQUESTS_PER_LOCATION} requests each, {args.latency * 1000:.0f} ms simulated latency)")
-        print("\n1. throughput (locations/s) vs workers")
-        print(f"{'workers':>8} {'limit/min':>10} {'loc/s':>8} {'req/s':>8} {'efficiency':>11} {'ceiling loc/s':>14}")
-        base = None
-        for per_minute in (1e9, args.limit):
-            for workers in worker_counts:
-                subset = locations[: workers * args.per_worker]
-                elapsed = run(subset, cfg, tmp / f"run_{workers}_{int(per_minute)}", workers, per_minute)
-                rate = len(subset) / elapsed
-                base = base or rate
-                ceiling = per_minute / 60 / REQUESTS_PER_LOCATION
-                print(f"{workers:>8} {('none' if per_minute >= 1e9 else f'{per_minute:.0f}'):>10} {rate:>8.3f} "
-                      f"{rate * REQUESTS_PER_LOCATION:>8.1f} {rate / (workers * base):>10.0%} "
-                      f"{('-' if per_minute >= 1e9 else f'{ceiling:.3f}'):>14}")
-        print("\n2. memory per worker (tracemalloc peaks, same locations)")
-        peaks = {}
-        for workers in (1, 16):
-            tracemalloc.start()
-            run(locations[:32], cfg, tmp / f"mem_{workers}", workers, 1e9)
-            peaks[workers] = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-        per_worker = (peaks[16] - peaks[1]) / 15
-        print(f"peak 1 worker {peaks[1] / 2**20:.1f} MiB, 16 workers {peaks[16] / 2**20:.1f} MiB: "
-              f"{per_worker / 2**20:.2f} MiB per extra worker at {args.tile}x{args.tile} px "
-              f"(one {args.tile}px season's pixels: {args.tile**2 * (13 * 2 + 2 * 4 + 1) / 2**20:.2f} MiB)")
-        print("\n3. merge cost of one shard")
-        acq = run(locations[:32], cfg, tmp / "merge_src", 16, 1e9)
-        t0 = time.perf_counter()
-        merge_shards(locations[:32], [tmp / "merge_src"], noldo_meta(), tmp / "merged", complete_only=True)
-        merge = time.perf_counter() - t0
-        print(f"merge of 32 locations × 4 seasons: {merge:.2f} s ({merge / 32 * 1000:.0f} ms per location); "
-              f"acquiring them with 16 workers took {acq:.2f} s: merge / acquisition = {merge / acq:.2f}")
+        if "throughput" in args.only:
+            throughput(locations, cfg, tmp, worker_counts, args)
+        if "memory" in args.only:
+            memory(locations, cfg, tmp, args)
+        if "merge" in args.only:
+            merge(locations, cfg, tmp)
+
+
+def throughput(locations, cfg, tmp, worker_counts, args) -> None:
+    print("\n1. throughput (locations/s) vs workers")
+    print(f"{'workers':>8} {'limit/min':>10} {'loc/s':>8} {'req/s':>8} {'efficiency':>11} {'ceiling loc/s':>14}")
+    base = None
+    for per_minute in (1e9, args.limit):
+        for workers in worker_counts:
+            subset = locations[: workers * args.per_worker]
+            elapsed = run(subset, cfg, tmp / f"run_{workers}_{int(per_minute)}", workers, per_minute)
+            rate = len(subset) / elapsed
+            base = base or rate
+            ceiling = per_minute / 60 / REQUESTS_PER_LOCATION
+            print(f"{workers:>8} {('none' if per_minute >= 1e9 else f'{per_minute:.0f}'):>10} {rate:>8.3f} "
+                  f"{rate * REQUESTS_PER_LOCATION:>8.1f} {rate / (workers * base):>10.0%} "
+                  f"{('-' if per_minute >= 1e9 else f'{ceiling:.3f}'):>14}")
+
+
+def memory(locations, cfg, tmp, args) -> None:
+    print("\n2. memory per worker (tracemalloc peaks, same locations)")
+    peaks = {}
+    for workers in (1, 16):
+        tracemalloc.start()
+        run(locations[:16], cfg, tmp / f"mem_{workers}", workers, 1e9)
+        peaks[workers] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    per_worker = (peaks[16] - peaks[1]) / 15
+    print(f"peak 1 worker {peaks[1] / 2**20:.1f} MiB, 16 workers {peaks[16] / 2**20:.1f} MiB: "
+          f"{per_worker / 2**20:.2f} MiB per extra worker at {args.tile}x{args.tile} px "
+          f"(one {args.tile}px season's pixels: {args.tile**2 * (13 * 2 + 2 * 4 + 1) / 2**20:.2f} MiB)")
+
+
+def merge(locations, cfg, tmp) -> None:
+    print("\n3. merge cost of one shard")
+    acq = run(locations[:32], cfg, tmp / "merge_src", 16, 1e9)
+    t0 = time.perf_counter()
+    merge_shards(locations[:32], [tmp / "merge_src"], noldo_meta(), tmp / "merged", complete_only=True)
+    seconds = time.perf_counter() - t0
+    print(f"merge of 32 locations × 4 seasons: {seconds:.2f} s ({seconds / 32 * 1000:.1f} ms per location); "
+          f"acquiring them with 16 workers took {acq:.2f} s: merge / acquisition = {seconds / acq:.3f}")
 
 
 if __name__ == "__main__":
