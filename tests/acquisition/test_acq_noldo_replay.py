@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from replay_world import (
-    SCENE_PRODUCT, constructed_s1, error_body, geotiff_bytes, put_pixels, real_dw, real_s2, register_location,
-)
+from replay_world import constructed_s1, geotiff_bytes, real_dw, real_s2, register_location
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient

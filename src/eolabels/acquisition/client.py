@@ -15,7 +15,6 @@ from typing import Any
 
 import ee
 import numpy as np
-import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
