@@ -84,3 +84,14 @@ def test_request_grid_is_the_tile_grid():
     assert grid.crs == "EPSG:32618"
     assert body["affineTransform"]["scaleX"] == 10.0 and body["affineTransform"]["scaleY"] == -10.0
     assert body["affineTransform"]["translateX"] % 10 == 0 and body["dimensions"] == {"width": 32, "height": 32}
+
+
+def test_season_without_s1_keeps_s2_and_dw(replay, scene, tmp_path):
+    store, http, seen = replay
+    grid = location_grid(GOOD, CFG)
+    register_location(store, GOOD, CFG, s2=geotiff_bytes(real_s2(grid), grid),
+                      dw=geotiff_bytes(real_dw(scene, grid), grid), s1=None)
+    done = acquire_location(client(), GOOD, CFG, tmp_path)
+    assert done.seasons == ["spring", "summer", "autumn", "winter"]
+    assert set(done.missing) == {f"{s}/s1" for s in done.seasons} and "no Sentinel-1" in done.missing["winter/s1"]
+    assert all(row["s1"] == "" and row["s2"].endswith("s2.tif") for row in done.rows)

@@ -117,6 +117,8 @@ def acquire_location(client: EarthEngineClient, loc: Location, cfg: NoldoSetting
         if pick.s1 is not None:
             layers[season]["s1"] = client.pixels(eeq.s1_pixels(pick.s1, cfg.resample), grid, len(S1.bands),
                                                  S1.dtype, f"{where} s1")
+        else:  # S1 is optional in the contract: the season stays, its gap is recorded
+            missing[f"{season}/s1"] = f"no Sentinel-1 IW VV/VH image within {cfg.s1_max_days} days of the S2 image"
         bad = layers[season]["dw"][layers[season]["dw"] > 8]
         if bad.size:
             raise LocationFailed(f"{where} dw: class ids {sorted(set(bad.tolist()))[:5]} outside Dynamic World's 0-8")
