@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from eolabels.acquisition.wiring import acquisition_targets
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
@@ -151,4 +152,5 @@ def all_targets():
         + epitome_targets(EPITOME, LSR_DATASETS, LSR_TABLE)
         + pretrain_targets(CROMSS, DATASETS)
         + finetune_targets(FINETUNE, FINETUNE_ROWS)
+        + acquisition_targets(config["earthengine"])
     )
