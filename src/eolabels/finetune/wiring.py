@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from eolabels.cromss.wiring import run_dir, run_name
 from eolabels.finetune.tasks import TASKS
+from eolabels.workflow import dataset_index, dataset_meta
 
 JOB_KEYS = frozenset({
     "tasks", "inputs", "sources", "smoothing", "denoised", "external", "frameworks", "model_kwargs",
@@ -184,3 +185,59 @@ def finetune_targets(section: Mapping[str, Any], grid: Sequence[Row]) -> list[st
     tasks = list(dict.fromkeys(r.task for r in grid))
     figures = [f"results/finetune/{t}/{name}.png" for t in tasks for name in ("maps", "weight_kl", "bn_kl", "pca")]
     return finetune_tables(section, grid) + figures
+
+
+def encoder_name(section: Mapping[str, Any], cromss: Mapping[str, Any], source: str) -> str:
+    """The smp encoder of a row: the pretraining encoder, or the one a local weight file names."""
+    return str(external_entry(section, source[4:])["encoder"]) if source.startswith("ext-") else cromss["encoder"]
+
+
+def row_inputs(section: Mapping[str, Any], cromss: Mapping[str, Any], task_name: str, ft_input: str,
+               source: str) -> dict[str, str]:
+    """A row job's inputs: its task's dataset and, unless random, the encoder weight file."""
+    data = TASKS[task_name].dataset
+    inputs = {"index": dataset_index(data), "meta": dataset_meta(data)}
+    weights = source_file(source, ft_input, section, cromss)
+    if weights:
+        inputs["encoders"] = weights
+    return inputs
+
+
+def source_record(section: Mapping[str, Any], cromss: Mapping[str, Any], source: str, ft_input: str
+                  ) -> dict[str, Any]:
+    """What a job needs to build the row's EncoderSource and the model's encoder."""
+    kind, tag = source_kind(source, section)
+    return {"name": source, "kind": kind, "tag": tag, "path": source_file(source, ft_input, section, cromss),
+            "encoder": encoder_name(section, cromss, source)}
+
+
+def task_rows(grid: Sequence[Row], task_name: str) -> list[Row]:
+    return [row for row in grid if row.task == task_name]
+
+
+def figure_rows(section: Mapping[str, Any], grid: Sequence[Row], task_name: str) -> list[Row]:
+    """The rows a task's figures show: ``figure_sources`` on its first S2 input (else S1)."""
+    rows_of_task = task_rows(grid, task_name)
+    if not rows_of_task:
+        return []
+    shown = next((r.input for r in rows_of_task if r.input.startswith("s2")), rows_of_task[0].input)
+    return [r for s in section["figure_sources"] for r in rows_of_task if r.input == shown and r.source == s]
+
+
+def figure_inputs(section: Mapping[str, Any], cromss: Mapping[str, Any], grid: Sequence[Row], task_name: str
+                  ) -> dict[str, Any]:
+    """The figure job's inputs: the dataset, the shown rows' fine-tuned weights and encoder files."""
+    data = TASKS[task_name].dataset
+    shown = figure_rows(section, grid, task_name)
+    return {"index": dataset_index(data), "meta": dataset_meta(data),
+            "weights": [f"{r.dir}/finetuned.pt" for r in shown],
+            "encoders": [f for r in shown if (f := source_file(r.source, r.input, section, cromss))]}
+
+
+def figure_params(section: Mapping[str, Any], cromss: Mapping[str, Any], grid: Sequence[Row], task_name: str
+                  ) -> dict[str, Any]:
+    """The shown rows' input and sources, each with the path of its first fine-tuned weights."""
+    shown = figure_rows(section, grid, task_name)
+    return {"input": shown[0].input if shown else "",
+            "rows": [{**source_record(section, cromss, r.source, r.input), "weights": f"{r.dir}/finetuned.pt"}
+                     for r in shown]}
