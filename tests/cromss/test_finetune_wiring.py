@@ -97,3 +97,14 @@ def test_a_missing_row_leaves_no_table(tmp_path):
         tabulate_task([path, tmp_path / "missing.json"], ["frozen"], tmp_path / "t.csv", tmp_path / "t.md",
                       tmp_path / "r.csv")
     assert not list(tmp_path.glob("t.*")) and not (tmp_path / "r.csv").exists()
+
+
+def test_finetune_settings_defaults_are_the_schema_defaults():
+    from schema_defaults import assert_defaults_match
+
+    from eolabels.finetune.settings import FinetuneConfig
+
+    # task, model and encoder fields are resolved per row (frameworks, crop_size, model_kwargs, modes)
+    assert_defaults_match(FinetuneConfig, "schemas/finetune.yaml", skip=(
+        "task", "framework", "encoder_name", "model_kwargs", "modality", "in_channels", "frozen", "crop_size",
+        "seed"))
