@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from eolabels.alignment.wiring import alignment_tables, alignment_targets
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
@@ -48,6 +49,7 @@ TABLE_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "config" / "table
 CROMSS = config["cromss"]
 EPITOME = config["epitome"]
 SIMILARITY = config["similarity"]
+ALIGNMENT = config["alignment"]
 # every pretraining variant and S2 band set (the cromss schema's enums)
 CROMSS_CHOICES = schema_choices(STAGE_SCHEMAS["cromss"])
 # the generated datasets the epitome stage runs on, and its LSR table's name (after its data)
@@ -72,6 +74,7 @@ wildcard_constraints:
     s2_bands=one_of(CROMSS_CHOICES.band_sets),
     # a pretraining run <variant>_<bands>, in the audits of pretrained networks
     variant=run_pattern(CROMSS_CHOICES),
+    round=r"[1-9][0-9]*",
 
 
 def datacards():
@@ -103,6 +106,7 @@ REPORT_TABLES = (
     + similarity_tables(SIMILARITY, DATASETS)
     + epitome_tables(LSR_DATASETS, LSR_TABLE)
     + pretrain_tables(CROMSS, DATASETS)
+    + alignment_tables(ALIGNMENT, DATASETS)
 )
 
 
@@ -114,4 +118,5 @@ def all_targets():
         + similarity_targets(SIMILARITY, DATASETS)
         + epitome_targets(EPITOME, LSR_DATASETS, LSR_TABLE)
         + pretrain_targets(CROMSS, DATASETS)
+        + alignment_targets(ALIGNMENT, DATASETS)
     )
