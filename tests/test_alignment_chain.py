@@ -57,15 +57,23 @@ def test_tiled_inference_matches_the_network_on_each_window():
     rng = np.random.default_rng(1)
     image = rng.uniform(-1, 1, (2, 50, 50)).astype(np.float32)
     labels = rng.integers(0, 3, (50, 50)).astype(np.uint8)
-    field = predict_field(net, image, labels, overlap=0)
+    field = predict_field(net, image, labels, overlap=0, max_output=20)
     # the first window: the tile padded by the 28-px margin (image reflected, map nodata)
     padded_image = np.pad(image, ((0, 0), (28, 28), (28, 28)), mode="reflect")[:, :76, :76]
     padded_map = net.encoder(np.pad(labels, 28, constant_values=255))[:, :76, :76]
     with torch.no_grad():
         out = net.model(torch.from_numpy(padded_image)[None], torch.from_numpy(padded_map)[None])["displacement"][0]
     assert np.allclose(field[:, :20, :20], out[0].numpy() / 0.5 * net.amplitude_px, atol=1e-5)
-    overlapped = predict_field(net, image, labels, overlap=8)
+    overlapped = predict_field(net, image, labels, overlap=8, max_output=20)
     assert overlapped.shape == field.shape and np.allclose(overlapped[:, :12, :12], field[:, :12, :12], atol=1e-5)
+    # one large window over the whole tile: the network on the tile padded to the input of a 52-px output
+    whole = predict_field(net, image, labels)
+    big_image = np.pad(image, ((0, 0), (28, 28), (28, 28)), mode="reflect")
+    big_image = np.pad(big_image, ((0, 0), (0, 2), (0, 2)), mode="edge")
+    big_map = net.encoder(np.pad(labels, ((28, 30), (28, 30)), constant_values=255))
+    with torch.no_grad():
+        out = net.model(torch.from_numpy(big_image)[None], torch.from_numpy(big_map)[None])["displacement"][0]
+    assert out.shape[-1] == 52 and np.allclose(whole, out[0, :, :50, :50].numpy() / 0.5 * net.amplitude_px, atol=1e-5)
 
 
 def test_chain_refuses_fine_to_coarse_and_other_grids():

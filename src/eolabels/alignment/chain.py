@@ -1,9 +1,11 @@
 """The coarse-to-fine chain (spec §4.1-4.2): one network per scale, each predicting a field at its own
 resolution on the map as aligned so far, the fields composed into one full-resolution field.
 
-Tiles larger than a network's input are predicted window by window (tiled inference): the tile is
-padded by the network's margin (image reflected, map nodata), windows of the input size step by the
-output size minus ``overlap``, and overlapping outputs are averaged.
+The networks are fully convolutional (valid convolutions), so inference uses windows larger than the
+training input: the smallest valid input whose output covers the tile, capped at ``max_output`` px of
+output. Larger tiles are predicted window by window (tiled inference): the tile is padded by the
+network's margin (image reflected, map nodata), windows step by their output size minus ``overlap``,
+and overlapping outputs are averaged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from eolabels.alignment.network import input_size_for, output_size
 from eolabels.alignment.pairs import pad_tile
 from eolabels.alignment.trainer import ScaleNetwork
 from eolabels.alignment.warp import (
@@ -34,12 +37,14 @@ def window_starts(length: int, output: int, stride: int) -> list[int]:
 
 
 def predict_field(net: ScaleNetwork, image: np.ndarray, labels: np.ndarray, overlap: int = 0,
-                  batch_size: int = 16) -> np.ndarray:
+                  batch_size: int = 16, max_output: int = 256) -> np.ndarray:
     """The field (2, h, w) in px of ``net``'s grid for a scaled image (C x h x w) and labels (h x w) on it."""
     h, w = labels.shape
     if image.shape[1:] != labels.shape:
         raise ValueError(f"image {image.shape[1:]} and map {labels.shape} are on different grids")
-    r, o = net.input_size, net.output_size
+    pools = net.network.pool_count
+    r = max(net.input_size, input_size_for(min(max(h, w), max_output), pools))
+    o = output_size(r, pools)
     if not 0 <= overlap < o:
         raise ValueError(f"overlap {overlap} must lie in [0, {o}) (the scale-{net.scale} network's output side)")
     m = (r - o) // 2
