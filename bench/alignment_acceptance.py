@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from eolabels.alignment.chain import align_tile
-from eolabels.alignment.evaluate import end_point_error
 from eolabels.alignment.rounds import AlignSettings, RoundOutputs, align_all, run_round, score, train_chain
 from eolabels.alignment.tiles import load_align_dataset, read_maps
 from eolabels.alignment.trainer import NetworkSettings, ScaleTrainSettings
@@ -47,8 +46,7 @@ def rounds(root: Path, work: Path, settings: AlignSettings, train: ScaleTrainSet
     return out
 
 
-def identity_and_translation(root: Path, work: Path, settings: AlignSettings, train: ScaleTrainSettings,
-                             network: NetworkSettings, seed: int) -> None:
+def identity_and_translation(root: Path, work: Path, settings: AlignSettings) -> None:
     """C2 with the round-1 networks: registered maps in, and one tile shifted by (2, -1)."""
     from eolabels.alignment.trainer import load_scale_network
 
@@ -96,7 +94,7 @@ def main() -> None:
         print(f"C1: EPE {epe[0]:.3f} -> {epe[1]:.3f} px, reduction {1 - epe[1] / epe[0]:.1%} (>= 50%)")
         print(f"C4: EPE per D_r {[round(e, 3) for e in epe]}; EPE(D1) < EPE(D0): {epe[1] < epe[0]}; "
               f"EPE(D_last) <= EPE(D1) + 0.05: {epe[-1] <= epe[1] + 0.05}")
-        identity_and_translation(root, work / "synthetic", settings, train, network, 0)
+        identity_and_translation(root, work / "synthetic", settings)
     if args.c6:
         root = work / "osm64"
         generate_dataset("osm", root, {"tile_size": 64, "misregistration_px": 2.0, "misregistration_scale": 16.0}, seed=0)
