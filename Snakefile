@@ -15,6 +15,7 @@ include: "rules/similarity.smk"
 include: "rules/epitome.smk"
 include: "rules/pretrain.smk"
 include: "rules/finetune.smk"
+include: "rules/align.smk"
 include: "rules/report.smk"
 
 

@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from eolabels.acquisition.wiring import acquisition_targets
+from eolabels.alignment.wiring import alignment_tables, alignment_targets
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
@@ -51,6 +52,7 @@ CROMSS = config["cromss"]
 EPITOME = config["epitome"]
 SIMILARITY = config["similarity"]
 FINETUNE = config["finetune"]
+ALIGNMENT = config["alignment"]
 # every pretraining variant and S2 band set (the cromss schema's enums)
 CROMSS_CHOICES = schema_choices(STAGE_SCHEMAS["cromss"])
 # the generated datasets the epitome stage runs on, and its LSR table's name (after its data)
@@ -108,6 +110,7 @@ wildcard_constraints:
     task=one_of(schema_enum(STAGE_SCHEMAS["finetune"], "tasks")),
     ft_input=one_of(["s1"] + [f"s2_{b}" for b in CROMSS_CHOICES.band_sets]),
     ft_source=r"[A-Za-z0-9_.-]+",
+    round=r"[1-9][0-9]*",
 
 
 def datacards():
@@ -140,6 +143,7 @@ REPORT_TABLES = (
     + epitome_tables(LSR_DATASETS, LSR_TABLE)
     + pretrain_tables(CROMSS, DATASETS)
     + finetune_tables(FINETUNE, FINETUNE_ROWS)
+    + alignment_tables(ALIGNMENT, DATASETS)
 )
 
 
@@ -153,4 +157,5 @@ def all_targets():
         + pretrain_targets(CROMSS, DATASETS)
         + finetune_targets(FINETUNE, FINETUNE_ROWS)
         + acquisition_targets(config["earthengine"])
+        + alignment_targets(ALIGNMENT, DATASETS)
     )

@@ -23,6 +23,7 @@ _REGISTRY: dict[str, str] = {
     "cromss_latef": "eolabels.cromss.models:LateFusionUnet",
     "smallunet": "eolabels.similarity.segmentation:SmallUNet",
     "distilledfcn": "eolabels.epitome.dfc:DistilledFCN",
+    "alignnet": "eolabels.alignment.network:AlignNet",
 }
 
 

@@ -1,0 +1,70 @@
+"""The alignment stage as a user runs it: dry runs of every config, and two rounds end to end on
+config/test.yaml in a temporary copy, down to the aligned dataset a filter can consume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eolabels.alignment.wiring import alignment_targets, round_inputs, table_inputs
+from eolabels.data.geotiff import read_geotiff
+from eolabels.data.index import DatasetIndex
+from workflow_helpers import snakemake
+
+SECTION = {"enabled": True, "dataset": "osm", "rounds": 3}
+
+
+def test_wiring_of_the_rounds():
+    assert round_inputs(SECTION, 1) == {"index": "results/data/osm/index.csv", "meta": "results/data/osm/dataset.json"}
+    assert round_inputs(SECTION, 3)["previous"] == "results/alignment/round2/dataset/index.csv"
+    inputs = table_inputs(SECTION)
+    assert inputs["metrics"][-1] == "results/alignment/round3/metrics.json"
+    assert inputs["networks"] == "results/alignment/round3/networks"
+    assert "results/data/osm_aligned/index.csv" in alignment_targets(SECTION, ["osm"])
+    assert alignment_targets(SECTION, ["noldo"]) == []
+    assert alignment_targets({**SECTION, "enabled": False}, ["osm"]) == []  # the default, until it aligns
+
+
+def test_the_default_run_leaves_the_stage_out_but_builds_it_on_request(workflow_copy):
+    assert "rule align_round:" not in snakemake(workflow_copy, "-n").stdout
+    proc = snakemake(workflow_copy, "-n", "results/tables/alignment.csv")
+    assert "rule align_round:" in proc.stdout or "localrule align_round:" in proc.stdout
+
+
+@pytest.mark.parametrize("configfile", ["config/test.yaml", "config/paper.yaml"])
+def test_dry_run_plans_the_alignment_rounds(workflow_copy, configfile):
+    proc = snakemake(workflow_copy, "-n", "--configfile", configfile)
+    for rule in ("align_round", "tabulate_alignment"):
+        assert f"rule {rule}:" in proc.stdout or f"localrule {rule}:" in proc.stdout, rule
+
+
+@pytest.mark.slow
+def test_alignment_rounds_end_to_end_on_test_config(workflow_copy):
+    snakemake(workflow_copy, "results/tables/alignment.csv", "--configfile", "config/test.yaml")
+    results = workflow_copy / "results"
+    table = pd.read_csv(results / "tables" / "alignment.csv")
+    assert table["maps"].drop_duplicates().tolist() == ["D0", "D1", "D2"]
+    assert set(table["split"]) == {"train", "test", "all"} and (table["data"] == "synthetic").all()
+    d0 = table[(table["maps"] == "D0") & (table["split"] == "all")].iloc[0]
+    assert 0.3 < d0["epe_px"] < 2.0  # the test world's misregistration: max 2 px
+    assert np.isfinite(table.loc[table["maps"] == "D2", ["epe_px", "rho_median", "shift_px_median"]]).all().all()
+    assert "Synthetic world" in (results / "tables" / "alignment.md").read_text()
+    for png in ("threshold_curves.png", "tile.png"):
+        assert (results / "alignment" / png).stat().st_size > 5_000, png
+
+    osm = DatasetIndex.open(results / "data" / "osm")
+    aligned = DatasetIndex.open(results / "data" / "osm_aligned")
+    assert aligned.meta.name == "osm_aligned" and aligned.meta.layers == osm.meta.layers
+    assert aligned.meta.layer("label", schema="osm") == "osm" and aligned.meta.extra["alignment_rounds"] == 2
+    assert aligned.table["id"].tolist() == osm.table["id"].tolist()
+    last = DatasetIndex.open(results / "alignment" / "round2" / "dataset")
+    exported, grid, _ = read_geotiff(aligned.path(aligned.table.iloc[0], "osm"))
+    final, _, _ = read_geotiff(last.path(last.table.iloc[0], "osm"))
+    given, given_grid, _ = read_geotiff(osm.path(osm.table.iloc[0], "osm"))
+    assert np.array_equal(exported, final) and grid == given_grid
+    residual, _, names = read_geotiff(aligned.path(aligned.table.iloc[0], "displacement"))
+    assert names == ("dy_px", "dx_px") and residual.shape == (2, *given.shape[1:])
+
+    rerun = snakemake(workflow_copy, "-n", "results/tables/alignment.csv", "--configfile", "config/test.yaml")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
