@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 # read no global of one another, so their order is free), what `all` builds and what the report shows
 include: "rules/common.smk"
 include: "rules/acquire.smk"
+include: "rules/assemble.smk"
 include: "rules/similarity.smk"
 include: "rules/epitome.smk"
 include: "rules/pretrain.smk"

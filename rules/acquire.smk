@@ -6,6 +6,8 @@ if config["source"] == "synthetic":
 
     rule acquire_synthetic:
         """Generate one dataset of the embedded synthetic world (config.source == 'synthetic')."""
+        wildcard_constraints:
+            dataset=one_of(ACQUIRED_DATASETS),
         input:
             tables=TABLE_FILES,
         output:
@@ -33,6 +35,8 @@ else:
 
     rule acquire_local:
         """Import one dataset from already-downloaded files (config.source == 'local')."""
+        wildcard_constraints:
+            dataset=one_of(ACQUIRED_DATASETS),
         input:
             local_files,
             tables=TABLE_FILES,

@@ -8,6 +8,7 @@ from snakemake.utils import min_version, validate
 
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
+from eolabels.data.wiring import acquired_datasets, osm_filter_tables, osm_filter_targets, source_name, synthetic_section
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets
 from eolabels.workflow import config_errors, dataset_index, dataset_meta, one_of, schema_enum
@@ -41,6 +42,8 @@ for _section, _section_schema in STAGE_SCHEMAS.items():
 DATASETS = config["datasets"]
 # every dataset the workflow knows: the schema's enum of config.datasets
 ALL_DATASETS = schema_enum(SCHEMA, "datasets")
+# the datasets the acquire rules write (noldo_raw and osm_raw become noldo and osm in rules/assemble.smk)
+ACQUIRED_DATASETS = acquired_datasets(ALL_DATASETS)
 # class schemas and transfer tables are data: rules that read them list them as inputs, so editing a
 # table re-runs what depends on it
 TABLE_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "config" / "tables").glob("*.csv"))
@@ -85,16 +88,17 @@ def generator_params(wildcards):
 
     Keys are sorted so that reordering or reformatting the YAML does not count as a change.
     """
-    return dict(sorted(config["synthetic"][wildcards.dataset].items()))
+    return synthetic_section(config["synthetic"], wildcards.dataset)
 
 
 def local_settings(wildcards):
-    return dict(sorted(config["local"][wildcards.dataset].items()))
+    return dict(sorted(config["local"][source_name(wildcards.dataset)].items()))
 
 
 def local_files(wildcards):
     """The real files a local import reads; missing ones fail the DAG with their path."""
-    return [str(p) for p in local_inputs(wildcards.dataset, config["local"][wildcards.dataset])]
+    name = source_name(wildcards.dataset)
+    return [str(p) for p in local_inputs(name, config["local"][name])]
 
 
 # The result tables (CSV, with a Markdown twin beside them) the summary report shows, stage by stage.
@@ -103,6 +107,7 @@ REPORT_TABLES = (
     + similarity_tables(SIMILARITY, DATASETS)
     + epitome_tables(LSR_DATASETS, LSR_TABLE)
     + pretrain_tables(CROMSS, DATASETS)
+    + osm_filter_tables(DATASETS)
 )
 
 
@@ -114,4 +119,5 @@ def all_targets():
         + similarity_targets(SIMILARITY, DATASETS)
         + epitome_targets(EPITOME, LSR_DATASETS, LSR_TABLE)
         + pretrain_targets(CROMSS, DATASETS)
+        + osm_filter_targets(DATASETS)
     )

@@ -24,6 +24,11 @@ from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
 from eolabels.report.tables import is_synthetic, source_tag
 from eolabels.tables import UNLABELLED, load_mapping, load_schema, load_transfer_matrix, lookup_table
 
+PREPARATION_STEPS = ("assembly", "osm_filter")
+"""``dataset.json`` ``extra`` entries of the data rules that made a dataset of an acquired one
+(data/assembly.py, data/osm_filter.py): the card repeats their counts of kept and dropped samples."""
+
+
 def _label_transform(spec: dict[str, Any], n_classes: int):
     """How to bring a coarse / foreign label layer into the reference's class ids before comparing.
 
@@ -75,6 +80,8 @@ def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
     by_season: dict[int, SegmentationMetrics] = {}
     labelled = total = 0
     for row in index.rows():
+        if not (row[label] and row[reference]):  # an acquired set may lack a season's item
+            continue
         ref = read_geotiff(index.path(row, reference))[0].astype(np.int64)
         lab = read_geotiff(index.path(row, label))[0]
         mapped = transform(lab)
@@ -158,6 +165,9 @@ def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
         card["label_quality"] = quality
     if index.meta.has_layer("displacement"):
         card["misregistration"] = _misregistration(index, index.meta.layer("displacement"))
+    for step in PREPARATION_STEPS:  # what assembly / the OSM↔DW filter dropped on the way here
+        if step in index.meta.extra:
+            card[step] = index.meta.extra[step]
     return card
 
 
@@ -197,8 +207,13 @@ def plot_preview(
     for r, row in enumerate(rows):
         for c, layer in enumerate(layers):
             spec = index.meta.layers[layer]
-            data = read_geotiff(index.path(row, layer))[0]
             ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if not row[layer]:
+                ax.set_title(f"{layer}: missing", fontsize=8)
+                continue
+            data = read_geotiff(index.path(row, layer))[0]
             if spec.schema:
                 schema = load_schema(spec.schema)
                 lut = np.full(256, -1)
