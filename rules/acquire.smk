@@ -77,7 +77,7 @@ rule write_datacard:
         ),
     params:
         preview_samples=config["report"]["preview_samples"],
-    threads: 1
+    threads: config["dask"]["threads"]
     resources:
         mem_mb=2000,
         runtime=20,

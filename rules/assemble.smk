@@ -61,7 +61,7 @@ rule filter_osm:
         role=OSM_FILTER["input"]["role"],
         seed=config["seed"],
         layout=LAYOUT_VERSION,
-    threads: OSM_FILTER["threads"]
+    threads: config["dask"]["threads"]
     resources:
         mem_mb=OSM_FILTER["mem_mb"],
         runtime=OSM_FILTER["runtime"],

@@ -16,4 +16,6 @@ with logged(snakemake.log[0]):
         histogram=snakemake.output.histogram,
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
+        scheduler=snakemake.config["dask"]["scheduler"],  # not a param: where it runs changes no number
+        workers=snakemake.threads,
     )

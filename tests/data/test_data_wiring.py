@@ -27,7 +27,7 @@ def test_the_osm_labels_generator_gets_the_dw_tiles_section():
 
 
 def test_filter_input_is_a_setting_and_job_keys_are_not():
-    section = {"input": {"dataset": "osm_aligned", "role": "label"}, "threshold": 0.6, "threads": 2, "mem_mb": 9, "runtime": 1}
+    section = {"input": {"dataset": "osm_aligned", "role": "label"}, "threshold": 0.6, "mem_mb": 9, "runtime": 1}
     assert osm_filter_inputs(section)["osm_index"] == "results/data/osm_aligned/index.csv"
     assert osm_filter_settings(section) == {"threshold": 0.6}
     assert osm_filter_targets(["noldo"]) == []

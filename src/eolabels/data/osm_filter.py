@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from eolabels.data.index import DatasetIndex, IndexError_
 from eolabels.data.kinds import OSM
 from eolabels.data.readers import TileReader
 from eolabels.data.writer import DatasetWriter
-from eolabels.tables import UNLABELLED, load_many_to_many
+from eolabels.data.lazy import read_layers, read_tile, tile_rows
+from eolabels.tables import UNLABELLED, ClassSchema, load_many_to_many, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +62,14 @@ def agreement_lookup(mapping: Mapping[int, frozenset[int]]) -> np.ndarray:
 
 
 def tile_agreement(osm: np.ndarray, dw: np.ndarray, allowed: np.ndarray) -> tuple[int, int]:
-    """(agreeing, labelled-in-both) pixel counts of one tile: the numerator and denominator of its OA."""
+    """(agreeing, labelled-in-both) pixel counts of one tile: the numerator and denominator of its OA,
+    read off the tile's joint histogram of (OSM, DW) ids."""
     if osm.shape != dw.shape:
         raise ValueError(f"OSM labels {osm.shape} and DW labels {dw.shape} differ in shape")
-    both = (osm != UNLABELLED) & (dw != UNLABELLED)
-    return int(allowed[osm[both], dw[both]].sum()), int(both.sum())
+    joint = np.bincount((osm.astype(np.int64) << 8 | dw).ravel(), minlength=256 * 256).reshape(256, 256)
+    both = joint.copy()
+    both[UNLABELLED, :] = both[:, UNLABELLED] = 0
+    return int(both[allowed].sum()), int(both.sum())
 
 
 def agreement_ratio(agree: int, labelled: int) -> float:
@@ -82,6 +87,7 @@ class PairedTiles:
     dw_layer: str
     truth_layer: str | None  # the DW tiles' true classes (synthetic world), for the OSM labels' accuracy
     osm_rows: dict[str, int]  # DW tile id → row number in the OSM dataset
+    schemas: dict[str, ClassSchema]  # "osm", "dw": the label ids each side is checked against
 
     @classmethod
     def open(cls, dw_dir: str | os.PathLike[str], osm_dir: str | os.PathLike[str], role: str) -> PairedTiles:
@@ -103,30 +109,35 @@ class PairedTiles:
             if osm.grid(osm.table.iloc[n]) != dw.grid(dw.table.iloc[dw_rows[tile]]):
                 raise IndexError_(f"{osm.root}: OSM tile {tile} lies on another grid than DW tile {tile} in {dw.root}")
             osm_rows[tile] = n
-        return cls(dw, osm, osm_layer, dw_layer, truth, osm_rows)
+        return cls(dw, osm, osm_layer, dw_layer, truth, osm_rows, {"osm": load_schema("osm"), "dw": load_schema("dw")})
 
 
-def agreement_table(pairs: PairedTiles, allowed: np.ndarray) -> pd.DataFrame:
+def tile_row(pairs: PairedTiles, allowed: np.ndarray, number: int) -> dict[str, Any]:
+    """One DW tile's row of :func:`agreement_table` (row ``number`` of the DW index), its rasters read
+    through the checks."""
+    row = pairs.dw.table.iloc[number]
+    tile = str(row["id"])
+    out: dict[str, Any] = {"id": tile, "split": row["split"], "agree": 0, "labelled": 0}
+    if pairs.truth_layer:
+        out.update(truth_agree=0, truth_labelled=0)
+    if tile not in pairs.osm_rows:
+        return out
+    osm = read_tile(pairs.osm, pairs.osm_rows[tile], pairs.osm_layer, pairs.schemas["osm"])[0]
+    dw_layers = [pairs.dw_layer] + ([pairs.truth_layer] if pairs.truth_layer else [])
+    dw = read_layers(pairs.dw, number, dw_layers, {layer: pairs.schemas["dw"] for layer in dw_layers})
+    out["agree"], out["labelled"] = tile_agreement(osm, dw[pairs.dw_layer][0], allowed)
+    if pairs.truth_layer:
+        out["truth_agree"], out["truth_labelled"] = tile_agreement(osm, dw[pairs.truth_layer][0], allowed)
+    return out
+
+
+def agreement_table(
+    pairs: PairedTiles, allowed: np.ndarray, *, scheduler: str = "threads", workers: int | None = None
+) -> pd.DataFrame:
     """Per DW tile: id, DW split, pixels labelled in both, agreeing pixels, OA; with the DW truth, the
     OSM labels' accuracy against it too (``truth_agree`` / ``truth_labelled``). A DW tile without OSM
-    labels has 0 labelled pixels and OA NaN."""
-    rows = []
-    with TileReader(pairs.dw, require_all_seasons=False) as dw_reader, TileReader(pairs.osm, require_all_seasons=False) as osm_reader:
-        for n, row in enumerate(pairs.dw.table.to_dict("records")):
-            tile = str(row["id"])
-            out: dict[str, Any] = {"id": tile, "split": row["split"], "agree": 0, "labelled": 0}
-            if pairs.truth_layer:
-                out.update(truth_agree=0, truth_labelled=0)
-            if tile in pairs.osm_rows:
-                layers = [pairs.dw_layer] + ([pairs.truth_layer] if pairs.truth_layer else [])
-                dw = dw_reader.read(n, layers)
-                osm = osm_reader.read(pairs.osm_rows[tile], [pairs.osm_layer])[pairs.osm_layer][0]
-                out["agree"], out["labelled"] = tile_agreement(osm, dw[pairs.dw_layer][0], allowed)
-                if pairs.truth_layer:
-                    out["truth_agree"], out["truth_labelled"] = tile_agreement(osm, dw[pairs.truth_layer][0], allowed)
-                dw_reader.close()
-                osm_reader.close()
-            rows.append(out)
+    labels has 0 labelled pixels and OA NaN. Tiles are visited by a dask reduction on ``scheduler``."""
+    rows = tile_rows(partial(tile_row, pairs, allowed), len(pairs.dw), scheduler=scheduler, workers=workers)
     table = pd.DataFrame(rows)
     table["oa"] = [agreement_ratio(a, n) for a, n in zip(table["agree"], table["labelled"])]
     return table

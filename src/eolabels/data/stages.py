@@ -53,13 +53,14 @@ def assemble_noldo(*, raw_dir: PathLike, out_dir: PathLike) -> AssemblyReport:
 def filter_osm(
     *, dw_dir: PathLike, osm_dir: PathLike, role: str, out_dir: PathLike, agreement: PathLike,
     table: PathLike, table_md: PathLike, histogram: PathLike, settings: Mapping[str, Any], seed: int,
+    scheduler: str = "threads", workers: int | None = None,
 ) -> dict[str, Any]:
     """Rule ``filter_osm``: the OSM↔DW agreement per DW tile, the θ sweep, the histogram and the
     downstream osm dataset of the tiles that pass; returns the counts."""
     s = from_section(FilterSettings, settings)
     pairs = PairedTiles.open(dw_dir, osm_dir, role)
     osm_input = f"{Path(osm_dir).name}:{pairs.osm_layer}"
-    per_tile = agreement_table(pairs, load_agreement_lookup())
+    per_tile = agreement_table(pairs, load_agreement_lookup(), scheduler=scheduler, workers=workers)
     with atomic_path(agreement) as tmp:
         per_tile.to_csv(tmp, index=False)
     source = pairs.dw.meta.source
@@ -77,7 +78,11 @@ def filter_osm(
     return counts
 
 
-def describe_dataset(*, dataset_dir: PathLike, card: PathLike, preview: PathLike, preview_samples: int) -> None:
-    """Rule ``write_datacard``: the data card (sizes, class histograms, label quality) and a preview figure."""
-    write_datacard(Path(dataset_dir), card)
+def describe_dataset(
+    *, dataset_dir: PathLike, card: PathLike, preview: PathLike, preview_samples: int,
+    scheduler: str = "threads", workers: int | None = None,
+) -> None:
+    """Rule ``write_datacard``: the data card (sizes, class histograms, label quality; a dask reduction
+    over tiles on ``scheduler``) and a preview figure."""
+    write_datacard(Path(dataset_dir), card, scheduler=scheduler, workers=workers)
     plot_preview(Path(dataset_dir), preview, n_samples=preview_samples)

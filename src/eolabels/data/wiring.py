@@ -18,7 +18,7 @@ from eolabels.workflow import dataset_index, dataset_meta
 RAW = {"noldo": "noldo_raw", "osm": "osm_raw"}
 """The acquired dataset behind each dataset that a data rule makes of it."""
 
-FILTER_JOB_KEYS = ("input", "threads", "mem_mb", "runtime")
+FILTER_JOB_KEYS = ("input", "mem_mb", "runtime")
 """Keys of ``osm_filter`` that are no filter setting (the input is wired as the rule's input)."""
 
 
