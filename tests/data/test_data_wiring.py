@@ -1,5 +1,8 @@
 """Which datasets the data rules acquire, assemble and filter, and the settings they carry."""
 
+from schema_defaults import assert_defaults_match
+
+from eolabels.data.osm_filter import FilterSettings
 from eolabels.data.wiring import (
     acquired_datasets,
     acquired_name,
@@ -32,3 +35,7 @@ def test_filter_input_is_a_setting_and_job_keys_are_not():
     assert osm_filter_settings(section) == {"threshold": 0.6}
     assert osm_filter_targets(["noldo"]) == []
     assert "results/tables/osm_filter.csv" in osm_filter_targets(["dw", "osm"])
+
+
+def test_filter_settings_defaults_equal_the_schema():
+    assert_defaults_match(FilterSettings, "schemas/osm_filter.yaml")

@@ -47,7 +47,7 @@ class FilterSettings:
 
     threshold: float = 0.7
     sweep: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
-    test_tiles: int = 3
+    test_tiles: int = 2
     pad_moved_tiles: bool = False
 
 
