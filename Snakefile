@@ -14,6 +14,7 @@ include: "rules/assemble.smk"
 include: "rules/similarity.smk"
 include: "rules/epitome.smk"
 include: "rules/pretrain.smk"
+include: "rules/finetune.smk"
 include: "rules/report.smk"
 
 

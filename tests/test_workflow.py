@@ -69,6 +69,25 @@ def test_config_errors_are_one_line_each_with_the_full_key_and_the_files(workflo
     assert "config.similarity.train.steps: 0 is less than the minimum of 1" in output
 
 
+def check_finetune_tables(results):
+    """Tables II–VI of the test config: every row, mean ± std cells, every run in the runs twin."""
+    tables = results / "tables"
+    for task in ("dfc2020", "dw", "osm"):
+        table = pd.read_csv(tables / f"finetune_{task}.csv")
+        # S1: random, single-modal, CromSS-midF; S2: those, (0, 0) smoothing, self-denoised labels
+        assert len(table) == 8 and set(table["data"]) == {"synthetic"}
+        assert table["frozen mIoU"].str.match(r"^\d\.\d{4} ± \d\.\d{4}$").all()
+        runs = pd.read_csv(tables / f"finetune_{task}_runs.csv")
+        assert len(runs) == 8 * 2 * 2 and runs["mIoU"].between(0, 1).all()  # rows x modes x repeats
+        for figure in ("maps", "weight_kl", "bn_kl", "pca"):
+            assert (results / "finetune" / task / f"{figure}.png").stat().st_size > 1000
+    ablation = pd.read_csv(tables / "finetune_ablation.csv")
+    assert len(ablation) == 6 and not ablation.filter(like="mIoU").isna().any(axis=None)
+    smoothing = pd.read_csv(tables / "finetune_smoothing.csv")
+    assert sorted(zip(smoothing["β (spatial-temporal)"], smoothing["α (uniform)"])) == [(0, 0), (0.15, 0.05)]
+    assert "SYNTHETIC" in (tables / "finetune_dw.md").read_text()
+
+
 @pytest.mark.slow
 def test_end_to_end_on_test_config(workflow_copy):
     snakemake(workflow_copy, "--configfile", "config/test.yaml")
@@ -91,8 +110,18 @@ def test_end_to_end_on_test_config(workflow_copy):
     assert "Synthetic world" in summary and "noldo" in summary
     assert "assembled: 3 of 4 locations complete" in summary and "OSM↔DW filter: " in summary
 
+    check_finetune_tables(results)
+
     rerun = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+    # a changed fine-tuning setting of one task re-runs that task's rows only
+    config = yaml.safe_load((workflow_copy / "config" / "test.yaml").read_text())
+    config["finetune"]["frameworks"] = {"osm": "unet"}
+    (workflow_copy / "config" / "changed.yaml").write_text(yaml.safe_dump(config))
+    planned = [line for line in snakemake(workflow_copy, "-n", "--configfile", "config/changed.yaml").stdout.splitlines()
+               if "wildcards: task=" in line]
+    assert planned and all("task=osm" in line for line in planned)
 
     # changing one dataset's setting re-runs that dataset's branch and the summary, nothing else
     config = yaml.safe_load((workflow_copy / "config" / "test.yaml").read_text())
