@@ -5,7 +5,7 @@ from eolabels.data.index import LAYOUT_VERSION
 rule acquire_synthetic:
     """Generate one dataset of the embedded synthetic world (its config.source is 'synthetic')."""
     wildcard_constraints:
-        dataset=one_of(datasets_from("synthetic")),
+        dataset=one_of(acquired_datasets(datasets_from("synthetic"), "synthetic")),
     input:
         tables=TABLE_FILES,
     output:
@@ -14,7 +14,7 @@ rule acquire_synthetic:
     params:
         generator=generator_params,
         seed=config["seed"],
-        source=lambda wildcards: SOURCES[wildcards.dataset],
+        source=lambda wildcards: SOURCES[source_name(wildcards.dataset)],
         layout=LAYOUT_VERSION,
     threads: 1
     resources:
@@ -33,7 +33,7 @@ rule acquire_synthetic:
 rule acquire_local:
     """Import one dataset from already-downloaded files (its config.source is 'local')."""
     wildcard_constraints:
-        dataset=one_of(datasets_from("local")),
+        dataset=one_of(acquired_datasets(datasets_from("local"), "local")),
     input:
         local_files,
         tables=TABLE_FILES,
@@ -42,7 +42,7 @@ rule acquire_local:
         meta=dataset_meta("{dataset}"),
     params:
         settings=local_settings,
-        source=lambda wildcards: SOURCES[wildcards.dataset],
+        source=lambda wildcards: SOURCES[source_name(wildcards.dataset)],
         layout=LAYOUT_VERSION,
     threads: 1
     resources:
@@ -74,7 +74,7 @@ rule write_datacard:
         ),
     params:
         preview_samples=config["report"]["preview_samples"],
-    threads: 1
+    threads: config["dask"]["threads"]
     resources:
         mem_mb=2000,
         runtime=20,

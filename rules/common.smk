@@ -10,6 +10,7 @@ from eolabels.acquisition.wiring import acquisition_targets
 from eolabels.alignment.wiring import alignment_tables, alignment_targets
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
+from eolabels.data.wiring import acquired_datasets, osm_filter_tables, osm_filter_targets, source_name, synthetic_section
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.finetune.wiring import check_external, finetune_tables, finetune_targets, rows as finetune_rows
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets, trains_segmenter
@@ -44,6 +45,7 @@ for _section, _section_schema in STAGE_SCHEMAS.items():
 DATASETS = config["datasets"]
 # every dataset the workflow knows: the schema's enum of config.datasets
 ALL_DATASETS = schema_enum(SCHEMA, "datasets")
+# the datasets the acquire rules write (noldo_raw and osm_raw become noldo and osm in rules/assemble.smk)
 # class schemas and transfer tables are data: rules that read them list them as inputs, so editing a
 # table re-runs what depends on it
 TABLE_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "config" / "tables").glob("*.csv"))
@@ -124,16 +126,16 @@ def generator_params(wildcards):
 
     Keys are sorted so that reordering or reformatting the YAML does not count as a change.
     """
-    return dict(sorted(config["synthetic"][wildcards.dataset].items()))
+    return synthetic_section(config["synthetic"], wildcards.dataset)
 
 
 def local_settings(wildcards):
-    return dict(sorted(config["local"][wildcards.dataset].items()))
+    return dict(sorted(config["local"][source_name(wildcards.dataset)].items()))
 
 
 def local_files(wildcards):
     """The real files a local import reads (checked when the workflow was loaded)."""
-    return LOCAL_INPUTS[wildcards.dataset]
+    return LOCAL_INPUTS[source_name(wildcards.dataset)]
 
 
 # The result tables (CSV, with a Markdown twin beside them) the summary report shows, stage by stage.
@@ -142,6 +144,7 @@ REPORT_TABLES = (
     + similarity_tables(SIMILARITY, DATASETS)
     + epitome_tables(LSR_DATASETS, LSR_TABLE)
     + pretrain_tables(CROMSS, DATASETS)
+    + osm_filter_tables(DATASETS)
     + finetune_tables(FINETUNE, FINETUNE_ROWS)
     + alignment_tables(ALIGNMENT, DATASETS)
 )
@@ -155,6 +158,7 @@ def all_targets():
         + similarity_targets(SIMILARITY, DATASETS)
         + epitome_targets(EPITOME, LSR_DATASETS, LSR_TABLE)
         + pretrain_targets(CROMSS, DATASETS)
+        + osm_filter_targets(DATASETS)
         + finetune_targets(FINETUNE, FINETUNE_ROWS)
         + acquisition_targets(config["earthengine"])
         + alignment_targets(ALIGNMENT, DATASETS)

@@ -60,3 +60,15 @@ def test_real_run_has_no_synthetic_banner(tmp_path):
     assert "SYNTHETIC" not in text and "Synthetic" not in text
     assert text.startswith(f"# eolabels run summary\n\n> {data_banner('local:s2_dw_scene')}\n\n## Datasets")
     assert f"From `{tmp_path / 'legacy.csv'}`; data: not recorded." in text
+
+
+def test_dataset_table_shows_what_assembly_and_the_filter_kept():
+    from eolabels.report.summary import dataset_table
+
+    noldo = {**CARD, "assembly": {"locations_kept": 16, "locations_raw": 21, "dropped_by_layer": {"s2": 1, "s1": 0, "dw": 4}}}
+    osm = {**CARD, "name": "osm", "osm_filter": {"kept": 4, "tiles": 9, "threshold": 0.7, "train": 2, "test": 2, "test_from_dw_train": 0}}
+    prepared = dataset_table([noldo, osm])["prepared"].tolist()
+    assert prepared == [
+        "assembled: 16 of 21 locations complete (dropped lacking s2 1, dw 4)",
+        "OSM↔DW filter: 4 of 9 DW tiles with OA ≥ 0.7 (train 2, test 2 incl. 0 DW-train)",
+    ]

@@ -96,11 +96,19 @@ def test_end_to_end_on_test_config(workflow_copy):
         card = json.loads((results / "data" / name / "datacard.json").read_text())
         assert card["synthetic"] and card["samples"] > 0
         assert (results / "data" / name / "preview.png").stat().st_size > 1000
-        assert (workflow_copy / "logs" / "acquire_synthetic" / f"{name}.log").is_file()
+        acquired = {"noldo": "noldo_raw", "osm": "osm_raw"}.get(name, name)
+        assert (workflow_copy / "logs" / "acquire_synthetic" / f"{acquired}.log").is_file()
     noldo = json.loads((results / "data" / "noldo" / "datacard.json").read_text())
     assert abs(noldo["label_quality"][0]["pixel_accuracy"] - 0.70) <= 0.02
+    # assembly drops the incomplete location of test.yaml, the filter at least one DW tile
+    assert noldo["assembly"]["locations_raw"] == 4 and noldo["assembly"]["locations_kept"] == noldo["locations"] == 3
+    osm = json.loads((results / "data" / "osm" / "datacard.json").read_text())
+    assert 0 < osm["osm_filter"]["kept"] < osm["osm_filter"]["tiles"] == 3 and osm["samples"] == osm["osm_filter"]["kept"]
+    sweep = pd.read_csv(results / "tables" / "osm_filter.csv")
+    assert sweep["kept"].is_monotonic_decreasing and 0.7 in sweep["threshold"].tolist()
     summary = (results / "report" / "summary.md").read_text()
     assert "Synthetic world" in summary and "noldo" in summary
+    assert "assembled: 3 of 4 locations complete" in summary and "OSM↔DW filter: " in summary
 
     check_finetune_tables(results)
 

@@ -10,4 +10,6 @@ with logged(snakemake.log[0]):
         card=snakemake.output.card,
         preview=snakemake.output.preview,
         preview_samples=snakemake.params.preview_samples,
+        scheduler=snakemake.config["dask"]["scheduler"],  # not a param: where it runs changes no number
+        workers=snakemake.threads,
     )

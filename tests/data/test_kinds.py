@@ -4,18 +4,35 @@ import numpy as np
 import pytest
 
 from eolabels.data.index import DatasetIndex, IndexError_
-from eolabels.data.kinds import KINDS, LSR, NOLDO, OSM, dataset_kind
+from eolabels.data.kinds import KINDS, LSR, NOLDO, OSM, OSM_LABELS, dataset_kind
 from eolabels.data.readers import TileReader
+from eolabels.data.stages import filter_osm
 from eolabels.data.synthetic import generate_dataset
 from eolabels.tables import load_schema
 
 TINY = {
     "noldo": {"n_locations": 1, "tile_size": 16},
-    "dw": {"n_train": 1, "n_test": 1, "tile_size": 16},
-    "osm": {"n_train": 1, "n_test": 1, "tile_size": 16},
+    "dw": {"n_train": 3, "n_test": 1, "tile_size": 16},
+    "osm": {"dw_tiles": {"n_train": 3, "n_test": 1, "tile_size": 16}},
     "dfc2020": {"n_validation": 1, "n_test": 1, "patch_size": 16, "modis_block": 8},
     "lsr": {"n_tiles": 1, "tile_size": 60, "block": 30},
 }
+
+
+def _write_kind(root, name):
+    """A dataset of kind ``name``: generated, or (osm) the filter's choice of generated DW tiles."""
+    generators = {"osm_labels": "osm"}
+    if name != "osm":
+        generate_dataset(generators.get(name, name), root / name, TINY[generators.get(name, name)], seed=0)
+        return
+    generate_dataset("dw", root / "dw", TINY["dw"], seed=0)
+    generate_dataset("osm", root / "osm_raw", TINY["osm"], seed=0)
+    out = root / "filtered"
+    filter_osm(
+        dw_dir=root / "dw", osm_dir=root / "osm_raw", role="label", out_dir=root / name,
+        agreement=out / "a.csv", table=out / "t.csv", table_md=out / "t.md", histogram=out / "h.png",
+        settings={"threshold": 0.0, "sweep": [0.5], "test_tiles": 1, "pad_moved_tiles": False}, seed=0,
+    )
 
 
 def _query(spec):
@@ -26,7 +43,7 @@ def _query(spec):
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_each_kind_is_written_by_its_contract_and_read_by_role(tmp_path, name):
     kind = dataset_kind(name)
-    generate_dataset(name, tmp_path / name, TINY[name], seed=0)
+    _write_kind(tmp_path, name)
     index = DatasetIndex.open(tmp_path / name)
     assert index.meta.name == name and index.meta.layers == dict(kind.layers)
     assert index.meta.seasons == kind.seasons
@@ -53,6 +70,9 @@ def test_roles_of_each_kind():
         osm.layer("label")
     with pytest.raises(IndexError_, match="found none"):
         NOLDO.meta(source="t", description="", layers=("s2", "dw")).layer("truth")
+    labels = OSM_LABELS.meta(source="t", description="")
+    assert labels.layer("label") == "osm" and labels.layer("truth", schema="osm") == "osm_registered"
+    assert not labels.has_layer("image")
 
 
 def test_a_source_may_leave_out_optional_layers_only():
@@ -65,7 +85,7 @@ def test_a_source_may_leave_out_optional_layers_only():
 
 
 def test_unknown_kind_lists_the_kinds():
-    with pytest.raises(KeyError, match="kinds: \\['dfc2020', 'dw', 'lsr', 'noldo', 'osm'\\]"):
+    with pytest.raises(KeyError, match="kinds: \\['dfc2020', 'dw', 'lsr', 'noldo', 'osm', 'osm_labels'\\]"):
         dataset_kind("sen12ms")
 
 

@@ -11,16 +11,21 @@ from eolabels.data.index import DatasetIndex
 from eolabels.data.layout import BARE, CROPS, GRASS, SHRUB, LayoutParams, generate_layout
 from eolabels.data.readers import WindowReader
 from eolabels.data.render import render_s1, render_s2
-from eolabels.data.synthetic import dataset_params, generate_dataset
+from eolabels.data.synthetic import OsmParams, dataset_params, generate_dataset, incomplete_items
 from eolabels.tables import load_many_to_many, load_mapping, load_schema
 
 TINY = {
-    "noldo": {"n_locations": 2, "tile_size": 48, "feature_size": 8.0},
+    "noldo": {"n_locations": 2, "tile_size": 48, "feature_size": 8.0, "incomplete_fraction": 0.0},
     "dw": {"n_train": 1, "n_test": 1, "tile_size": 48},
-    "osm": {"n_train": 1, "n_test": 1, "tile_size": 48, "misregistration_px": 2.0, "misregistration_scale": 12.0},
+    "osm": {
+        "misregistration_px": 2.0, "misregistration_scale": 12.0,
+        "dw_tiles": {"n_train": 1, "n_test": 1, "tile_size": 48},
+    },
     "dfc2020": {"n_validation": 2, "n_test": 1, "patch_size": 32, "modis_block": 8},
     "lsr": {"n_tiles": 1, "tile_size": 60, "block": 30, "feature_size": 15.0},
 }
+
+TINY_STALE = OsmParams().stale_fraction_max
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +86,49 @@ def test_dw_labels_leave_unlabelled_areas_and_are_otherwise_clean(world):
     assert q["pixel_accuracy"] == 1.0 and 0.5 < q["labelled_fraction"] < 0.95
 
 
-def test_osm_is_misregistered_within_bound_and_consistent_with_dw(world):
+def test_osm_lies_on_the_dw_tiles_misregistered_within_bound(world):
     card = dataset_card(world / "osm")
     assert 0 < card["misregistration"]["max_px"] <= 2.0 + 1e-5
     assert card["label_quality"][0]["pixel_accuracy"] < 1.0
+    osm, dw = DatasetIndex.open(world / "osm"), DatasetIndex.open(world / "dw")
+    assert osm.table[["id", "split", "season", "crs", "transform"]].equals(dw.table[["id", "split", "season", "crs", "transform"]])
+
+
+def test_osm_labels_map_onto_the_true_dw_class_except_out_of_date_regions(world, tmp_path):
     osm_to_dw = load_many_to_many("osm_to_dw")
-    for osm, dw in zip(_arrays(world / "osm", "osm_registered"), _arrays(world / "osm", "dw")):
-        allowed = np.array([[int(d) in osm_to_dw[int(o)] for o, d in zip(ro, rd)] for ro, rd in zip(osm[0], dw[0])])
-        assert allowed.all()  # registered OSM classes map onto the true DW class (cromss §9 sets)
+    current = {**TINY["osm"], "stale_fraction_max": 0.0}
+    generate_dataset("osm", tmp_path / "current", current, seed=5)
+    for stale_max, root in ((0.0, tmp_path / "current"), (TINY_STALE, world / "osm")):
+        agree = []
+        for osm, dw in zip(_arrays(root, "osm_registered"), _arrays(world / "dw", "truth")):
+            agree.append(np.mean([[int(d) in osm_to_dw[int(o)] for o, d in zip(ro, rd)] for ro, rd in zip(osm[0], dw[0])]))
+        if stale_max == 0.0:
+            assert min(agree) == 1.0  # registered, current OSM classes map onto the true DW class (cromss §9 sets)
+        else:
+            assert min(agree) < 1.0  # some regions are mapped out of date
+
+
+def test_noldo_leaves_out_items_of_incomplete_locations_only(tmp_path):
+    section = {**TINY["noldo"], "n_locations": 4, "incomplete_fraction": 0.5, "missing_label_share": 1.0}
+    params = dataset_params("noldo", section)
+    missing = incomplete_items(params, seed=5)
+    assert len(missing) == 2 and all(layer == "dw" for items in missing.values() for _, layer in items)
+    generate_dataset("noldo", tmp_path / "raw", section, seed=5)
+    table = DatasetIndex.open(tmp_path / "raw").table
+    for row in table.itertuples():
+        location, season = int(row.id[3:]), int(row.season)
+        assert (row.dw == "") == ((season, "dw") in missing.get(location, ())) and row.s2 and row.s1
+    # the pixels of complete locations do not depend on which others are incomplete
+    complete = next(i for i in range(4) if i not in missing)
+    np.testing.assert_array_equal(
+        _arrays(tmp_path / "raw", "s2")[4 * complete], _arrays(world_free(tmp_path), "s2")[4 * complete]
+    )
+
+
+def world_free(tmp_path):
+    """The same four locations with none incomplete."""
+    generate_dataset("noldo", tmp_path / "complete", {**TINY["noldo"], "n_locations": 4}, seed=5)
+    return tmp_path / "complete"
 
 
 def test_dfc2020_modis_is_coarse_and_mappable(world):

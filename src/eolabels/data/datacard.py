@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,43 +21,110 @@ from eolabels.atomic import atomic_path
 from eolabels.report.figures import save_figure
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.data.readers import TileReader
-from eolabels.metrics import SegmentationMetrics, metrics_from_confusion
+from eolabels.data.lazy import read_layers, reduce_tiles
+from eolabels.metrics import confusion_matrix, metrics_from_confusion
 from eolabels.report.tables import is_synthetic, source_tag
-from eolabels.tables import UNLABELLED, load_mapping, load_schema, load_transfer_matrix, lookup_table
+from eolabels.tables import UNLABELLED, ClassSchema, load_mapping, load_schema, load_transfer_matrix, lookup_table
 
-def _label_transform(spec: dict[str, Any], n_classes: int):
-    """How to bring a coarse / foreign label layer into the reference's class ids before comparing.
+PREPARATION_STEPS = ("assembly", "osm_filter")
+"""``dataset.json`` ``extra`` entries of the data rules that made a dataset of an acquired one
+(data/assembly.py, data/osm_filter.py): the card repeats their counts of kept and dropped samples."""
+
+
+def _label_lut(spec: dict[str, Any], n_classes: int) -> np.ndarray:
+    """How to bring a coarse / foreign label layer into the reference's class ids before comparing,
+    as a 256-entry lookup table.
 
     Mapped classes with no counterpart among the reference's ``n_classes`` (e.g. IGBP savanna or snow
     against DFC2020's 8 classes) become unlabelled: left out of the score, visible in labelled_fraction.
     """
     if "via_mappings" in spec:
-        luts = [lookup_table(load_mapping(name), np.int64) for name in spec["via_mappings"]]
-
-        def apply(a: np.ndarray) -> np.ndarray:
-            for lut in luts:
-                a = lut[np.minimum(a, 255)]
-            return np.where(a < n_classes, a, UNLABELLED)
-
-        return apply
+        lut = np.arange(256, dtype=np.int64)
+        for name in spec["via_mappings"]:
+            lut = lookup_table(load_mapping(name), np.int64)[np.minimum(lut, 255)]
+        return np.where(lut < n_classes, lut, UNLABELLED)
     if "via_argmax" in spec:  # naive baseline: each coarse class becomes its most likely fine class
         table, src_ids, dst_ids = load_transfer_matrix(spec["via_argmax"], row_sums="renormalize")
         lut = np.full(256, UNLABELLED, dtype=np.int64)
         for i, s in enumerate(src_ids):
             lut[s] = dst_ids[int(np.argmax(table[i]))]
-        return lambda a: lut[a]
-    return lambda a: a.astype(np.int64)
+        return lut
+    return np.arange(256, dtype=np.int64)
 
 
-def _class_histogram(index: DatasetIndex, layer: str) -> dict[str, Any]:
-    spec = index.meta.layers[layer]
-    counts = np.zeros(256, dtype=np.int64)
-    for row in index.rows():
-        if row[layer]:
-            data = read_geotiff(index.path(row, layer))[0]
-            counts += np.bincount(data.ravel(), minlength=256)[:256]
-    schema = load_schema(spec.schema)
+# displacement norms are histogrammed in bins of this width (px) up to DISPLACEMENT_RANGE: the
+# 95th percentile is exact to half a bin and the memory of the card stays that of a few tiles
+DISPLACEMENT_BIN = 1e-3
+DISPLACEMENT_RANGE = 64.0
+
+
+@dataclass(frozen=True)
+class CardPlan:
+    """What one pass over the tiles measures: the layers to read (checked against their schemas), the
+    label-quality comparisons (label, reference, lookup table, class count) and the displacement layer."""
+
+    index: DatasetIndex
+    schemas: dict[str, ClassSchema]
+    quality: list[tuple[str, str, np.ndarray, int]]
+    displacement: str | None
+
+    @classmethod
+    def of(cls, index: DatasetIndex) -> CardPlan:
+        schemas = {name: load_schema(s.schema) for name, s in index.meta.layers.items() if s.schema}
+        quality = []
+        for q in index.meta.extra.get("label_quality", []):
+            n = schemas[q["reference"]].num_classes
+            quality.append((q["label"], q["reference"], _label_lut(q, n), n))
+        disp = index.meta.layer("displacement") if index.meta.has_layer("displacement") else None
+        return cls(index, schemas, quality, disp)
+
+
+def tile_stats(plan: CardPlan, number: int) -> dict[str, Any]:
+    """Every card statistic of one tile (row ``number``), each raster read once through the checks."""
+    index = plan.index
+    row = index.table.iloc[number]
+    data = read_layers(index, number, [name for name in index.meta.layers if row[name]], plan.schemas)
+    stats: dict[str, Any] = {
+        "hist": {name: np.bincount(data[name].ravel(), minlength=256)[:256] for name in plan.schemas if name in data},
+        "quality": [],
+    }
+    season = int(row["season"])
+    for label, reference, lut, n in plan.quality:
+        if label not in data or reference not in data:  # an acquired set may lack a season's item
+            stats["quality"].append({})
+            continue
+        ref = data[reference][0].astype(np.int64)
+        mapped = lut[data[label][0]]
+        valid = (mapped != UNLABELLED) & (ref != UNLABELLED)
+        matrix = confusion_matrix(ref[valid], mapped[valid], n, ignore_index=None)
+        stats["quality"].append({"labelled": int(valid.sum()), "total": int(valid.size), "by_season": {season: matrix}})
+    if plan.displacement and plan.displacement in data:
+        norms = np.sqrt((data[plan.displacement].astype(np.float64) ** 2).sum(0)).ravel()
+        bins = np.minimum((norms / DISPLACEMENT_BIN).astype(np.int64), int(DISPLACEMENT_RANGE / DISPLACEMENT_BIN))
+        stats["displacement"] = {
+            "hist": np.bincount(bins, minlength=int(DISPLACEMENT_RANGE / DISPLACEMENT_BIN) + 1),
+            "sum": float(norms.sum()), "count": int(norms.size), "max": float(norms.max()),
+        }
+    return stats
+
+
+def _add(a: Any, b: Any) -> Any:
+    """Merge two accumulators of :func:`tile_stats`: counts add, maxima take the larger, dicts by key."""
+    if isinstance(a, dict):
+        return {k: (_add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k))) for k in {**a, **b}}
+    if isinstance(a, list):
+        return [_add(x, y) for x, y in zip(a, b)]
+    return a + b
+
+
+def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    merged = _add(a, b)
+    if "displacement" in a and "displacement" in b:
+        merged["displacement"]["max"] = max(a["displacement"]["max"], b["displacement"]["max"])
+    return merged
+
+
+def _histogram_entry(counts: np.ndarray, spec: Any, schema: ClassSchema) -> dict[str, Any]:
     total = int(counts.sum())
     hist = {name: int(counts[cid]) for cid, name in zip(schema.ids, schema.names)}
     nodata = int(spec.nodata) if spec.nodata is not None else None
@@ -67,71 +136,57 @@ def _class_histogram(index: DatasetIndex, layer: str) -> dict[str, Any]:
     }
 
 
-def _label_quality(index: DatasetIndex, spec: dict[str, Any]) -> dict[str, Any]:
-    label, reference = spec["label"], spec["reference"]
-    ref_schema = load_schema(index.meta.layers[reference].schema)
-    transform = _label_transform(spec, ref_schema.num_classes)
-    overall = SegmentationMetrics(ref_schema.num_classes)
-    by_season: dict[int, SegmentationMetrics] = {}
-    labelled = total = 0
-    for row in index.rows():
-        ref = read_geotiff(index.path(row, reference))[0].astype(np.int64)
-        lab = read_geotiff(index.path(row, label))[0]
-        mapped = transform(lab)
-        valid = (mapped != UNLABELLED) & (ref != UNLABELLED)
-        labelled += int(valid.sum())
-        total += valid.size
-        overall.update(ref[valid], mapped[valid])
-        by_season.setdefault(int(row["season"]), SegmentationMetrics(ref_schema.num_classes)).update(
-            ref[valid], mapped[valid]
-        )
-    scores = overall.compute()
-    present = metrics_from_confusion(overall.matrix, average_over="present")
+def _quality_entry(index: DatasetIndex, spec: dict[str, Any], acc: dict[str, Any]) -> dict[str, Any]:
+    ref_schema = load_schema(index.meta.layers[spec["reference"]].schema)
+    n = ref_schema.num_classes
+    by_season = acc.get("by_season", {})
+    overall = sum(by_season.values(), np.zeros((n, n), dtype=np.int64))
+    scores = metrics_from_confusion(overall)
+    present = metrics_from_confusion(overall, average_over="present")
+    labelled, total = acc.get("labelled", 0), acc.get("total", 0)
     out = {
-        "label": label,
-        "reference": reference,
+        "label": spec["label"],
+        "reference": spec["reference"],
         "how": {k: v for k, v in spec.items() if k.startswith("via")} or "same ids",
         "pixel_accuracy": round(scores["OA"], 4),
         "mIoU": round(scores["mIoU"], 4),
         "mIoU_present_classes": round(present["mIoU"], 4),
         "labelled_fraction": round(labelled / total, 4) if total else 0.0,
-        "recall_per_class": {n: round(float(v), 4) for n, v in zip(ref_schema.names, scores["recall"])},
+        "recall_per_class": {name: round(float(v), 4) for name, v in zip(ref_schema.names, scores["recall"])},
     }
     if index.meta.seasons:  # multi-season datasets: noise is season-dependent by design
         out["pixel_accuracy_by_season"] = {
-            index.meta.seasons[s]: round(m.compute()["OA"], 4) for s, m in sorted(by_season.items())
+            index.meta.seasons[s]: round(metrics_from_confusion(m)["OA"], 4) for s, m in sorted(by_season.items())
         }
     return out
 
 
-def _misregistration(index: DatasetIndex, layer: str) -> dict[str, float]:
-    norms = []
-    for row in index.rows():
-        field = read_geotiff(index.path(row, layer))[0]
-        norms.append(np.sqrt((field.astype(np.float64) ** 2).sum(0)).ravel())
-    n = np.concatenate(norms)
+def _displacement_entry(acc: dict[str, Any]) -> dict[str, float]:
+    cumulative = np.cumsum(acc["hist"])
+    p95_bin = int(np.searchsorted(cumulative, 0.95 * acc["count"]))
     return {
-        "mean_px": round(float(n.mean()), 4),
-        "p95_px": round(float(np.quantile(n, 0.95)), 4),
-        "max_px": round(float(n.max()), 4),
+        "mean_px": round(acc["sum"] / acc["count"], 4),
+        "p95_px": round(min((p95_bin + 0.5) * DISPLACEMENT_BIN, acc["max"]), 4),
+        "max_px": round(acc["max"], 4),
     }
 
 
-def check_rasters(index: DatasetIndex) -> None:
+def check_rasters(index: DatasetIndex, *, scheduler: str = "threads", workers: int | None = None) -> None:
     """Read every raster of the dataset once through the reader's checks, so damage shows here and
     not in a consumer after hours of training: a truncated or unreadable file, a grid or band count
     that differs from the index, NaN / inf imagery, a label id outside the layer's schema. Each
     failure names the file."""
-    with TileReader(index) as reader:
-        for number, row in enumerate(index.table.to_dict("records")):
-            reader.read(number, [name for name in index.meta.layers if row[name]])
-            reader.close()  # one sample's files open at a time
+    reduce_tiles(partial(tile_stats, CardPlan.of(index)), merge_stats, len(index), scheduler=scheduler, workers=workers)
 
 
-def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """All card statistics of the dataset under ``root``, read from its files (checked first)."""
+def dataset_card(
+    root: str | os.PathLike[str], *, scheduler: str = "threads", workers: int | None = None
+) -> dict[str, Any]:
+    """All card statistics of the dataset under ``root``, from one checked pass over its files: a dask
+    reduction over tiles (:func:`eolabels.data.lazy.reduce_tiles`) on ``scheduler``."""
     index = DatasetIndex.open(root)
-    check_rasters(index)
+    plan = CardPlan.of(index)
+    acc = reduce_tiles(partial(tile_stats, plan), merge_stats, len(index), scheduler=scheduler, workers=workers)
     t = index.table
     card: dict[str, Any] = {
         "name": index.meta.name,
@@ -149,22 +204,28 @@ def dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
             for name, s in index.meta.layers.items()
         },
         "class_histograms": {
-            name: _class_histogram(index, name) for name, s in index.meta.layers.items() if s.schema
+            name: _histogram_entry(acc["hist"].get(name, np.zeros(256, dtype=np.int64)), index.meta.layers[name], schema)
+            for name, schema in plan.schemas.items()
         },
         "generator": index.meta.extra,
     }
     if "rejected" in index.meta.extra:  # tiles or pixels a released-layout reader dropped, by reason
         card["rejected"] = index.meta.extra["rejected"]
-    quality = [_label_quality(index, q) for q in index.meta.extra.get("label_quality", [])]
+    quality = [_quality_entry(index, q, a) for q, a in zip(index.meta.extra.get("label_quality", []), acc["quality"])]
     if quality:
         card["label_quality"] = quality
-    if index.meta.has_layer("displacement"):
-        card["misregistration"] = _misregistration(index, index.meta.layer("displacement"))
+    if "displacement" in acc:
+        card["misregistration"] = _displacement_entry(acc["displacement"])
+    for step in PREPARATION_STEPS:  # what assembly / the OSM↔DW filter dropped on the way here
+        if step in index.meta.extra:
+            card[step] = index.meta.extra[step]
     return card
 
 
-def write_datacard(root: str | os.PathLike[str], out_json: str | os.PathLike[str]) -> dict[str, Any]:
-    card = dataset_card(root)
+def write_datacard(
+    root: str | os.PathLike[str], out_json: str | os.PathLike[str], *, scheduler: str = "threads", workers: int | None = None
+) -> dict[str, Any]:
+    card = dataset_card(root, scheduler=scheduler, workers=workers)
     with atomic_path(out_json) as tmp:
         tmp.write_text(json.dumps(card, indent=2))
     return card
@@ -199,8 +260,13 @@ def plot_preview(
     for r, row in enumerate(rows):
         for c, layer in enumerate(layers):
             spec = index.meta.layers[layer]
-            data = read_geotiff(index.path(row, layer))[0]
             ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if not row[layer]:
+                ax.set_title(f"{layer}: missing", fontsize=8)
+                continue
+            data = read_geotiff(index.path(row, layer))[0]
             if spec.schema:
                 schema = load_schema(spec.schema)
                 lut = np.full(256, -1)

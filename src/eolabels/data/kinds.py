@@ -143,6 +143,25 @@ OSM = DatasetKind(
     optional=("s1", "dw", "osm_registered", "displacement"),
 )
 
+OSM_LABELS = DatasetKind(
+    name="osm_labels",
+    description="""OSM land use fetched for the DW tiles (CromSS spec §9), before the OSM↔DW filter.
+
+    One row per DW tile, with the tile's id, split, season and grid; the imagery and DW labels stay in
+    the dw dataset (the filter pairs the two by id).
+    osm             label         uint8    13 OSM classes as mapped (misregistered), 255 unmapped
+    osm_registered  truth         uint8    the OSM labels before misregistration (synthetic only)
+    displacement    displacement  float32  dy, dx (px) of the misregistration (synthetic only)
+    splits train, test (those of the DW tiles)""",
+    layers={
+        "osm": label_layer("osm"),
+        "osm_registered": label_layer("osm", role="truth"),
+        "displacement": LayerSpec(bands=("dy_px", "dx_px"), dtype="float32", role="displacement"),
+    },
+    splits=("train", "test"),
+    optional=("osm_registered", "displacement"),
+)
+
 DFC2020 = DatasetKind(
     name="dfc2020",
     description="""DFC2020-shaped set (SEN12MS ROIs): S1/S2 patches with MODIS and high-res labels.
@@ -176,7 +195,7 @@ LSR = DatasetKind(
     splits=("test",),
 )
 
-KINDS: dict[str, DatasetKind] = {k.name: k for k in (NOLDO, DW, OSM, DFC2020, LSR)}
+KINDS: dict[str, DatasetKind] = {k.name: k for k in (NOLDO, DW, OSM, OSM_LABELS, DFC2020, LSR)}
 
 
 def dataset_kind(name: str) -> DatasetKind:

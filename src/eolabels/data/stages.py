@@ -11,24 +11,78 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from eolabels.data.assembly import AssemblyReport, assemble
 from eolabels.data.datacard import plot_preview, write_datacard
 from eolabels.data.local import import_local
+from eolabels.data.osm_filter import (
+    FilterSettings,
+    PairedTiles,
+    agreement_table,
+    filter_summary,
+    load_agreement_lookup,
+    plot_agreement,
+    split_tiles,
+    sweep_table,
+    write_filtered,
+)
 from eolabels.data.synthetic import generate_dataset
+from eolabels.data.wiring import source_name
+from eolabels.atomic import atomic_path
+from eolabels.report.tables import write_table
+from eolabels.settings import from_section
 
 PathLike = str | os.PathLike[str]
 
 
 def acquire_synthetic(*, dataset: str, out_dir: PathLike, generator: Mapping[str, Any], seed: int) -> Path:
-    """Rule ``acquire_synthetic``: one dataset of the embedded world; returns its index."""
-    return generate_dataset(dataset, out_dir, dict(generator), seed=seed)
+    """Rule ``acquire_synthetic``: one dataset of the embedded world (``dataset`` an acquired name such
+    as ``noldo_raw``); returns its index."""
+    return generate_dataset(source_name(dataset), out_dir, dict(generator), seed=seed)
 
 
 def acquire_local(*, dataset: str, settings: Mapping[str, Any], out_dir: PathLike) -> Path:
     """Rule ``acquire_local``: one dataset imported from downloaded files; returns its index."""
-    return import_local(dataset, dict(settings), out_dir)
+    return import_local(source_name(dataset), dict(settings), out_dir)
 
 
-def describe_dataset(*, dataset_dir: PathLike, card: PathLike, preview: PathLike, preview_samples: int) -> None:
-    """Rule ``write_datacard``: the data card (sizes, class histograms, label quality) and a preview figure."""
-    write_datacard(Path(dataset_dir), card)
+def assemble_noldo(*, raw_dir: PathLike, out_dir: PathLike) -> AssemblyReport:
+    """Rule ``assemble_noldo``: NoLDO-S12 from the acquired set, the locations complete in every season."""
+    return assemble(raw_dir, out_dir)
+
+
+def filter_osm(
+    *, dw_dir: PathLike, osm_dir: PathLike, role: str, out_dir: PathLike, agreement: PathLike,
+    table: PathLike, table_md: PathLike, histogram: PathLike, settings: Mapping[str, Any], seed: int,
+    scheduler: str = "threads", workers: int | None = None,
+) -> dict[str, Any]:
+    """Rule ``filter_osm``: the OSM↔DW agreement per DW tile, the θ sweep, the histogram and the
+    downstream osm dataset of the tiles that pass; returns the counts."""
+    s = from_section(FilterSettings, settings)
+    pairs = PairedTiles.open(dw_dir, osm_dir, role)
+    osm_input = f"{Path(osm_dir).name}:{pairs.osm_layer}"
+    per_tile = agreement_table(pairs, load_agreement_lookup(), scheduler=scheduler, workers=workers)
+    with atomic_path(agreement) as tmp:
+        per_tile.to_csv(tmp, index=False)
+    source = pairs.dw.meta.source
+    write_table(
+        sweep_table(per_tile, [*s.sweep, s.threshold]), table, table_md,
+        "OSM↔DW agreement filter: kept tiles per threshold θ",
+        [f"OSM labels from {osm_input}, DW labels from dw; per tile OA over pixels labelled in both (Table I "
+         f"mapping). The run keeps θ = {s.threshold}."],
+        source=source,
+    )
+    plot_agreement(per_tile, s.threshold, histogram, f"{osm_input} vs dw ({source})")
+    splits = split_tiles(per_tile, s.threshold, s.test_tiles, seed)
+    counts = filter_summary(per_tile, splits, s, osm_input)
+    write_filtered(pairs, splits, out_dir, pad_moved=s.pad_moved_tiles, extra=counts)
+    return counts
+
+
+def describe_dataset(
+    *, dataset_dir: PathLike, card: PathLike, preview: PathLike, preview_samples: int,
+    scheduler: str = "threads", workers: int | None = None,
+) -> None:
+    """Rule ``write_datacard``: the data card (sizes, class histograms, label quality; a dask reduction
+    over tiles on ``scheduler``) and a preview figure."""
+    write_datacard(Path(dataset_dir), card, scheduler=scheduler, workers=workers)
     plot_preview(Path(dataset_dir), preview, n_samples=preview_samples)

@@ -2,11 +2,15 @@
 
 Five datasets, each written in the common layout of :mod:`eolabels.data.index`:
 
-``noldo``   NoLDO-S12-shaped pretraining set: per location 4 seasons of S2 L1C (13 bands), S1 VV/VH (dB,
-            speckled), Dynamic-World-like **noisy** labels per season, and the hidden truth.
+``noldo``   SSL4EO-S12-shaped raw pretraining set: per location 4 seasons of S2 L1C (13 bands), S1 VV/VH
+            (dB, speckled), Dynamic-World-like **noisy** labels per season, and the hidden truth; a
+            fraction of locations lacks a season's label or image, as SSL4EO-S12 lacks DW labels
+            where Dynamic World had none (assembly into NoLDO-S12 drops them: data/assembly.py).
 ``dw``      downstream DW set: S1/S2 with clean DW labels that leave unlabelled areas (255).
-``osm``     downstream OSM set: 13-class OSM labels **misregistered** by a smooth displacement field
-            (saved as layer ``displacement``, dy/dx in pixels), with unmapped areas; plus clean DW labels.
+``osm``     OSM land use fetched for the ``dw`` tiles (same ids and grids): 13-class labels
+            **misregistered** by a smooth displacement field (saved as layer ``displacement``, dy/dx in
+            pixels), with unmapped areas and out-of-date regions, so that tiles agree with DW to varying
+            degrees (the OSM↔DW filter, data/osm_filter.py, makes the downstream ``osm`` set of them).
 ``dfc2020`` DFC2020-shaped set: S1/S2 patches with MODIS-IGBP-like coarse labels (blocks) and the
             8-class high-resolution labels; splits ``validation`` (training) and ``test``.
 ``lsr``     label-super-resolution tiles: aerial RGBN at high resolution with NLCD-like coarse labels
@@ -31,7 +35,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from eolabels.data.geotiff import GridSpec
-from eolabels.data.kinds import DFC2020, DW, LSR, NOLDO, OSM, SEASONS
+from eolabels.data.kinds import DFC2020, DW, LSR, NOLDO, OSM_LABELS, SEASONS
 from eolabels.data.layout import SNOW, LayoutParams, generate_layout
 from eolabels.data.noise import displacement_field, missing_mask, noisy_labels, warp_labels
 from eolabels.data.render import render_aerial, render_s1, render_s2
@@ -47,13 +51,15 @@ _DATASET_CODE = {name: i for i, name in enumerate(DATASETS)}
 
 @dataclass
 class NoldoParams:
-    n_locations: int = 16
+    n_locations: int = 21
     tile_size: int = 96
     target_accuracy: float = 0.70
     season_accuracy_offsets: tuple[float, float, float, float] = (0.0, 0.03, 0.01, -0.04)
     shift_amplitude: float = 1.5
     blob_scale: float = 6.0
     feature_size: float = 10.0
+    incomplete_fraction: float = 0.25
+    missing_label_share: float = 0.6
 
 
 @dataclass
@@ -68,13 +74,10 @@ class DwParams:
 
 @dataclass
 class OsmParams:
-    n_train: int = 6
-    n_test: int = 3
-    tile_size: int = 128
     misregistration_px: float = 3.0
     misregistration_scale: float = 24.0
     missing_fraction: float = 0.2
-    feature_size: float = 10.0
+    stale_fraction_max: float = 0.5
 
 
 @dataclass
@@ -98,6 +101,8 @@ class LsrParams:
     nlcd_classes: tuple[int, ...] = (11, 21, 22, 23, 24, 31, 41, 42, 43, 52, 71, 81, 82, 90, 95)
 
 
+# key of the osm generator's section that holds the dw section (the tiles it labels)
+DW_TILES = "dw_tiles"
 PARAMS = {"noldo": NoldoParams, "dw": DwParams, "osm": OsmParams, "dfc2020": Dfc2020Params, "lsr": LsrParams}
 
 
@@ -106,6 +111,8 @@ def dataset_params(name: str, section: dict | None = None):
     if name not in PARAMS:
         raise ValueError(f"unknown synthetic dataset {name!r}; choose from {DATASETS}")
     values = dict(section or {})
+    if name == "osm":  # the OSM labels lie on the dw tiles: their sizes come from the dw section
+        values.pop(DW_TILES, None)
     for key in ("season_accuracy_offsets", "nlcd_classes"):
         if key in values:
             values[key] = tuple(values[key])
@@ -143,18 +150,46 @@ def _boundary(classes: np.ndarray) -> np.ndarray:
     return ndimage.maximum_filter(classes, 3) != ndimage.minimum_filter(classes, 3)
 
 
+def incomplete_items(p: NoldoParams, seed: int) -> dict[int, set[tuple[int, str]]]:
+    """Which (season, layer) items each incomplete location lacks: {location: {(season, layer)}}.
+
+    ``round(incomplete_fraction * n_locations)`` locations (those with the smallest draws of their own
+    generator, so the pixels of every location stay independent of the count) each lack one to two
+    seasons of one layer: the noisy label with probability ``missing_label_share`` (Dynamic World
+    had no cloud-free prediction), else S1 or S2 alike.
+    """
+    n_incomplete = int(np.floor(p.incomplete_fraction * p.n_locations + 0.5))
+    draws = [np.random.default_rng([seed, _DATASET_CODE["noldo"], i, 1]) for i in range(p.n_locations)]
+    order = np.argsort([d.random() for d in draws], kind="stable")
+    out: dict[int, set[tuple[int, str]]] = {}
+    other = (1.0 - p.missing_label_share) / 2
+    for i in sorted(int(k) for k in order[:n_incomplete]):
+        rng = draws[i]
+        layer = str(rng.choice(["dw", "s1", "s2"], p=[p.missing_label_share, other, other]))
+        seasons = rng.choice(len(SEASONS), size=int(rng.integers(1, 3)), replace=False)
+        out[i] = {(int(s), layer) for s in seasons}
+    return out
+
+
 def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
-    """NoLDO-S12-shaped pretraining set: 4 seasons per location, noisy DW labels + hidden truth."""
+    """SSL4EO-S12-shaped raw pretraining set: 4 seasons per location, noisy DW labels + hidden truth.
+
+    Items :func:`incomplete_items` names are left out (an empty path in the index); their pixels are
+    still drawn, so the other items do not depend on which ones are missing.
+    """
     meta = NOLDO.meta(
         source="synthetic",
-        description="NoLDO-S12-shaped: S1/S2 x 4 seasons with Dynamic-World-like noisy labels (synthetic)",
+        description="SSL4EO-S12-shaped: S1/S2 x 4 seasons with Dynamic-World-like noisy labels, some "
+        "locations incomplete (synthetic)",
         extra={
             "target_accuracy": p.target_accuracy,
             "season_accuracy_offsets": list(p.season_accuracy_offsets),
+            "incomplete_fraction": p.incomplete_fraction,
             "label_quality": [{"label": "dw", "reference": "truth"}],
         },
     )
     confusions = [load_transfer_matrix(f"synthetic_dw_noise_{s}")[0] for s in SEASONS]
+    missing = incomplete_items(p, seed)
     w = DatasetWriter(root, meta)
     for i in tqdm(range(p.n_locations), desc="noldo", unit="loc"):
         rng = _rng(seed, "noldo", i)
@@ -163,13 +198,27 @@ def generate_noldo(root: Path, p: NoldoParams, seed: int) -> Path:
         for s in range(len(SEASONS)):
             target = float(np.clip(p.target_accuracy + p.season_accuracy_offsets[s], 0.05, 1.0))
             noisy = noisy_labels(rng, layout.classes, confusions[s], target, p.shift_amplitude, p.blob_scale)
-            w.add(f"loc{i:05d}", "train", s, grid, {
+            layers = {
                 "s2": render_s2(rng, layout, s, p.feature_size),
                 "s1": render_s1(rng, layout, s),
                 "dw": noisy,
                 "truth": layout.classes,
+            }
+            w.add(f"loc{i:05d}", "train", s, grid, {
+                name: data for name, data in layers.items() if (s, name) not in missing.get(i, ())
             })
     return w.close()
+
+
+def _dw_splits(p: DwParams) -> list[str]:
+    return ["train"] * p.n_train + ["test"] * p.n_test
+
+
+def _dw_tile(seed: int, i: int, p: DwParams):
+    """DW tile ``i``'s generator, layout and season: the same for the dw set and the OSM labels on it."""
+    rng = _rng(seed, "dw", i)
+    layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
+    return rng, layout, int(rng.integers(len(SEASONS)))
 
 
 def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
@@ -180,11 +229,8 @@ def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
         extra={"label_quality": [{"label": "dw", "reference": "truth"}]},
     )
     w = DatasetWriter(root, meta)
-    splits = ["train"] * p.n_train + ["test"] * p.n_test
-    for i, split in enumerate(tqdm(splits, desc="dw", unit="tile")):
-        rng = _rng(seed, "dw", i)
-        layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
-        season = int(rng.integers(len(SEASONS)))
+    for i, split in enumerate(tqdm(_dw_splits(p), desc="dw", unit="tile")):
+        rng, layout, season = _dw_tile(seed, i, p)
         labels = layout.classes.copy()
         gaps = missing_mask(rng, labels.shape, p.unlabelled_fraction, 2 * p.feature_size)
         gaps |= _boundary(layout.classes) & (rng.random(labels.shape) < p.boundary_unlabelled)
@@ -198,32 +244,43 @@ def generate_dw(root: Path, p: DwParams, seed: int) -> Path:
     return w.close()
 
 
-def generate_osm(root: Path, p: OsmParams, seed: int) -> Path:
-    """OSM downstream set: misregistered 13-class labels with unmapped areas, plus clean DW labels."""
-    meta = OSM.meta(
+def _stale_regions(rng: np.random.Generator, osm: np.ndarray, fraction: float, n_classes: int) -> np.ndarray:
+    """Out-of-date mapping: each connected region of a class becomes another class with prob. ``fraction``."""
+    out = osm.copy()
+    for c in np.unique(osm):
+        regions, n = ndimage.label(osm == c)
+        stale = np.flatnonzero(rng.random(n) < fraction) + 1
+        for region in stale:
+            out[regions == region] = (c + rng.integers(1, n_classes)) % n_classes
+    return out
+
+
+def generate_osm(root: Path, p: OsmParams, seed: int, tiles: DwParams | None = None) -> Path:
+    """OSM land use on the DW tiles (``tiles``, the dw section): ids, splits, seasons and grids of the
+    dw set; 13-class labels drawn per region from the true classes, partly out of date (per tile a
+    fraction drawn uniformly in [0, ``stale_fraction_max``]), misregistered and with unmapped areas."""
+    tiles = tiles or DwParams()
+    meta = OSM_LABELS.meta(
         source="synthetic",
-        description="SSL4EO-S12@OSM-shaped: OSM labels misregistered by a smooth field (synthetic)",
+        description="OSM land use on the DW tiles: misregistered by a smooth field, partly out of date (synthetic)",
         extra={
             "misregistration_px": p.misregistration_px,
+            "tiles": "dw",
             "label_quality": [{"label": "osm", "reference": "osm_registered"}],
         },
     )
     subtypes = load_transfer_matrix("synthetic_dw_to_osm")[0]
     w = DatasetWriter(root, meta)
-    splits = ["train"] * p.n_train + ["test"] * p.n_test
-    for i, split in enumerate(tqdm(splits, desc="osm", unit="tile")):
+    for i, split in enumerate(tqdm(_dw_splits(tiles), desc="osm", unit="tile")):
+        _, layout, season = _dw_tile(seed, i, tiles)
         rng = _rng(seed, "osm", i)
-        layout = generate_layout(rng, (p.tile_size,) * 2, LayoutParams(feature_size=p.feature_size))
-        season = int(rng.integers(len(SEASONS)))
-        registered = _sample_by_region(rng, layout.classes, subtypes).astype(np.uint8)
+        current = _sample_by_region(rng, layout.classes, subtypes).astype(np.uint8)
+        registered = _stale_regions(rng, current, rng.uniform(0, p.stale_fraction_max), subtypes.shape[1])
         field_ = displacement_field(rng, registered.shape, p.misregistration_px, p.misregistration_scale)
         shifted = warp_labels(registered, field_, fill=UNLABELLED)
-        shifted[missing_mask(rng, shifted.shape, p.missing_fraction, 2 * p.feature_size)] = UNLABELLED
-        w.add(f"osm{i:05d}", split, season, _grid("osm", i, p.tile_size, 10.0), {
-            "s2": render_s2(rng, layout, season, p.feature_size),
-            "s1": render_s1(rng, layout, season),
+        shifted[missing_mask(rng, shifted.shape, p.missing_fraction, 2 * tiles.feature_size)] = UNLABELLED
+        w.add(f"dw{i:05d}", split, season, _grid("dw", i, tiles.tile_size, 10.0), {
             "osm": shifted,
-            "dw": layout.classes,
             "osm_registered": registered,
             "displacement": field_,
         })
@@ -362,9 +419,13 @@ def generate_dataset(name: str, root: str | Path, section: dict | None = None, s
     root = Path(root)
     shutil.rmtree(root / "samples", ignore_errors=True)
     log.info("generating synthetic %s (seed %d): %s", name, seed, params)
-    index = GENERATORS[name](root, params, seed)
+    if name == "osm":
+        tiles = dataset_params("dw", (section or {}).get(DW_TILES))
+        index = generate_osm(root, params, seed, tiles)
+    else:
+        index = GENERATORS[name](root, params, seed)
     log.info("wrote %s", index)
     return index
 
 
-__all__ = ["DATASETS", "dataset_params", "generate_dataset", "nlcd_from_blocks"]
+__all__ = ["DATASETS", "DW_TILES", "dataset_params", "generate_dataset", "incomplete_items", "nlcd_from_blocks"]

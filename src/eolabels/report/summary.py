@@ -35,8 +35,28 @@ def dataset_table(cards: list[dict]) -> pd.DataFrame:
             "splits": " ".join(f"{k}:{v}" for k, v in card["splits"].items()),
             "tile": " ".join(card["tile_shapes"]),
             "misregistration mean/max (px)": f"{mis['mean_px']:.2f} / {mis['max_px']:.2f}" if mis else "",
+            "prepared": _preparation(card),
         })
     return pd.DataFrame(rows)
+
+
+def _preparation(card: dict) -> str:
+    """What assembly or the OSM↔DW filter kept of the acquired data, from the card."""
+    parts = []
+    if "assembly" in card:
+        a = card["assembly"]
+        why = ", ".join(f"{layer} {n}" for layer, n in a["dropped_by_layer"].items() if n)
+        parts.append(
+            f"assembled: {a['locations_kept']} of {a['locations_raw']} locations complete"
+            + (f" (dropped lacking {why})" if why else "")
+        )
+    if "osm_filter" in card:
+        f = card["osm_filter"]
+        parts.append(
+            f"OSM↔DW filter: {f['kept']} of {f['tiles']} DW tiles with OA ≥ {f['threshold']:g} "
+            f"(train {f['train']}, test {f['test']} incl. {f['test_from_dw_train']} DW-train)"
+        )
+    return "; ".join(parts)
 
 
 def label_quality_table(cards: list[dict]) -> pd.DataFrame:

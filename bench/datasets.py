@@ -1,0 +1,138 @@
+"""Data card and OSM↔DW filter over many tiles: dask reduction vs a plain per-tile loop.
+
+    python bench/datasets.py [--tiles 2000] [--small 500] [--size 64] [--workers 2]
+
+Writes a DW-shaped dataset of ``--tiles`` tiles (S2, S1, DW labels, truth) and the OSM labels on them
+(byte copies of 20 generated tiles under new ids), then measures, each in a fresh process: the data card
+of the DW tiles and the agreement table of the filter, once as a plain loop over tiles (the same
+per-tile work, one tile after another) and once as the dask reduction on the threads scheduler with
+``--workers`` workers, on ``--small`` tiles and on all of them. Prints wall time, peak RSS, and the
+ratios: speed-up of dask over the loop, and how peak RSS grows from the small to the full count (the
+goal: not at all). Not a test: nothing is asserted; the numbers go into issue notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from eolabels.data.index import DatasetIndex, write_index
+from eolabels.data.synthetic import generate_dataset
+
+TEMPLATES = 20
+
+
+def build(root: Path, n_tiles: int, size: int) -> None:
+    """The DW tiles and the OSM labels on them, ``n_tiles`` each: byte copies of :data:`TEMPLATES`
+    generated tiles under new ids (same grids, so every file still matches its index row)."""
+    tiles = {"n_train": TEMPLATES - 5, "n_test": 5, "tile_size": size}
+    generate_dataset("dw", root / "template_dw", tiles, seed=0)
+    generate_dataset("osm", root / "template_osm", {"dw_tiles": tiles}, seed=0)
+    for name in ("dw", "osm"):
+        template = DatasetIndex.open(root / f"template_{name}")
+        rows = []
+        for i in range(n_tiles):
+            row = template.table.iloc[i % TEMPLATES].to_dict()
+            row["id"] = f"t{i:05d}"
+            for layer in template.meta.layers:
+                if row[layer]:
+                    dst = root / name / "samples" / row["id"] / Path(row[layer]).name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(template.root / row[layer], dst)
+                    row[layer] = dst.relative_to(root / name).as_posix()
+            rows.append(row)
+        write_index(root / name, template.meta, rows)
+
+
+def subset(root: Path, name: str, n_tiles: int) -> Path:
+    """A dataset directory listing the first ``n_tiles`` tiles of ``root/name`` (absolute paths, no copies)."""
+    full = DatasetIndex.open(root / name)
+    rows = full.table.head(n_tiles).copy()
+    for layer in full.meta.layers:
+        rows[layer] = [str((full.root / p).resolve()) if p else "" for p in rows[layer]]
+    out = root / f"{name}_{n_tiles}"
+    write_index(out, full.meta, rows.to_dict("records"))
+    return out
+
+
+def measure(task: str, mode: str, dw: Path, osm: Path, workers: int) -> dict[str, float]:
+    """Run one task in this process (called in a child): seconds and peak RSS (MiB)."""
+    from eolabels.data.datacard import CardPlan, dataset_card, merge_stats, tile_stats
+    from eolabels.data.osm_filter import PairedTiles, agreement_table, load_agreement_lookup, tile_row
+
+    t0 = time.perf_counter()
+    if task == "card" and mode == "dask":
+        dataset_card(dw, scheduler="threads", workers=workers)
+    elif task == "card":
+        index = DatasetIndex.open(dw)
+        stats = partial(tile_stats, CardPlan.of(index))
+        acc = stats(0)
+        for i in range(1, len(index)):
+            acc = merge_stats(acc, stats(i))
+    elif task == "filter" and mode == "dask":
+        agreement_table(PairedTiles.open(dw, osm, "label"), load_agreement_lookup(), scheduler="threads", workers=workers)
+    elif task == "filter":
+        pairs, allowed = PairedTiles.open(dw, osm, "label"), load_agreement_lookup()
+        pd.DataFrame([tile_row(pairs, allowed, i) for i in range(len(pairs.dw))])
+    else:
+        raise ValueError(task)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child(task: str, mode: str, dw: Path, osm: Path, workers: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", task, mode, str(dw), str(osm), str(workers)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiles", type=int, default=2000)
+    parser.add_argument("--small", type=int, default=500)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        task, mode, dw, osm, workers = args.child
+        print(json.dumps(measure(task, mode, Path(dw), Path(osm), int(workers))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        build(root, args.tiles, args.size)
+        print(f"dataset    : {args.tiles} DW tiles of {args.size} px + OSM labels written in {time.perf_counter() - t0:.0f} s")
+        sizes = {args.small: (subset(root, "dw", args.small), subset(root, "osm", args.small)), args.tiles: (root / "dw", root / "osm")}
+        results = {}
+        for task in ("card", "filter"):
+            for n, (dw, osm) in sizes.items():
+                for mode in ("loop", "dask"):
+                    results[task, n, mode] = r = child(task, mode, dw, osm, args.workers)
+                    print(f"{task:6s} {n:5d} tiles {mode:4s}: {r['seconds']:7.2f} s  peak RSS {r['peak_rss_mib']:7.1f} MiB")
+        print(f"ratios ({args.workers} dask workers, threads scheduler):")
+        for task in ("card", "filter"):
+            full = {mode: results[task, args.tiles, mode] for mode in ("loop", "dask")}
+            small = {mode: results[task, args.small, mode] for mode in ("loop", "dask")}
+            print(
+                f"  {task:6s}: dask {full['loop']['seconds'] / full['dask']['seconds']:.2f}x faster than the loop on "
+                f"{args.tiles} tiles; peak RSS {args.tiles}/{args.small} tiles: dask "
+                f"{full['dask']['peak_rss_mib'] / small['dask']['peak_rss_mib']:.2f}x, loop "
+                f"{full['loop']['peak_rss_mib'] / small['loop']['peak_rss_mib']:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
