@@ -10,7 +10,7 @@ from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_patter
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets
-from eolabels.workflow import config_errors, dataset_index, dataset_meta, one_of, schema_enum
+from eolabels.workflow import config_errors, dataset_index, dataset_meta, job_resources, one_of, schema_enum
 
 min_version("8.20")
 

@@ -62,6 +62,36 @@ def denoised_dataset(dataset: str) -> str:
     return f"{dataset}_denoised"
 
 
+def job_resources(stage: Mapping[str, Any], processes: int = 1) -> dict[str, Any]:
+    """A training rule's ``resources:`` from its stage's config section (``resources: **job_resources(X)``).
+
+    ``mem_mb`` and ``runtime`` always; with ``gpu`` > 0 also ``gpu``, ``cpus_per_gpu`` and ``gpu_model``
+    (when set) -- the SLURM executor plugin's own names, which it turns into ``--gpus`` and
+    ``--cpus-per-gpu``, and which a workstation caps with ``--resources gpu=N``. A data-parallel job
+    of ``processes`` > 1 asks for that many tasks (one GPU each on GPUs, ``nodes`` when set) and
+    starts them itself through ``srun`` (the ``mpi`` resource): the plugin would otherwise run the
+    job inside a one-task step that leaves no room for another.
+    """
+    resources: dict[str, Any] = {"mem_mb": int(stage["mem_mb"]), "runtime": int(stage["runtime"])}
+    gpus = int(stage.get("gpu", 0))
+    if gpus:
+        resources["gpu"] = gpus
+        resources["cpus_per_gpu"] = int(stage["cpus_per_gpu"])
+        if stage.get("gpu_model"):
+            resources["gpu_model"] = str(stage["gpu_model"])
+    if processes > 1:
+        if gpus and gpus != processes:
+            raise ValueError(
+                f"gpu is {gpus} but processes is {processes}: a data-parallel job runs one process per GPU"
+            )
+        resources.update(mpi="srun", tasks=processes)
+        if gpus:
+            resources["tasks_per_gpu"] = 1
+        if int(stage.get("nodes", 1)) > 1:
+            resources["nodes"] = int(stage["nodes"])
+    return resources
+
+
 @contextlib.contextmanager
 def logged(log_path: str | os.PathLike[str], level: int = logging.INFO) -> Iterator[logging.Logger]:
     """Send logging *and* stderr (tqdm progress bars, warnings) of a rule to its ``log:`` file.

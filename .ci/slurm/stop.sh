@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Stop what .ci/slurm/start.sh DIR started (by the PIDs in its pid files); munged is left running.
+set -uo pipefail
+dir=$(realpath -m "${1:?usage: stop.sh DIR}")
+for daemon in slurmd slurmctld; do
+    pidfile="$dir/run/$daemon.pid"
+    [ -s "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+done
+exit 0
