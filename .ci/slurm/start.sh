@@ -62,6 +62,14 @@ NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$host Default=NO MaxTime=INFINITE State=UP
 CONF
+# Snakemake's SLURM job steps drop every SLURM_* variable, SLURM_CONF included, so the clients inside a
+# job read the default /etc/slurm/slurm.conf: a link to this one (a site's own file is never replaced)
+if [ -e /etc/slurm/slurm.conf ] && ! grep -q '^ClusterName=eolabels$' /etc/slurm/slurm.conf; then
+    echo "start.sh: /etc/slurm/slurm.conf belongs to another cluster; not replacing it" >&2
+    exit 4
+fi
+mkdir -p /etc/slurm
+ln -sfn "$dir/slurm.conf" /etc/slurm/slurm.conf
 export SLURM_CONF="$dir/slurm.conf"
 setsid slurmctld -f "$SLURM_CONF" </dev/null >"$dir/log/slurmctld.out" 2>&1
 setsid slurmd -f "$SLURM_CONF" </dev/null >"$dir/log/slurmd.out" 2>&1

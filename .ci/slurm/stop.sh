@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop what .ci/slurm/start.sh DIR started (by the PIDs in its pid files); munged is left running.
+# Stop what .ci/slurm/start.sh DIR started (by the PIDs in its pid files) and remove its
+# /etc/slurm/slurm.conf link; munged is left running.
 set -uo pipefail
 dir=$(realpath -m "${1:?usage: stop.sh DIR}")
 for daemon in slurmd slurmctld; do
@@ -10,4 +11,7 @@ for daemon in slurmd slurmctld; do
     for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
 done
+if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$dir/slurm.conf" ]; then
+    rm -f /etc/slurm/slurm.conf
+fi
 exit 0
