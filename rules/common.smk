@@ -10,7 +10,7 @@ from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_patter
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets
-from eolabels.workflow import config_errors, dataset_index, dataset_meta, job_resources, one_of, schema_enum
+from eolabels.workflow import config_errors, dataset_index, dataset_meta, job_resources, one_of, schema_enum, setting_conflicts
 
 min_version("8.20")
 
@@ -37,6 +37,11 @@ def validated(values, schema, where):
 validated(config, SCHEMA, "config")
 for _section, _section_schema in STAGE_SCHEMAS.items():
     validated(config.setdefault(_section, {}), _section_schema, f"config.{_section}")
+if setting_conflicts(config):
+    raise WorkflowError(
+        f"conflicting settings (from {', '.join(map(str, workflow.configfiles))}):\n  "
+        + "\n  ".join(setting_conflicts(config))
+    )
 
 DATASETS = config["datasets"]
 # every dataset the workflow knows: the schema's enum of config.datasets

@@ -42,6 +42,33 @@ def config_errors(values: Mapping[str, Any], schema: str | os.PathLike[str], whe
     return [".".join([where, *map(str, err.absolute_path)]) + f": {err.message}" for err in errors]
 
 
+def setting_conflicts(config: Mapping[str, Any]) -> list[str]:
+    """Settings each valid alone that cannot work together, one line each naming both keys: a training
+    crop larger than the synthetic tiles it is cut from, a patch larger than the epitome it is matched
+    against. Checked when the workflow loads rather than inside a job hours later."""
+    problems = []
+    tiles = config.get("synthetic", {}) if config.get("source") == "synthetic" else {}
+    crops = [("cromss", config.get("cromss", {}), config.get("cromss", {}).get("crop_size")),
+             ("similarity.train", config.get("similarity", {}), config.get("similarity", {}).get("train", {}).get("crop_size"))]
+    for key, section, crop in crops:
+        dataset = section.get("dataset")
+        tile = tiles.get(dataset, {}).get("tile_size")
+        if crop is not None and tile is not None and crop > tile:
+            problems.append(f"config.{key}.crop_size: {crop} is larger than config.synthetic.{dataset}.tile_size {tile}")
+    for name, stage in config.get("epitome", {}).items():
+        if not isinstance(stage, Mapping) or "epitome" not in stage:
+            continue
+        side = stage["epitome"].get("side")
+        patches = [("epitome.patch_sizes", p) for p in stage["epitome"].get("patch_sizes", [])]
+        if "patch_size" in stage.get("embed", {}):
+            patches.append(("embed.patch_size", stage["embed"]["patch_size"]))
+        for key, patch in patches:
+            if side is not None and patch > side:
+                problems.append(f"config.epitome.{name}.{key}: {patch} is larger than the epitome "
+                                f"(config.epitome.{name}.epitome.side {side})")
+    return problems
+
+
 def one_of(choices: Iterable[str]) -> str:
     """A wildcard constraint that matches exactly one of ``choices``."""
     return "|".join(re.escape(choice) for choice in choices)
