@@ -13,6 +13,7 @@ include: "rules/acquire.smk"
 include: "rules/similarity.smk"
 include: "rules/epitome.smk"
 include: "rules/pretrain.smk"
+include: "rules/finetune.smk"
 include: "rules/report.smk"
 
 

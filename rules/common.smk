@@ -9,7 +9,8 @@ from snakemake.utils import min_version, validate
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
-from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets
+from eolabels.finetune.wiring import check_external, finetune_tables, finetune_targets, rows as finetune_rows
+from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets, trains_segmenter
 from eolabels.workflow import config_errors, dataset_index, dataset_meta, job_resources, one_of, schema_enum, setting_conflicts
 
 min_version("8.20")
@@ -53,6 +54,7 @@ TABLE_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "config" / "table
 CROMSS = config["cromss"]
 EPITOME = config["epitome"]
 SIMILARITY = config["similarity"]
+FINETUNE = config["finetune"]
 # every pretraining variant and S2 band set (the cromss schema's enums)
 CROMSS_CHOICES = schema_choices(STAGE_SCHEMAS["cromss"])
 # the generated datasets the epitome stage runs on, and its LSR table's name (after its data)
@@ -68,6 +70,17 @@ if config["source"] == "local":
         )
 
 
+# the fine-tuning table rows (task x input x encoder source); a listed local weight file that is missing
+# fails here, naming its row, before any job runs
+_missing_weights = check_external(FINETUNE)
+if _missing_weights:
+    raise WorkflowError("\n".join(_missing_weights))
+FINETUNE_ROWS = finetune_rows(
+    FINETUNE, CROMSS, DATASETS,
+    denoised_available=trains_segmenter(SIMILARITY, DATASETS) and SIMILARITY["dataset"] == CROMSS["dataset"],
+)
+
+
 # every wildcard of every rule, constrained to what the schemas allow
 wildcard_constraints:
     dataset=one_of(ALL_DATASETS),
@@ -77,6 +90,11 @@ wildcard_constraints:
     s2_bands=one_of(CROMSS_CHOICES.band_sets),
     # a pretraining run <variant>_<bands>, in the audits of pretrained networks
     variant=run_pattern(CROMSS_CHOICES),
+    # Table VI's label-smoothing pretraining runs, ls<beta>-<alpha>
+    ls_setting=r"ls[0-9.]+-[0-9.]+",
+    task=one_of(schema_enum(STAGE_SCHEMAS["finetune"], "tasks")),
+    ft_input=one_of(["s1"] + [f"s2_{b}" for b in CROMSS_CHOICES.band_sets]),
+    ft_source=r"[A-Za-z0-9_.-]+",
 
 
 def datacards():
@@ -108,6 +126,7 @@ REPORT_TABLES = (
     + similarity_tables(SIMILARITY, DATASETS)
     + epitome_tables(LSR_DATASETS, LSR_TABLE)
     + pretrain_tables(CROMSS, DATASETS)
+    + finetune_tables(FINETUNE, FINETUNE_ROWS)
 )
 
 
@@ -119,4 +138,5 @@ def all_targets():
         + similarity_targets(SIMILARITY, DATASETS)
         + epitome_targets(EPITOME, LSR_DATASETS, LSR_TABLE)
         + pretrain_targets(CROMSS, DATASETS)
+        + finetune_targets(FINETUNE, FINETUNE_ROWS)
     )

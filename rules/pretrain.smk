@@ -3,12 +3,15 @@
 # builds of it: rules/common.smk).
 from eolabels.cromss.wiring import (
     final_checkpoint,
+    final_checkpoint_name,
     pretrain_data,
     pretrain_runs,
     run_dir,
     run_name,
     training_settings,
+    with_smoothing,
 )
+from eolabels.workflow import denoised_dataset
 
 # the labels to pretrain on: the dataset or its self-denoised twin
 PRETRAIN_DATA = pretrain_data(CROMSS)
@@ -126,3 +129,40 @@ rule tabulate_pretraining:
         "../envs/eolabels.yaml"
     script:
         "../workflow_scripts/tabulate_pretraining.py"
+
+
+# Table VI's label-smoothing ablation (rules/finetune.smk reads their encoders): CromSS-midF runs
+# pretrained with smoothing setting ls<beta>-<alpha> instead of cromss.label_smoothing.factors
+use rule pretrain_encoder as pretrain_encoder_smoothing with:
+    output:
+        encoders="results/pretrain_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}/encoders.pt",
+        checkpoint=f"results/pretrain_smoothing/{{ls_setting}}/{PRETRAIN_RUN}/{final_checkpoint_name(CROMSS)}",
+        metrics="results/pretrain_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}/metrics.csv",
+        summary="results/pretrain_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}/summary.json",
+    params:
+        settings=lambda w: with_smoothing(PRETRAIN_SETTINGS, w.ls_setting),
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "logs/pretrain_encoder_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}.log",
+    benchmark:
+        "benchmarks/pretrain_encoder_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}.tsv"
+
+
+if CROMSS["label_source"] == "dw":
+
+    # the fine-tuning rows pretrained on the self-denoised labels (finetune.denoised), beside the main
+    # runs on the dataset's own labels
+    use rule pretrain_encoder as pretrain_encoder_denoised with:
+        input:
+            index=dataset_index(denoised_dataset(CROMSS["dataset"])),
+            meta=dataset_meta(denoised_dataset(CROMSS["dataset"])),
+        output:
+            encoders="results/pretrain_dw_denoised/{pretrain_variant}_{s2_bands}/encoders.pt",
+            checkpoint=f"results/pretrain_dw_denoised/{PRETRAIN_RUN}/{final_checkpoint_name(CROMSS)}",
+            metrics="results/pretrain_dw_denoised/{pretrain_variant}_{s2_bands}/metrics.csv",
+            summary="results/pretrain_dw_denoised/{pretrain_variant}_{s2_bands}/summary.json",
+        log:
+            "logs/pretrain_encoder_denoised/{pretrain_variant}_{s2_bands}.log",
+        benchmark:
+            "benchmarks/pretrain_encoder_denoised/{pretrain_variant}_{s2_bands}.tsv"

@@ -246,6 +246,10 @@ class Trainer:
         """Validation scores of the epoch (none by default)."""
         return {}
 
+    def train_mode(self) -> None:
+        """Put the network into training mode at the start of an epoch (a stage may keep parts in eval)."""
+        self.network.train()
+
     def progress_label(self, epoch: int) -> str:
         return f"epoch {epoch}"
 
@@ -266,7 +270,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over :meth:`train_batches`; returns the mean of each logged value."""
-        self.network.train()
+        self.train_mode()
         sums: dict[str, float] = {}
         n_batches = 0
         batches, total = self.train_batches(epoch)

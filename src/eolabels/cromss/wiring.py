@@ -98,6 +98,29 @@ def run_dir(section: Mapping[str, Any], run: str) -> str:
     return f"{pretrain_root(section)}/{run}"
 
 
+def final_checkpoint_name(section: Mapping[str, Any]) -> str:
+    """The file name of a run's final epoch checkpoint (see :func:`final_checkpoint`)."""
+    return f"epoch={section['epochs'] - 1:03d}.ckpt"
+
+
+def smoothing_setting_factors(setting: str) -> list[float]:
+    """``ls0.2-0`` → [0.2, 0.0]: the [beta, alpha] of a label-smoothing run name."""
+    beta, sep, alpha = setting.removeprefix("ls").partition("-")
+    try:
+        factors = [float(beta), float(alpha)]
+    except ValueError:
+        factors = []
+    if not setting.startswith("ls") or not sep or not factors or not all(0 <= f <= 1 for f in factors):
+        raise ValueError(f"label-smoothing setting {setting!r}: expected ls<beta>-<alpha> with both in [0, 1]")
+    return factors
+
+
+def with_smoothing(settings: Mapping[str, Any], setting: str) -> dict[str, Any]:
+    """Training settings with the label-smoothing factors of ``setting`` (Table VI's runs)."""
+    smoothing = {**settings["label_smoothing"], "factors": smoothing_setting_factors(setting)}
+    return {**settings, "label_smoothing": smoothing}
+
+
 def final_checkpoint(section: Mapping[str, Any], run: str) -> str:
     """The final epoch's full checkpoint of a run (the authors' naming), which audits and figures read.
 
@@ -105,7 +128,7 @@ def final_checkpoint(section: Mapping[str, Any], run: str) -> str:
     as an incomplete output. The name is ``eolabels.training.epoch_checkpoint_name``'s, spelled out
     here so that building the DAG does not import torch.
     """
-    return f"{run_dir(section, run)}/epoch={section['epochs'] - 1:03d}.ckpt"
+    return f"{run_dir(section, run)}/{final_checkpoint_name(section)}"
 
 
 def pretrain_tables(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
