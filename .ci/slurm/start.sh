@@ -26,6 +26,7 @@ chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
 chmod 400 /etc/munge/munge.key
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     munged --force
+    touch "$dir/run/munged.ours"  # stop.sh stops it again
 fi
 munge -n | unmunge >/dev/null
 
