@@ -23,8 +23,7 @@ rule align_round:
         device=config["device"],
     threads: ALIGNMENT["threads"]
     resources:
-        mem_mb=ALIGNMENT["mem_mb"],
-        runtime=ALIGNMENT["runtime"],
+        **job_resources(ALIGNMENT),
     log:
         "logs/align_round/round{round}.log",
     benchmark:

@@ -14,7 +14,16 @@ from eolabels.data.wiring import acquired_datasets, osm_filter_tables, osm_filte
 from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_datasets, lsr_table
 from eolabels.finetune.wiring import check_external, finetune_tables, finetune_targets, rows as finetune_rows
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets, trains_segmenter
-from eolabels.workflow import config_errors, dataset_index, dataset_meta, dataset_sources, one_of, schema_enum
+from eolabels.workflow import (
+    config_errors,
+    dataset_index,
+    dataset_meta,
+    dataset_sources,
+    job_resources,
+    one_of,
+    schema_enum,
+    setting_conflicts,
+)
 
 min_version("8.20")
 
@@ -41,6 +50,11 @@ def validated(values, schema, where):
 validated(config, SCHEMA, "config")
 for _section, _section_schema in STAGE_SCHEMAS.items():
     validated(config.setdefault(_section, {}), _section_schema, f"config.{_section}")
+if setting_conflicts(config):
+    raise WorkflowError(
+        f"conflicting settings (from {', '.join(map(str, workflow.configfiles))}):\n  "
+        + "\n  ".join(setting_conflicts(config))
+    )
 
 DATASETS = config["datasets"]
 # every dataset the workflow knows: the schema's enum of config.datasets

@@ -49,8 +49,7 @@ rule train_epitome:
         device=config["device"],
     threads: EPITOME["threads"]
     resources:
-        mem_mb=EPITOME["mem_mb"],
-        runtime=EPITOME["runtime"],
+        **job_resources(EPITOME),
     log:
         "logs/train_epitome/{lsr_dataset}.log",
     benchmark:
@@ -221,8 +220,7 @@ rule dfc2020_distill:
         device=config["device"],
     threads: EPITOME["threads"]
     resources:
-        mem_mb=EPITOME["mem_mb"],
-        runtime=EPITOME["runtime"],
+        **job_resources(EPITOME),
     log:
         "logs/dfc2020_distill/dfc2020.log",
     benchmark:

@@ -28,8 +28,7 @@ rule finetune_row:
         device=config["device"],
     threads: FINETUNE["threads"]
     resources:
-        mem_mb=FINETUNE["mem_mb"],
-        runtime=FINETUNE["runtime"],
+        **job_resources(FINETUNE),
     log:
         "logs/finetune_row/{task}/{ft_input}/{ft_source}.log",
     benchmark:

@@ -38,8 +38,7 @@ rule pretrain_encoder:
         device=config["device"],
     threads: CROMSS["threads"]
     resources:
-        mem_mb=CROMSS["mem_mb"],
-        runtime=CROMSS["runtime"],
+        **job_resources(CROMSS, CROMSS["processes"]),
     log:
         "logs/pretrain_encoder/{pretrain_variant}_{s2_bands}.log",
     benchmark:

@@ -24,8 +24,7 @@ rule train_segmenter:
         withheld_season=SIMILARITY["audit"]["withheld_season"],
     threads: SIMILARITY["threads"]
     resources:
-        mem_mb=SIMILARITY["mem_mb"],
-        runtime=SIMILARITY["runtime"],
+        **job_resources(SIMILARITY),
     log:
         "logs/train_segmenter/unet.log",
     benchmark:
@@ -71,8 +70,7 @@ rule audit_density:
         device=config["device"],
     threads: SIMILARITY["threads"]
     resources:
-        mem_mb=SIMILARITY["mem_mb"],
-        runtime=SIMILARITY["runtime"],
+        **job_resources(SIMILARITY),
     log:
         "logs/audit_density/unet.log",
     benchmark:
@@ -113,8 +111,7 @@ rule denoise_labels:
         device=config["device"],
     threads: SIMILARITY["threads"]
     resources:
-        mem_mb=SIMILARITY["mem_mb"],
-        runtime=SIMILARITY["runtime"],
+        **job_resources(SIMILARITY),
     log:
         "logs/denoise_labels/rounds.log",
     benchmark:
@@ -206,8 +203,7 @@ rule audit_pretrained:
         device=config["device"],
     threads: SIMILARITY["threads"]
     resources:
-        mem_mb=SIMILARITY["mem_mb"],
-        runtime=SIMILARITY["runtime"],
+        **job_resources(SIMILARITY),
     log:
         "logs/audit_pretrained/{variant}.log",
     benchmark:

@@ -1,5 +1,6 @@
 """The workflow as a user runs it: dry run, lint, and the whole DAG on config/test.yaml in a temp dir."""
 
+import base64
 import json
 import re
 
@@ -88,9 +89,16 @@ def check_finetune_tables(results):
     assert "SYNTHETIC" in (tables / "finetune_dw.md").read_text()
 
 
-@pytest.mark.slow
-def test_end_to_end_on_test_config(workflow_copy):
+@pytest.fixture(scope="module")
+def test_config_run(workflow_copy):
+    """The whole DAG of config/test.yaml, run once for the tests of this module that read its results."""
     snakemake(workflow_copy, "--configfile", "config/test.yaml")
+    return workflow_copy
+
+
+@pytest.mark.slow
+def test_end_to_end_on_test_config(test_config_run):
+    workflow_copy = test_config_run
     results = workflow_copy / "results"
     for name in ("noldo", "dw", "osm", "dfc2020", "lsr"):
         card = json.loads((results / "data" / name / "datacard.json").read_text())
@@ -132,6 +140,27 @@ def test_end_to_end_on_test_config(workflow_copy):
     assert re.search(r"wildcards: dataset=lsr", text)
     for other in ("noldo", "dw", "osm", "dfc2020"):
         assert f"dataset={other}" not in text
+
+
+@pytest.mark.slow
+def test_report_bundles_every_figure_and_table_with_its_caption(test_config_run):
+    workflow_copy = test_config_run
+    snakemake(workflow_copy, "--report", "report.html", "--configfile", "config/test.yaml")
+    html = (workflow_copy / "report.html").read_text()
+    bundled = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", html, re.S).group(1))
+    results = workflow_copy / "results"
+    figures = sorted(str(p.relative_to(workflow_copy)) for p in results.rglob("*.png"))
+    # the tables written for reading: a CSV with a Markdown twin (per-run detail CSVs have none)
+    tables = sorted(str(p.relative_to(workflow_copy)) for p in (results / "tables").glob("*.csv")
+                    if p.with_suffix(".md").is_file())
+    assert len(figures) >= 30 and len(tables) >= 7
+    # every table as itself or as its Markdown twin, every figure, and the summary page
+    expected = figures + [t if t in bundled else t[: -len(".csv")] + ".md" for t in tables] + ["results/report/summary.md"]
+    assert sorted(bundled) == sorted(expected)
+    for path, item in bundled.items():
+        assert re.sub(r"<[^>]+>", "", item["caption"]).strip(), f"{path} has no caption"
+        payload = base64.b64decode(item["data_uri"].split("base64,", 1)[1])
+        assert payload == (workflow_copy / path).read_bytes(), path  # the file itself, embedded
 
 
 def test_local_source_without_settings_names_the_dataset(workflow_copy):

@@ -119,9 +119,16 @@ def epoch_checkpoint_name(epoch: int) -> str:
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
-    """``torch.save`` written atomically: a killed run never leaves a truncated checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(payload), tmp)
+    """``torch.save`` written atomically: a killed run never leaves a truncated checkpoint, and a
+    failed write (a full disk: torch reports it without the file) raises naming ``path``, the previous
+    checkpoint left whole."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(dict(payload), tmp)
+    except (OSError, RuntimeError) as err:
+        code = getattr(err, "errno", None)
+        message = f"cannot write checkpoint {path}: {err}"
+        raise (OSError(code, message) if code else OSError(message)) from err
 
 
 class UnreadableCheckpoint(ValueError):

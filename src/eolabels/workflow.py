@@ -48,6 +48,33 @@ def _alternatives(err: jsonschema.ValidationError) -> str:
     return f" ({'; '.join(reasons)})" if reasons else ""
 
 
+def setting_conflicts(config: Mapping[str, Any]) -> list[str]:
+    """Settings each valid alone that cannot work together, one line each naming both keys: a training
+    crop larger than the synthetic tiles it is cut from, a patch larger than the epitome it is matched
+    against. Checked when the workflow loads rather than inside a job hours later."""
+    problems = []
+    tiles = config.get("synthetic", {}) if config.get("source") == "synthetic" else {}
+    crops = [("cromss", config.get("cromss", {}), config.get("cromss", {}).get("crop_size")),
+             ("similarity.train", config.get("similarity", {}), config.get("similarity", {}).get("train", {}).get("crop_size"))]
+    for key, section, crop in crops:
+        dataset = section.get("dataset")
+        tile = tiles.get(dataset, {}).get("tile_size")
+        if crop is not None and tile is not None and crop > tile:
+            problems.append(f"config.{key}.crop_size: {crop} is larger than config.synthetic.{dataset}.tile_size {tile}")
+    for name, stage in config.get("epitome", {}).items():
+        if not isinstance(stage, Mapping) or "epitome" not in stage:
+            continue
+        side = stage["epitome"].get("side")
+        patches = [("epitome.patch_sizes", p) for p in stage["epitome"].get("patch_sizes", [])]
+        if "patch_size" in stage.get("embed", {}):
+            patches.append(("embed.patch_size", stage["embed"]["patch_size"]))
+        for key, patch in patches:
+            if side is not None and patch > side:
+                problems.append(f"config.epitome.{name}.{key}: {patch} is larger than the epitome "
+                                f"(config.epitome.{name}.epitome.side {side})")
+    return problems
+
+
 def one_of(choices: Iterable[str]) -> str:
     """A wildcard constraint that matches exactly one of ``choices`` (nothing when there are none)."""
     choices = list(choices)
@@ -75,6 +102,36 @@ def dataset_meta(dataset: str) -> str:
 def denoised_dataset(dataset: str) -> str:
     """The dataset that self-denoising (rules/similarity.smk) makes of ``dataset``'s noisy labels."""
     return f"{dataset}_denoised"
+
+
+def job_resources(stage: Mapping[str, Any], processes: int = 1) -> dict[str, Any]:
+    """A training rule's ``resources:`` from its stage's config section (``resources: **job_resources(X)``).
+
+    ``mem_mb`` and ``runtime`` always; with ``gpu`` > 0 also ``gpu``, ``cpus_per_gpu`` and ``gpu_model``
+    (when set) -- the SLURM executor plugin's own names, which it turns into ``--gpus`` and
+    ``--cpus-per-gpu``, and which a workstation caps with ``--resources gpu=N``. A data-parallel job
+    of ``processes`` > 1 asks for that many tasks (one GPU each on GPUs, ``nodes`` when set) and
+    starts them itself through ``srun`` (the ``mpi`` resource): the plugin would otherwise run the
+    job inside a one-task step that leaves no room for another.
+    """
+    resources: dict[str, Any] = {"mem_mb": int(stage["mem_mb"]), "runtime": int(stage["runtime"])}
+    gpus = int(stage.get("gpu", 0))
+    if gpus:
+        resources["gpu"] = gpus
+        resources["cpus_per_gpu"] = int(stage["cpus_per_gpu"])
+        if stage.get("gpu_model"):
+            resources["gpu_model"] = str(stage["gpu_model"])
+    if processes > 1:
+        if gpus and gpus != processes:
+            raise ValueError(
+                f"gpu is {gpus} but processes is {processes}: a data-parallel job runs one process per GPU"
+            )
+        resources.update(mpi="srun", tasks=processes)
+        if gpus:
+            resources["tasks_per_gpu"] = 1
+        if int(stage.get("nodes", 1)) > 1:
+            resources["nodes"] = int(stage["nodes"])
+    return resources
 
 
 @contextlib.contextmanager

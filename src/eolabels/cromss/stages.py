@@ -23,6 +23,7 @@ from eolabels.cromss.curves import plot_pretrain_curves
 from eolabels.cromss.figures import plot_selection_masks
 from eolabels.cromss.pretraining import pretrain_variant
 from eolabels.cromss.report import tabulate_pretraining
+from eolabels.distributed import launch_command, slurm_environment
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -80,12 +81,15 @@ def pretrain_encoder(*, dataset_dir: str | Path, outputs: PretrainOutputs, varia
 
 
 def _launch_torchrun(processes: int, threads: int, kwargs: dict[str, Any]) -> None:
-    """``processes`` torchrun processes, each running :func:`pretrain_variant` with ``kwargs``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    """``processes`` torchrun processes, each running :func:`pretrain_variant` with ``kwargs``: on this
+    machine, or through ``srun`` over a SLURM allocation's tasks (:mod:`eolabels.distributed`)."""
+    # the settings file lies beside the outputs: every node of an allocation must read it
+    Path(kwargs["out_dir"]).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=kwargs["out_dir"], delete=False) as f:
         json.dump(kwargs, f)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "eolabels.cromss.launch", f.name]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
+    env = slurm_environment(os.environ)
+    cmd = launch_command(processes, ["-m", "eolabels.cromss.launch", f.name], env, sys.executable)
+    env["OMP_NUM_THREADS"] = str(max(1, threads // processes))
     log.info("launching %s", " ".join(cmd))
     try:
         sink = _stderr_sink()

@@ -14,6 +14,7 @@ from eolabels.workflow import denoised_dataset, one_of, schema_enum
 
 JOB_KEYS = frozenset({
     "dataset", "label_source", "variants", "bands", "threads", "mem_mb", "runtime", "figure_locations",
+    "gpu", "gpu_model", "cpus_per_gpu", "nodes",
 })
 """Settings that only pick, place or size jobs; every other key of the section is a training setting."""
 

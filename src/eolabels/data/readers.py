@@ -1,7 +1,7 @@
 """Reading datasets: lazily as xarray/dask for analysis, and by fast random windows for training.
 
 Both readers go through the index, so every raster is checked against its row (CRS, transform,
-shape, band count) the first time it is opened, imagery is checked for NaN, and label ids are
+shape, band count, a dtype dataset.json's cannot hold) the first time it is opened, imagery is checked for NaN, and label ids are
 checked against the layer's class schema.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -70,20 +71,33 @@ class WindowReader:
             return self._open[key]
         row = self.index.table.iloc[row_number]
         path = self.index.path(row, layer)
-        ds = open_raster(path)
+        try:
+            ds = open_raster(path)
+        except RasterError as err:
+            raise self._damaged(err) from err
         try:
             check_grid(path, GridSpec.from_dataset(ds), self.index.grid(row))
-            want = len(self.index.meta.layers[layer].bands)
-            if ds.count != want:
-                raise RasterError(f"{path}: has {ds.count} bands, dataset.json says {want}")
-        except RasterError:
+            spec = self.index.meta.layers[layer]
+            if ds.count != len(spec.bands):
+                raise RasterError(f"{path}: has {ds.count} bands, dataset.json says {len(spec.bands)}")
+            if not np.can_cast(ds.dtypes[0], spec.dtype, "safe"):
+                raise RasterError(f"{path}: holds {ds.dtypes[0]} values, dataset.json says {spec.dtype}")
+        except RasterError as err:
             ds.close()
-            raise
+            raise self._damaged(err) from err
         self._open[key] = ds
         if len(self._open) > self.max_open:
             _, old = self._open.popitem(last=False)
             old.close()
         return ds
+
+    def _damaged(self, err: RasterError) -> RasterError:
+        """``err`` with how to rebuild the dataset: tiles are no rule's inputs, so neither ``-n`` nor
+        ``--summary`` sees them damaged or gone."""
+        return RasterError(
+            f"{err}\n(a damaged or deleted dataset file: regenerate the dataset with "
+            f"`snakemake --forcerun {Path(self.index.root) / 'index.csv'}`)"
+        )
 
     def read(
         self, row_number: int, layers: Sequence[str], top: int, left: int, size: int | tuple[int, int]
@@ -99,11 +113,14 @@ class WindowReader:
             try:
                 data = ds.read(window=Window(left, top, w, h))
             except rasterio.errors.RasterioIOError as err:
-                raise RasterError(f"{ds.name}: corrupt or truncated raster data ({err})") from err
+                raise self._damaged(RasterError(f"{ds.name}: corrupt or truncated raster data ({err})")) from err
             spec = self.index.meta.layers[layer]
             where = f"{ds.name} window ({top},{left})"
             if spec.role == "image":
-                check_finite(data, where)
+                try:
+                    check_finite(data, where)
+                except RasterError as err:
+                    raise self._damaged(err) from err
             elif spec.schema and self.check_labels:
                 schema = self._schemas.setdefault(spec.schema, load_schema(spec.schema))
                 schema.validate_labels(data, ignore_index=spec.nodata, where=where)
