@@ -182,7 +182,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "noldo"
         with contextlib.redirect_stderr(io.StringIO()):  # the generator's progress bar
-            generate_dataset("noldo", root, {"n_locations": 2 * b, "tile_size": s + 8}, seed=0)
+            generate_dataset("noldo", root, {"incomplete_fraction": 0.0, "n_locations": 2 * b, "tile_size": s + 8}, seed=0)
         rate = loading_rate(root, s, b, args.workers, n_batches=1)
     consumed = b / steps["mid_fusion"]
     print(f"(b) loading ({args.workers} workers, 4 seasons, prior, augmentation) {rate:7.1f} samples/s; "

@@ -27,7 +27,7 @@ from eolabels.data.synthetic import generate_dataset
 
 
 def bench_generation(root: Path, n: int) -> None:
-    section = {"n_locations": n, "tile_size": 96}
+    section = {"incomplete_fraction": 0.0, "n_locations": n, "tile_size": 96}
     t0 = time.perf_counter()
     generate_dataset("noldo", root / "noldo", section, seed=0)
     gen = time.perf_counter() - t0

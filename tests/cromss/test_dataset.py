@@ -28,7 +28,7 @@ from eolabels.data.synthetic import generate_dataset
 @pytest.fixture(scope="module")
 def noldo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("noldo")
-    generate_dataset("noldo", root, {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
+    generate_dataset("noldo", root, {"incomplete_fraction": 0.0, "n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
     return root
 
 

@@ -27,7 +27,7 @@ SETTINGS = training_settings(SETTINGS)
 
 @pytest.mark.slow
 def test_two_cpu_processes_end_with_identical_weights(tmp_path):
-    generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(WORKER), str(tmp_path / "noldo"), str(tmp_path / "out"), json.dumps(SETTINGS)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -51,7 +51,7 @@ def test_workflow_entry_launches_torchrun_when_asked_for_processes(tmp_path):
     from eolabels.cromss.stages import PretrainOutputs, pretrain_encoder
     from eolabels.workflow import logged
 
-    generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 6, "tile_size": 48, "feature_size": 8.0}, seed=2)
     log = tmp_path / "rule.log"
     with logged(log):  # as the rule's script runs it
         out = tmp_path / "out"

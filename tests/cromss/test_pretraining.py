@@ -120,7 +120,7 @@ def test_killed_run_resumes_and_finished_or_changed_runs_restart(tmp_path, setti
     from eolabels.cromss.train import PretrainTrainer
     from eolabels.data.synthetic import generate_dataset
 
-    generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
     settings.update(epochs=2, batch_size=2, val_batch_size=1, crop_size=32)
     config = pretrain_config("s2", "b9", settings, seed=0)
     killed = PretrainTrainer(config, pretrain_dataset(tmp_path / "noldo", config, settings, 0), tmp_path / "run",

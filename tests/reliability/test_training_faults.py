@@ -36,7 +36,7 @@ SETTINGS = training_settings(SETTINGS)
 @pytest.fixture(scope="module")
 def noldo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("noldo") / "noldo"
-    generate_dataset("noldo", root, {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=2)
+    generate_dataset("noldo", root, {"incomplete_fraction": 0.0, "n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=2)
     return root
 
 

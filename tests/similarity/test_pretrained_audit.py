@@ -42,7 +42,7 @@ ENCODER = "tu-mobilenetv3_small_050"  # the test config's CPU-sized encoder
 def world(tmp_path_factory) -> dict[str, Path]:
     """A 3-location noisy-label set, a held-out set, and a real 2-epoch cromss_midF_b9 run on it."""
     root = tmp_path_factory.mktemp("pretrained_audit")
-    generate_dataset("noldo", root / "noldo", {"n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
+    generate_dataset("noldo", root / "noldo", {"incomplete_fraction": 0.0, "n_locations": 3, "tile_size": 48, "feature_size": 8.0}, seed=1)
     generate_dataset("dw", root / "dw", {"n_train": 1, "n_test": 1, "tile_size": 48}, seed=1)
     settings: dict = dict(encoder=ENCODER, epochs=2, max_batches_per_epoch=1, batch_size=2, val_batch_size=1,
                           val_fraction=0.25, crop_size=32, selection={"rampdown_epochs": 1})

@@ -17,7 +17,7 @@ from eolabels.similarity.tiles import load_tiles
 @pytest.fixture(scope="module")
 def trained_patches(tmp_path_factory):
     root = tmp_path_factory.mktemp("a4") / "noldo"
-    generate_dataset("noldo", root, {"n_locations": 2, "tile_size": 48}, seed=0)
+    generate_dataset("noldo", root, {"incomplete_fraction": 0.0, "n_locations": 2, "tile_size": 48}, seed=0)
     tiles = load_tiles(root, ["image", "label"])
     settings = TrainSettings(width=8, depth=2, steps=150, crop_size=32)
     segmenter = train_segmenter(tiles.layers["image"], tiles.layers["label"], 9, settings, seed=0, progress=False)

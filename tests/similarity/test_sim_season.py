@@ -31,7 +31,7 @@ def worlds(tmp_path_factory):
     """Tiny noldo (2 locations x 4 seasons) and dw (4 tiles, seasons set to winter, spring, winter,
     summer so both A2 groups exist) datasets, once as synthetic and once relabelled as local data."""
     root = tmp_path_factory.mktemp("worlds")
-    generate_dataset("noldo", root / "synthetic" / "noldo", {"n_locations": 2, "tile_size": 16}, seed=0)
+    generate_dataset("noldo", root / "synthetic" / "noldo", {"incomplete_fraction": 0.0, "n_locations": 2, "tile_size": 16}, seed=0)
     generate_dataset("dw", root / "synthetic" / "dw", {"n_train": 2, "n_test": 2, "tile_size": 16}, seed=0)
     index = root / "synthetic" / "dw" / "index.csv"
     table = pd.read_csv(index, dtype=str, keep_default_na=False)

@@ -47,7 +47,7 @@ def test_label_accuracy_counts_unlabelled_as_wrong():
 
 
 def test_write_label_dataset_replaces_one_layer_and_copies_the_rest(tmp_path):
-    generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 1, "tile_size": 16}, seed=0)
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 1, "tile_size": 16}, seed=0)
     source = load_tiles(tmp_path / "noldo", ["image", "label", "truth"])
     labels = np.full_like(source.layers["label"], 3)
     write_label_dataset(source, labels, tmp_path / "out", "noldo_denoised", "test", {"label_source": "dw_denoised"},
@@ -71,7 +71,7 @@ def test_density_audit_of_any_segmentation_network(tmp_path):
 
     from eolabels.similarity.audit import AuditSettings, run_density_audit
 
-    generate_dataset("noldo", tmp_path / "noldo", {"n_locations": 2, "tile_size": 16}, seed=0)
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 2, "tile_size": 16}, seed=0)
     generate_dataset("dw", tmp_path / "dw", {"n_train": 1, "n_test": 1, "tile_size": 16}, seed=0)
     segmenter, tables, figures = untrained_audit_setup(tmp_path / "noldo", tmp_path)
     summary = run_density_audit(
