@@ -85,8 +85,9 @@ def _submissions(text: str) -> list[tuple[str, str]]:
 def test_every_job_went_through_sbatch(runs):
     submitted = _submissions(runs["output"])
     rules = sorted(rule for _, rule in submitted)
-    # the three jobs, the pretraining twice (cancelled, then again)
-    assert rules == ["acquire_synthetic", "pretrain_encoder", "pretrain_encoder", "tabulate_pretraining"]
+    # the four jobs, the pretraining twice (cancelled, then again)
+    assert rules == ["acquire_synthetic", "assemble_noldo", "pretrain_encoder", "pretrain_encoder",
+                     "tabulate_pretraining"]
     finished = _jobcomp(runs["cluster"])
     for job, rule in submitted:
         record = finished[job]  # SLURM's own record of the job

@@ -149,7 +149,7 @@ def read_geotiff(
         if expect is not None:
             check_grid(path, grid, expect)
         if expect_count is not None and ds.count != expect_count:
-            raise RasterError(f"{path}: has {ds.count} bands, index says {expect_count}")
+            raise RasterError(f"{path}: has {ds.count} bands, dataset.json says {expect_count}")
         indexes = [b + 1 for b in bands] if bands is not None else list(range(1, ds.count + 1))
         try:
             data = ds.read(indexes, window=window)

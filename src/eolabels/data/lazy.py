@@ -26,8 +26,9 @@ import dask.bag as db
 import numpy as np
 import xarray as xr
 
-from eolabels.data.geotiff import check_finite, read_geotiff
+from eolabels.data.geotiff import RasterError, check_finite, read_geotiff
 from eolabels.data.index import DatasetIndex, IndexError_
+from eolabels.data.readers import check_dtype, damaged
 from eolabels.tables import ClassSchema
 
 T = TypeVar("T")
@@ -54,10 +55,14 @@ def read_layers(
     for layer in layers:
         spec = index.meta.layers[layer]
         path = index.path(row, layer)
-        data = read_geotiff(path, expect=grid, expect_count=len(spec.bands))[0]
-        if spec.role == "image":
-            check_finite(data, str(path))
-        elif layer in schemas:
+        try:  # a damaged file's error says how to rebuild the dataset, as the tile readers' do
+            data = read_geotiff(path, expect=grid, expect_count=len(spec.bands))[0]
+            check_dtype(path, str(data.dtype), spec.dtype)
+            if spec.role == "image":
+                check_finite(data, str(path))
+        except RasterError as err:
+            raise damaged(err, index.root) from err
+        if spec.role != "image" and layer in schemas:
             check_label_ids(data, schemas[layer], spec.nodata, str(path))
         out[layer] = data
     return out

@@ -80,8 +80,7 @@ class WindowReader:
             spec = self.index.meta.layers[layer]
             if ds.count != len(spec.bands):
                 raise RasterError(f"{path}: has {ds.count} bands, dataset.json says {len(spec.bands)}")
-            if not np.can_cast(ds.dtypes[0], spec.dtype, "safe"):
-                raise RasterError(f"{path}: holds {ds.dtypes[0]} values, dataset.json says {spec.dtype}")
+            check_dtype(path, ds.dtypes[0], spec.dtype)
         except RasterError as err:
             ds.close()
             raise self._damaged(err) from err
@@ -92,12 +91,7 @@ class WindowReader:
         return ds
 
     def _damaged(self, err: RasterError) -> RasterError:
-        """``err`` with how to rebuild the dataset: tiles are no rule's inputs, so neither ``-n`` nor
-        ``--summary`` sees them damaged or gone."""
-        return RasterError(
-            f"{err}\n(a damaged or deleted dataset file: regenerate the dataset with "
-            f"`snakemake --forcerun {Path(self.index.root) / 'index.csv'}`)"
-        )
+        return damaged(err, self.index.root)
 
     def read(
         self, row_number: int, layers: Sequence[str], top: int, left: int, size: int | tuple[int, int]
@@ -149,6 +143,21 @@ class WindowReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def damaged(err: RasterError, root: str | Path) -> RasterError:
+    """``err`` with how to rebuild the dataset under ``root``: tiles are no rule's inputs, so neither
+    ``-n`` nor ``--summary`` sees them damaged or gone."""
+    return RasterError(
+        f"{err}\n(a damaged or deleted dataset file: regenerate the dataset with "
+        f"`snakemake --forcerun {Path(root) / 'index.csv'}`)"
+    )
+
+
+def check_dtype(path: str | Path, stored: str, declared: str) -> None:
+    """A raster whose values do not fit the dtype ``dataset.json`` declares fails naming the file."""
+    if not np.can_cast(stored, declared, "safe"):
+        raise RasterError(f"{path}: holds {stored} values, dataset.json says {declared}")
 
 
 @dataclass
