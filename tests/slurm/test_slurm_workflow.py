@@ -17,7 +17,7 @@ import torch
 
 pytestmark = pytest.mark.slow
 
-# pretraining one variant with 2 data-parallel processes: acquire_synthetic, pretrain_encoder, tabulate_pretraining
+# pretraining one variant with 2 data-parallel processes: acquire_synthetic, assemble_noldo, pretrain_encoder, tabulate_pretraining
 OVERLAY = "cromss: {variants: [cromss_midF], processes: 2}\n"
 TARGETS = ["results/tables/pretraining.csv"]
 RUN = "results/pretrain/cromss_midF_b9"
