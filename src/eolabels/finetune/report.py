@@ -122,7 +122,7 @@ def tabulate_task(summary_paths: Sequence[str | os.PathLike[str]], modes: Sequen
     return write_table(table, out_csv, out_md, t.title, notes + transfer_verdicts(summaries, modes))
 
 
-def _mIoU_columns(summaries: Sequence[Mapping[str, Any]], modes: Sequence[str], tasks: Sequence[str],
+def _miou_columns(summaries: Sequence[Mapping[str, Any]], modes: Sequence[str], tasks: Sequence[str],
                   row_keys: Sequence[tuple[str, str]], label: Any) -> pd.DataFrame:
     lookup = {(s["task"], s["input"], s["source"]): s for s in summaries}
     rows = []
@@ -148,7 +148,7 @@ def tabulate_ablation(summary_paths: Sequence[str | os.PathLike[str]], modes: Se
     tasks = list(dict.fromkeys(s["task"] for s in summaries))
     keys = list(dict.fromkeys((s["input"], s["source"]) for s in summaries if s["source"] in ABLATION))
     keys.sort(key=lambda k: (k[0], ABLATION.index(k[1])))
-    table = _mIoU_columns(summaries, modes, tasks, keys, lambda src: {"encoder weights": source_label(src)})
+    table = _miou_columns(summaries, modes, tasks, keys, lambda src: {"encoder weights": source_label(src)})
     return write_table(table, out_csv, out_md, "Table V: ablation of the pretraining variants",
                        ["Test mIoU, mean ± sample std over the repeats, on each downstream task."])
 
@@ -170,6 +170,6 @@ def tabulate_smoothing(summary_paths: Sequence[str | os.PathLike[str]], modes: S
         beta, alpha = settings[source][2:].split("-")
         return {"β (spatial-temporal)": beta, "α (uniform)": alpha}
 
-    table = _mIoU_columns(summaries, modes, tasks, keys, label)
+    table = _miou_columns(summaries, modes, tasks, keys, label)
     return write_table(table, out_csv, out_md, "Table VI: label smoothing in CromSS-midF pretraining",
                        ["Test mIoU, mean ± sample std over the repeats; (0, 0) is pretraining on the hard noisy labels."])

@@ -177,10 +177,11 @@ def finetune_row(*, dataset_dir: str | Path, out_dir: str | Path, summary_path: 
             log.info("%s %s %s: %s run %d/%d", task_name, ft_input, source.name, mode, repeat + 1, repeats)
             runs.append(run_once(dataset_dir, config, source, out_dir / mode / f"rep{repeat}", datasets,
                                  device, keep_weights=repeat == 0))
+        stats = {k: mean_std([r["scores"][k] for r in runs]) for k in SCORES}
         summary["modes"][mode] = {
             "runs": [r["scores"] for r in runs],
-            "mean": {k: mean_std([r["scores"][k] for r in runs])[0] for k in SCORES},
-            "std": {k: mean_std([r["scores"][k] for r in runs])[1] for k in SCORES},
+            "mean": {k: mean for k, (mean, _) in stats.items()},
+            "std": {k: std for k, (_, std) in stats.items()},
             "loaded_tensors": runs[0]["loaded_tensors"],
             "epochs": runs[0]["epochs"],
         }

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from eolabels.cromss.normalization import s2_band_indices
+from eolabels.cromss.pretraining import s2_channels
 from eolabels.data.index import DatasetIndex
 from eolabels.finetune.analysis import bn_gaussian_kl, group_layers, stage_explained_variance, weight_kl
 from eolabels.finetune.data import FinetuneDataset
@@ -32,20 +33,20 @@ PathLike = str | Path
 
 def _test_images(dataset_dir: PathLike, task_name: str, ft_input: str, samples: int) -> tuple[Any, list[int]]:
     modality, bands = parse_input(ft_input)
-    indices = s2_band_indices(int(bands[1:])) if bands else None
+    indices = s2_band_indices(s2_channels(bands)) if bands else None
     t = task(task_name)
     dataset = FinetuneDataset(dataset_dir, t, t.test_split, modality, indices)
     return dataset, list(range(min(samples, len(dataset))))
 
 
 def _initial_model(task_name: str, ft_input: str, settings: Mapping[str, Any], encoder_name: str, seed: int,
-                   source: EncoderSource) -> tuple[torch.nn.Module, Any]:
+                   source: EncoderSource) -> torch.nn.Module:
     """The first fine-tuned run's model as it began: seeded like the trainer, encoder source loaded."""
     config = finetune_config(task_name, ft_input, "finetuned", 0, settings, encoder_name, seed)
     seed_everything(config.seed)
     model = build_model(config)
     load_source(model.encoder, source, config.modality)
-    return model, config
+    return model
 
 
 def plot_maps(*, dataset_dir: PathLike, task_name: str, ft_input: str, rows: Mapping[str, tuple[EncoderSource, PathLike]],
@@ -57,7 +58,7 @@ def plot_maps(*, dataset_dir: PathLike, task_name: str, ft_input: str, rows: Map
     truths = [dataset.decode(i)[1] for i in items]
     predictions: dict[str, list[np.ndarray]] = {}
     for name, (source, weights) in rows.items():
-        model, _ = _initial_model(task_name, ft_input, settings, encoder_name, seed, source)
+        model = _initial_model(task_name, ft_input, settings, encoder_name, seed, source)
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         model.eval()
         with torch.no_grad():
@@ -77,7 +78,7 @@ def plot_kl(*, dataset_dir: PathLike, task_name: str, ft_input: str, rows: Mappi
     (Gaussian KL of each BN layer's statistics), encoder and decoder panels, one line per row."""
     weight_curves, bn_curves = {}, {}
     for name, (source, weights) in rows.items():
-        before, _ = _initial_model(task_name, ft_input, settings, encoder_name, seed, source)
+        before = _initial_model(task_name, ft_input, settings, encoder_name, seed, source)
         after = torch.load(weights, map_location="cpu", weights_only=True)
         weight_curves[source_label(name)] = group_layers(weight_kl(before, after, min_ndim=2))
         bn_curves[source_label(name)] = group_layers(bn_gaussian_kl(before, after))
@@ -97,7 +98,7 @@ def plot_pca(*, dataset_dir: PathLike, task_name: str, ft_input: str, sources: M
     images = torch.from_numpy(np.stack([dataset.decode(i)[0] for i in items]))
     curves = {}
     for name, source in sources.items():
-        model, _ = _initial_model(task_name, ft_input, settings, encoder_name, seed, source)
+        model = _initial_model(task_name, ft_input, settings, encoder_name, seed, source)
         curves[source_label(name)] = stage_explained_variance(model.encoder, images, max_components=32,
                                                               max_pixels=20_000, seed=seed)
     data = DatasetIndex.open(dataset_dir).meta.source

@@ -93,7 +93,7 @@ class FinetuneTrainer(Trainer):
             sampler = RandomSampler(dataset, generator=generator) if shuffle else None
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                           num_workers=self.config.num_workers, worker_init_fn=seed_worker, generator=generator,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+                          pin_memory=self.device.type == "cuda")
 
     def train_batches(self, epoch: int) -> tuple[Iterable[dict[str, Tensor]], int]:
         loader = self._loader(self.train_set, self.config.batch_size, epoch, shuffle=True, drop_last=False)
