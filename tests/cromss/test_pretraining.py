@@ -85,28 +85,36 @@ def test_smoothing_settings(settings):
         s2_channels("b12")
 
 
-def _summary(path, variant, modalities, final, synthetic=True, note=""):
+def _summary(path, variant, modalities, heldout, synthetic=True, note="", final=None):
     path.write_text(json.dumps({"variant": variant, "bands": "b13", "modalities": modalities, "encoder": "e",
                                 "epochs": 2, "synthetic": synthetic, "source": "synthetic" if synthetic else "local:x",
-                                "prior_note": note, "final": final}))
+                                "prior_note": note, "final": final or {}, "heldout": heldout}))
     return path
 
 
 def test_table_puts_each_branch_under_its_modality(tmp_path):
     runs = [
-        _summary(tmp_path / "a.json", "s1", ["s1"], {"v1_OA": 0.5, "v1_truth_OA": 0.6, "v_loss": 1.0}),
+        _summary(tmp_path / "a.json", "s1", ["s1"], {"h1_OA": 0.5, "h1_truth_OA": 0.6, "labels_truth_OA": 0.7},
+                 final={"v1_truth_OA": 0.99, "v_loss": 1.0}),
         _summary(tmp_path / "b.json", "cromss_midF", ["s1", "s2"],
-                 {"v1_OA": 0.1, "v2_OA": 0.2, "v1_truth_OA": 0.3, "v2_truth_OA": 0.4, "sel_ratio": 0.5}),
+                 {"h1_OA": 0.1, "h2_OA": 0.2, "h1_truth_OA": 0.3, "h2_truth_OA": 0.75, "labels_truth_OA": 0.7},
+                 final={"sel_ratio": 0.5}),
     ]
     table = tabulate_pretraining(runs, tmp_path / "t.csv", tmp_path / "t.md")
+    # the held-out scores, not the last epoch's validation draw
     assert table.loc[0, "S1 OA (truth)"] == 0.6 and pd.isna(table.loc[0, "S2 OA (truth)"])
     assert table.loc[1, "S2 OA (noisy)"] == 0.2 and table.loc[1, "selection ratio"] == 0.5
+    assert table.loc[0, "val loss"] == 1.0 and table.loc[1, "noisy labels OA (truth)"] == 0.7
     assert table.loc[0, "bands"] == "-" and "note" not in table
-    assert "Synthetic world" in (tmp_path / "t.md").read_text()
+    md = (tmp_path / "t.md").read_text()
+    assert "Synthetic world" in md
+    # S1: 0.6 and 0.3 against labels at 0.7; S2: 0.75
+    assert "S1 branches above their noisy labels: 0 of 2 (OA − labels OA from -0.400 to -0.100)" in md
+    assert "S2 branches above their noisy labels: 1 of 1 (OA − labels OA from +0.050 to +0.050)" in md
     # every row names its data, in the CSV too; only synthetic data get the SYNTHETIC banner
     assert list(pd.read_csv(tmp_path / "t.csv")["data"]) == ["synthetic", "synthetic"]
-    assert data_banner("synthetic") in (tmp_path / "t.md").read_text()
-    real = tabulate_pretraining([_summary(tmp_path / "c.json", "s2", ["s2"], {"v1_OA": 0.7}, False, "one season")],
+    assert data_banner("synthetic") in md
+    real = tabulate_pretraining([_summary(tmp_path / "c.json", "s2", ["s2"], {"h1_OA": 0.7}, False, "one season")],
                                 tmp_path / "r.csv", tmp_path / "r.md")
     assert real.loc[0, "data"] == "local:x" and real.loc[0, "note"] == "one season"
     assert list(pd.read_csv(tmp_path / "r.csv")["data"]) == ["local:x"]
@@ -139,3 +147,44 @@ def test_killed_run_resumes_and_finished_or_changed_runs_restart(tmp_path, setti
         k: v for k, v in resumed.history[0].items() if k != "seconds"}
     changed = pretrain_variant(settings={**settings, "lr": 1e-4}, **run)
     assert len(changed.history) == 2 and changed.history[0]["lr"] == 1e-4
+
+
+def test_heldout_scores_cover_every_season_of_the_held_out_locations(tmp_path, settings):
+    """The final scores, recomputed here from the rasters and the model's own forward pass."""
+    import numpy as np
+    import torch
+
+    from eolabels.cromss.pretraining import pretrain_dataset
+    from eolabels.cromss.train import PretrainTrainer
+    from eolabels.data.readers import TileReader
+    from eolabels.data.synthetic import generate_dataset
+
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 4, "tile_size": 48,
+                                                   "feature_size": 8.0}, seed=2)
+    settings.update(epochs=1, batch_size=2, val_batch_size=3, crop_size=32, val_fraction=0.5)
+    config = pretrain_config("cromss_midF", "b9", settings, seed=0)
+    dataset = pretrain_dataset(tmp_path / "noldo", config, settings, 0)
+    trainer = PretrainTrainer(config, dataset, tmp_path / "run", progress=False)
+    trainer.fit()
+    scores = trainer.evaluate_heldout()
+
+    reader = TileReader(dataset.index)
+    labels_hits = branch_hits = pixels = 0
+    trainer.network.eval()
+    for item in trainer.val_set.indices:
+        arrays = reader.read_location(dataset.locations[item], [dataset.label_layer, dataset.truth_layer])
+        for season in range(4):
+            window = (slice(8, 40), slice(8, 40))  # the centre 32 of 48 px
+            label = arrays[dataset.label_layer][season, 0][window]
+            truth = arrays[dataset.truth_layer][season, 0][window]
+            labels_hits += int((label == truth).sum())
+            sample = dataset.sample(item, season)
+            with torch.no_grad():
+                _, s2_logits = trainer.network(sample["s1"][None, :, 8:40, 8:40], sample["s2"][None, :, 8:40, 8:40])
+            branch_hits += int((s2_logits[0].argmax(0).numpy() == truth).sum())
+            pixels += truth.size
+    assert len(trainer.val_set) == 2 and pixels == 2 * 4 * 32 * 32
+    assert scores["labels_truth_OA"] == pytest.approx(labels_hits / pixels)
+    assert scores["h2_truth_OA"] == pytest.approx(branch_hits / pixels)
+    assert {"h1_OA", "h1_truth_mIoU", "h2_mF1", "labels_truth_mIoU"} <= set(scores)
+    assert np.isfinite(list(scores.values())).all()

@@ -186,6 +186,21 @@ def test_colour_alone_cannot_separate_pair_but_texture_can(rendered, pair):
     assert both > 0.85, both
 
 
+@pytest.mark.parametrize("season", [0, 2, 3])
+def test_outside_summer_crops_show_their_phenology_in_colour(season):
+    """Tilled soil or young crops off-season: colour alone separates crops from grass then."""
+    feats, labels = [], []
+    for i in range(3):
+        rng = np.random.default_rng(i)
+        layout = generate_layout(rng, (96, 96), LayoutParams(feature_size=10))
+        s2 = render_s2(rng, layout, season, 10).astype(float)
+        keep = np.isin(layout.classes, (GRASS, CROPS))
+        feats.append(s2[:, keep].T)
+        labels.append(layout.classes[keep])
+    x, y = np.concatenate(feats), np.concatenate(labels)
+    assert _balanced_accuracy(x, y, (GRASS, CROPS)) > 0.9
+
+
 def test_s1_is_a_weaker_modality_than_s2(rendered):
     y = np.concatenate([t.ravel() for t in rendered["truth"]])
     x2 = np.concatenate([a.reshape(13, -1).T for a in rendered["s2"]])

@@ -127,13 +127,19 @@ class NoisyLabelPretrainDataset(Dataset):
         return np.random.default_rng([self.seed, draw])
 
     def __getitem__(self, item: int) -> dict[str, Tensor]:
+        return self.sample(item)
+
+    def sample(self, item: int, season: int | None = None) -> dict[str, Tensor]:
+        """Location ``item`` in ``season``; without one, a random season (the training draw),
+        augmented when the dataset augments. A given season is never augmented (evaluation)."""
         location = self.locations[item]
-        rng = self._rng()
+        rng = self._rng() if season is None else None
         try:
             arrays = self._arrays.get(item) or self._tile_reader().read_location(location, self.layers)
             if self.cache:
                 self._arrays[item] = arrays
-            season = int(rng.integers(0, self.n_seasons))
+            if rng is not None:
+                season = int(rng.integers(0, self.n_seasons))
             images = {}
             if "s1" in self.modalities:
                 images["s1"] = self._unit("s1", arrays[self.image_layers["s1"]][season])

@@ -132,19 +132,22 @@ def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: s
     log.info("%s_%s: %s, %d parameters, %d train / %d validation locations", variant, bands,
              config.encoder_name, count_parameters(trainer.model), len(trainer.train_set), len(trainer.val_set))
     trainer.fit()
+    # every process scores the same tiles: the data-parallel forward must run on all of them
+    heldout = trainer.evaluate_heldout()
     dataset.close()
     if is_main_process():
         in_channels = {"s1": len(IMAGES["s1"].bands), "s2": config.in_channels_s2}
         save_encoders(out_dir / ENCODERS_FILE, export_encoders(trainer.model, config.modality),
                       config.encoder_name, in_channels, variant=variant, bands=bands,
                       epochs=trainer.epoch)
-        write_summary(out_dir / SUMMARY_FILE, trainer, dataset, variant, bands)
+        write_summary(out_dir / SUMMARY_FILE, trainer, dataset, variant, bands, heldout)
     return trainer
 
 
 def write_summary(path: Path, trainer: PretrainTrainer, dataset: NoisyLabelPretrainDataset,
-                  variant: str, bands: str) -> None:
-    """What the table rule needs: settings, data provenance and the last epoch's metrics."""
+                  variant: str, bands: str, heldout: dict[str, float]) -> None:
+    """What the table rule needs: settings, data provenance, the last epoch's metrics and the final
+    scores on every season of the held-out locations."""
     meta = dataset.index.meta
     world = int(os.environ.get("WORLD_SIZE", "1"))
     summary = {
@@ -164,6 +167,7 @@ def write_summary(path: Path, trainer: PretrainTrainer, dataset: NoisyLabelPretr
         "val_locations": len(trainer.val_set),
         "prior_note": dataset.prior_note,
         "final": trainer.history[-1] if trainer.history else {},
+        "heldout": heldout,
     }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))

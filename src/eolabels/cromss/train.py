@@ -111,6 +111,16 @@ def variant_config(name: str, **overrides: Any) -> PretrainConfig:
     return PretrainConfig(**{**VARIANTS[name], **overrides})
 
 
+def _centre_crop(batch: dict[str, Tensor], size: int | None) -> dict[str, Tensor]:
+    """The central ``size`` × ``size`` window of every (B, [C,] H, W) tensor of a batch whose tiles
+    are larger (the crop training draws at random; NoLDO-S12's 264-px tiles need one)."""
+    if size is None:
+        return batch
+    height, width = batch["label"].shape[-2:]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    return {key: value[..., top:top + size, left:left + size] for key, value in batch.items()}
+
+
 def split_train_val(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
     """``random_split`` of ``fraction`` for validation with ``Generator().manual_seed(seed)`` (§5).
 
@@ -243,6 +253,48 @@ class PretrainTrainer(Trainer):
         if self.config.sample_selection:
             sel = self.config.selection
             row["sel_ratio"] = selection_ratio(epoch, sel.final_ratio, sel.rampdown_epochs, sel.ramp)
+        return row
+
+    @torch.no_grad()
+    def evaluate_heldout(self) -> dict[str, float]:
+        """Every season of every held-out location, unaugmented (centre crop): the final scores.
+
+        The per-epoch validation draws one random season per location, which on a few dozen
+        held-out tiles moves by several points between epochs. Scores per branch against the noisy
+        labels (``h{i}_*``) and, with a hidden truth, against it (``h{i}_truth_*``), plus the noisy
+        labels' own scores against the truth (``labels_truth_*``): the bar a branch must clear.
+        """
+        if len(self.val_set) == 0:
+            return {}
+        dataset, items = self.val_set.dataset, self.val_set.indices
+        self.network.eval()
+        n_branches = 1 if self.config.kind == "single" else 2
+        classes = self.config.classes
+        noisy = [SegmentationMetrics(classes, ignore_index=None) for _ in range(n_branches)]
+        truth = [SegmentationMetrics(classes) for _ in range(n_branches)]
+        labels_vs_truth = SegmentationMetrics(classes)
+        pairs = [(item, season) for item in items for season in range(dataset.n_seasons)]
+        step = self.config.val_batch_size
+        for start in range(0, len(pairs), step):
+            samples = [dataset.sample(item, season) for item, season in pairs[start:start + step]]
+            batch = self._to_device(_centre_crop(
+                {key: torch.stack([s[key] for s in samples]) for key in samples[0]}, dataset.crop_size))
+            logits = self._logits(batch)
+            for m, x in zip(noisy, logits):
+                m.update(batch["label"], x.argmax(dim=1))
+            if "truth" in batch:
+                labels_vs_truth.update(batch["truth"], batch["label"])
+                for m, x in zip(truth, logits):
+                    m.update(batch["truth"], x.argmax(dim=1))
+        row: dict[str, float] = {}
+        groups = [("", noisy)] + ([("truth_", truth)] if labels_vs_truth.matrix.any() else [])
+        for prefix, group in groups:
+            for i, m in enumerate(group, start=1):
+                scores = m.compute()
+                row.update({f"h{i}_{prefix}{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+        if labels_vs_truth.matrix.any():
+            scores = labels_vs_truth.compute()
+            row.update({f"labels_truth_{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
         return row
 
     @torch.no_grad()

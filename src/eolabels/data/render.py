@@ -1,10 +1,13 @@
 """Rendering synthetic imagery from a layout: Sentinel-2 L1C-like, Sentinel-1-like and aerial RGBN.
 
 Design choices that make the methods matter (DESIGN.md, "embedded default"):
-- crops and grass share one mean spectrum per season, and so do shrub and bare ground: colour alone
-  cannot separate them. Crops carry oriented row texture, shrub carries speckled bush texture, so a
-  spatial model can;
-- vegetation follows a seasonal vigour curve (phenology), so the 4 seasons differ;
+- in summer crops and grass share one mean spectrum, and shrub and bare ground share one in every
+  season: colour alone cannot separate them. Crops carry oriented row texture, shrub carries speckled
+  bush texture, so a spatial model can;
+- vegetation follows a seasonal vigour curve (phenology), so the 4 seasons differ. Crops follow their
+  own: sown in spring, harvested by autumn, tilled dark soil in between, so outside summer their
+  colour gives them away, as in real multi-season imagery (and a network trained for a CPU-sized
+  budget has a signal it can learn, not only the slow-to-learn textures);
 - S1 is weaker than S2: class backscatter means lie within a few dB of each other under multiplicative
   speckle, except water and built-up areas.
 """
@@ -45,6 +48,11 @@ _PATH_RADIANCE = np.array([0.07, 0.05, 0.03, 0.015, 0.01, 0.008, 0.006, 0.005, 0
 _HAZE_BY_SEASON = (1.0, 0.9, 1.1, 1.4)
 # Vegetation vigour per season (spring, summer, autumn, winter).
 _VIGOUR = {"herb": (0.6, 0.9, 0.5, 0.15), "tree": (0.75, 1.0, 0.6, 0.3)}
+# Crops outside summer (spring sowing, autumn after harvest, winter): green share over tilled, moist
+# soil darker than the dry bare ground. In summer they take the grass spectrum.
+_CROP_GREEN = {0: 0.2, 2: 0.25, 3: 0.0}
+_TILLED_SOIL = 0.55
+_SUMMER = 1
 # S1 backscatter means (dB) per class: (VV, VH); crops change with season.
 _S1_DB = {
     WATER: (-21.0, -27.0),
@@ -70,7 +78,11 @@ def class_spectra(season: int) -> np.ndarray:
     spectra[WATER] = e["water"]
     spectra[TREES] = tree * e["canopy"] + (1 - tree) * e["dry"] * 0.7
     spectra[GRASS] = herbaceous
-    spectra[CROPS] = herbaceous  # same colour as grass: only texture differs
+    if season == _SUMMER:
+        spectra[CROPS] = herbaceous  # same colour as grass: only texture differs
+    else:
+        green = _CROP_GREEN[season]
+        spectra[CROPS] = green * e["green"] + (1 - green) * _TILLED_SOIL * e["soil"]
     spectra[FLOODED] = 0.45 * e["water"] + 0.55 * herbaceous
     spectra[SHRUB] = bare_like  # same colour as bare: only texture differs
     spectra[BARE] = bare_like
