@@ -15,6 +15,7 @@ from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_dataset
 from eolabels.finetune.wiring import check_external, finetune_tables, finetune_targets, rows as finetune_rows
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets, trains_segmenter
 from eolabels.workflow import (
+    canonical,
     config_errors,
     dataset_index,
     dataset_meta,
