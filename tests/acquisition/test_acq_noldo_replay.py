@@ -56,11 +56,11 @@ def test_shard_writes_real_pixels_and_merge_builds_the_dataset(world, scene, tmp
     # good: 4 seasons × (pairing + s1 query + 3 pixel requests); partial: 4 pairings, then winter's
     # s1 query + 3 pixel requests; sea: 4 pairings
     assert len(seen) == 4 * 5 + (4 + 1 + 3) + 4
-    counts = merge_shards([GOOD, PARTIAL, SEA], [shard], noldo_meta(), tmp_path / "noldo", complete_only=True)
-    assert counts == {"written": 1, "incomplete": 1, "failed": 1}
-    index = DatasetIndex.open(tmp_path / "noldo")
-    assert sorted(index.table["season"]) == [0, 1, 2, 3] and set(index.table["id"]) == {"good"}
-    winter = int(np.flatnonzero(index.table["season"] == 3)[0])
+    counts = merge_shards([GOOD, PARTIAL, SEA], [shard], noldo_meta(), tmp_path / "noldo")
+    assert counts == {"written": 2, "incomplete": 1, "failed": 1}
+    index = DatasetIndex.open(tmp_path / "noldo")  # partial's winter too: the assembly drops it, saying why
+    assert sorted(zip(index.table["id"], index.table["season"])) == [("good", s) for s in range(4)] + [("partial", 3)]
+    winter = int(np.flatnonzero((index.table["season"] == 3) & (index.table["id"] == "good"))[0])
     grid = location_grid(GOOD, CFG)
     tiles = TileReader(index).read(winter, ["dw", "s2", "s1"])
     np.testing.assert_array_equal(tiles["dw"][0], real_dw(scene, grid))
