@@ -33,7 +33,7 @@ import xarray as xr
 
 from eolabels.data.geotiff import RasterError, check_finite, read_geotiff
 from eolabels.data.index import DatasetIndex, IndexError_
-from eolabels.data.readers import check_dtype, damaged
+from eolabels.data.readers import check_dtype, check_label_ids, damaged
 from eolabels.tables import ClassSchema
 
 T = TypeVar("T")
@@ -79,15 +79,6 @@ def _checked_layer(
     if spec.role != "image" and schema is not None:
         check_label_ids(data, schema, spec.nodata, str(path))
     return data
-
-
-def check_label_ids(data: np.ndarray, schema: ClassSchema, nodata: float | None, where: str) -> None:
-    """:meth:`ClassSchema.validate_labels` of a uint8 raster through its histogram (no sort)."""
-    if data.dtype != np.uint8:
-        schema.validate_labels(data, ignore_index=nodata, where=where)
-        return
-    present = np.flatnonzero(np.bincount(data.ravel(), minlength=256))
-    schema.validate_labels(present, ignore_index=nodata, where=where)
 
 
 def _fill_value(dtype: np.dtype, nodata: float | None) -> Any:
