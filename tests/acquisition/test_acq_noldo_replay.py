@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from replay_world import constructed_s1, geotiff_bytes, real_dw, real_s2, register_location
+from replay_world import SCENE_PRODUCT, constructed_s1, geotiff_bytes, put_pixels, real_dw, real_s2, register_location
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient
@@ -17,6 +17,7 @@ from eolabels.acquisition.pool import Backoff, RateLimiter
 from eolabels.acquisition.shards import merge_shards, run_shard
 from eolabels.acquisition.sheets import Location
 from eolabels.acquisition.transport import RecordingHttp, ReplayHttp, ResponseStore
+from eolabels.data.geotiff import GridSpec
 from eolabels.data.index import DatasetIndex
 from eolabels.data.readers import TileReader
 
@@ -116,3 +117,21 @@ def test_record_then_replay_offline(world, scene, tmp_path):
         for layer in ("s2", "dw", "s1"):
             a = (tmp_path / "live" / row[layer]).read_bytes()
             assert a == (tmp_path / "replayed" / row[layer]).read_bytes()
+
+
+def test_a_request_over_the_size_limit_goes_in_row_strips(replay, scene):
+    """32 rows of 13 uint16 bands are 26,624 B; under a 9,000 B limit the client asks for 10 + 10 + 10
+    + 2 rows, each on its own strip grid, and stitches the real S2 pixels back in place."""
+    store, http, seen = replay
+    grid = location_grid(GOOD, CFG)
+    rows_seen = []
+    for first, height in ((0, 10), (10, 10), (20, 10), (30, 2)):
+        t = grid.transform
+        strip = GridSpec(grid.crs, (t[0], t[1], t[2], t[3], t[4], t[5] + t[4] * first), height, grid.width)
+        put_pixels(store, eeq.s2_pixels(SCENE_PRODUCT, CFG.resample), strip, geotiff_bytes(real_s2(strip), strip))
+        rows_seen.append(strip.transform[5])
+    limited = EarthEngineClient(RateLimiter(60_000), Backoff(base=0.001, cap=0.002, attempts=1), bytes_limit=9_000)
+    pixels = limited.pixels(eeq.s2_pixels(SCENE_PRODUCT, CFG.resample), grid, 13, "uint16", "good s2")
+    np.testing.assert_array_equal(pixels, real_s2(grid))
+    asked = [body["grid"]["affineTransform"]["translateY"] for endpoint, body in seen if endpoint == "image:computePixels"]
+    assert asked == rows_seen
