@@ -31,7 +31,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 
-from eolabels.data.geotiff import RasterError, check_finite, read_geotiff
+from eolabels.data.geotiff import GridSpec, RasterError, check_finite, read_geotiff
 from eolabels.data.index import DatasetIndex, IndexError_
 from eolabels.data.readers import check_dtype, check_label_ids, damaged
 from eolabels.tables import ClassSchema
@@ -65,8 +65,9 @@ def read_layers(
 
 
 def _checked_layer(
-    index: DatasetIndex, row: Any, grid: Any, layer: str, schema: ClassSchema | None
+    index: DatasetIndex, row: Any, grid: GridSpec, layer: str, schema: ClassSchema | None
 ) -> np.ndarray:
+    """One layer of a row read and checked (grid, band count, dtype, finite imagery, label ids)."""
     spec = index.meta.layers[layer]
     path = index.path(row, layer)
     try:  # a damaged file's error says how to rebuild the dataset, as the tile readers' do
