@@ -89,12 +89,12 @@ class EpitomeFields:
     @cached_property
     def mean_weighted_rows(self) -> Tensor:
         """(μ − centre)λ positions-major, (L·H·W)×C: the rows the top-K path gathers windows from."""
-        return self.mean_weighted.permute(0, 2, 3, 1).reshape(-1, self.channels)
+        return self.mean_weighted.permute(0, 2, 3, 1).reshape(-1, self.channels).contiguous()
 
     @cached_property
     def weighted_rows(self) -> Tensor:
         """[μλ, λ] positions-major, (L·H·W)×2C (top-K path, λ varying)."""
-        return self.weighted.permute(0, 2, 3, 1).reshape(-1, 2 * self.channels)
+        return self.weighted.permute(0, 2, 3, 1).reshape(-1, 2 * self.channels).contiguous()
 
     @cached_property
     def centred_weighted(self) -> Tensor:

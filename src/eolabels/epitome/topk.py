@@ -88,7 +88,7 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     (flat indices into L·H·W) whose blocks are contiguous on the torus, [0, 0] the top-left one.
 
     Each block needs only the (f + w − 1)² region of the field around it: the regions are gathered
-    and correlated with their patch in one grouped convolution (one group per patch and block)."""
+    and correlated with their patch as one matrix product per patch."""
     fields.check_patches(patches)
     batch, blocks = positions.shape[:2]
     height, width, size = fields.height, fields.width, fields.patch_size
@@ -105,11 +105,18 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     else:
         rows_of, kernels, constant, offset = fields.weighted_rows, patch_kernels(patches), fields.constant, None
     side = stride + size - 1
-    # rows of the positions-major field (a contiguous gather), then channels first for the convolution
-    regions = rows_of.index_select(0, index.flatten()).view(batch * blocks, side, side, -1).permute(0, 3, 1, 2)
-    regions = regions.reshape(1, -1, side, side)
-    weights = kernels[:, None].expand(batch, blocks, *kernels.shape[1:]).reshape(batch * blocks, *kernels.shape[1:])
-    values = F.conv2d(regions, weights, groups=batch * blocks).view(batch, blocks, stride, stride)
+    # regions B×(r·r·K)×M from the positions-major field rows (gathered block by block: each region's
+    # rows lie close together in the field)
+    regions = _gather_rows(rows_of, index.flatten()).view(batch, blocks, -1).transpose(1, 2)
+    # the patch kernel shifted to each of the f×f offsets inside an r×r frame: one product per patch
+    # gives the f×f outputs of all its blocks (small grouped convolutions are far slower)
+    shifted = kernels.new_zeros(batch, stride, stride, side, side, kernels.shape[1])
+    pixels_last = kernels.permute(0, 2, 3, 1)  # B×w×w×K
+    for u in range(stride):
+        for v in range(stride):
+            shifted[:, u, v, u : u + size, v : v + size] = pixels_last
+    values = torch.bmm(shifted.view(batch, stride * stride, -1), regions)  # B×f²×M
+    values = values.transpose(1, 2).reshape(batch, blocks, stride, stride)
     values = values + constant.flatten()[positions]
     return values if offset is None else values + offset
 
@@ -123,7 +130,7 @@ def candidates(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tens
     keep = min(topk.candidates, total)
     coarse = coarse_log_joint(fields, patches, stride)  # L×B×Hc×Wc
     coarse_rows, coarse_cols = coarse.shape[-2:]
-    flat = coarse.transpose(0, 1).reshape(len(patches), -1)
+    flat = coarse.transpose(0, 1).reshape(len(patches), -1)  # B×(L·Hc·Wc), often positions-major
     # every subgrid point when K covers all positions (blocks that wrap overlap: fewer than K/f² would miss some)
     count = flat.shape[1] if keep == total else min(math.ceil(keep / stride**2), flat.shape[1])
     cells = _row_topk_indices(flat, count)  # B×cells
@@ -148,6 +155,16 @@ def candidates(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tens
     return positions.gather(1, best.indices), best.values
 
 
+def _gather_rows(rows: Tensor, index: Tensor) -> Tensor:
+    """``rows[index]`` for a contiguous N×K field; rows of 16 bytes or a multiple are moved as
+    complex128 elements (a faster gather than one of K floats)."""
+    row_bytes = rows.shape[1] * rows.element_size()
+    if row_bytes % 16 or not rows.is_contiguous():
+        return rows.index_select(0, index)
+    wide = rows.view(torch.complex128)  # N×(row_bytes/16)
+    return wide.index_select(0, index).view(rows.dtype)
+
+
 TOPK_GROUP = 64  # row elements per group of the two-stage top-k
 
 
@@ -155,17 +172,20 @@ def _row_topk_indices(values: Tensor, count: int) -> Tensor:
     """Indices of the ``count`` largest entries of every row (any order), B×count.
 
     ``Tensor.topk`` on CPU is slow on long rows; in two stages it touches each entry once: the maxima
-    of groups of ``TOPK_GROUP`` entries, the ``count`` best groups (which hold the ``count`` best
-    entries, ties aside), then the best entries of those groups only."""
+    of ``TOPK_GROUP``-entry groups (strided: entries g, g + G, g + 2G, … of a row, so the maxima are
+    an elementwise reduction over the positions-major L×B layout the constant-λ convolution gives),
+    the ``count`` best groups (which hold the ``count`` best entries, ties aside), then the best
+    entries of those groups only."""
     batch, length = values.shape
     if count * TOPK_GROUP >= length:
         return values.topk(count, dim=1, sorted=False).indices
     groups = -(-length // TOPK_GROUP)
-    padded = F.pad(values, (0, groups * TOPK_GROUP - length), value=float("-inf")).view(batch, groups, TOPK_GROUP)
-    best_groups = padded.amax(2).topk(count, dim=1, sorted=False).indices  # B×count
-    members = padded.gather(1, best_groups[..., None].expand(-1, -1, TOPK_GROUP)).flatten(1)
-    within = members.topk(count, dim=1, sorted=False).indices
-    return best_groups.gather(1, within // TOPK_GROUP) * TOPK_GROUP + within % TOPK_GROUP
+    columns = F.pad(values.T, (0, 0, 0, groups * TOPK_GROUP - length), value=float("-inf"))
+    columns = columns.view(TOPK_GROUP, groups, batch)
+    best_groups = columns.amax(0).T.topk(count, dim=1, sorted=False).indices  # B×count
+    members = columns[:, best_groups, torch.arange(batch, device=values.device)[:, None]]  # G×B×count
+    within = members.permute(1, 0, 2).reshape(batch, -1).topk(count, dim=1, sorted=False).indices
+    return best_groups.gather(1, within % count) + groups * (within // count)
 
 
 def _without_duplicates(positions: Tensor, values: Tensor) -> Tensor:
