@@ -18,6 +18,7 @@ the posterior is the exact one.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -110,12 +111,12 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     regions = _gather_rows(rows_of, index.flatten()).view(batch, blocks, -1).transpose(1, 2)
     # the patch kernel shifted to each of the f×f offsets inside an r×r frame: one product per patch
     # gives the f×f outputs of all its blocks (small grouped convolutions are far slower)
-    shifted = kernels.new_zeros(batch, stride, stride, side, side, kernels.shape[1])
-    pixels_last = kernels.permute(0, 2, 3, 1)  # B×w×w×K
-    for u in range(stride):
-        for v in range(stride):
-            shifted[:, u, v, u : u + size, v : v + size] = pixels_last
-    values = torch.bmm(shifted.view(batch, stride * stride, -1), regions)  # B×f²×M
+    channels = kernels.shape[1]
+    frame = _shifted_frame_index(stride, size, channels, str(kernels.device))  # f²×(w·w·K)
+    pixels_last = kernels.permute(0, 2, 3, 1).reshape(batch, 1, -1).expand(-1, stride * stride, -1)
+    shifted = kernels.new_zeros(batch, stride * stride, side * side * channels)
+    shifted.scatter_(2, frame.expand(batch, -1, -1), pixels_last)
+    values = torch.bmm(shifted, regions)  # B×f²×M
     values = values.transpose(1, 2).reshape(batch, blocks, stride, stride)
     values = values + constant.flatten()[positions]
     return values if offset is None else values + offset
@@ -153,6 +154,19 @@ def candidates(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tens
     values, positions = values.flatten(1), positions.flatten(1)
     best = values.topk(min(keep, positions.shape[1]), dim=1)
     return positions.gather(1, best.indices), best.values
+
+
+@functools.lru_cache(maxsize=16)
+def _shifted_frame_index(stride: int, size: int, channels: int, device: str) -> Tensor:
+    """Where kernel entry (i, j, k) lands in the r×r×K frame (r = f + w − 1) when shifted by (u, v):
+    row u·f + v holds the flat frame indices ((u + i)·r + v + j)·K + k, f²×(w·w·K)."""
+    side = stride + size - 1
+    shift = torch.arange(stride, device=device)
+    tap = torch.arange(size, device=device)
+    rows = (shift[:, None, None, None] + tap[None, None, :, None]) * side  # u, ·, i, ·
+    cols = shift[None, :, None, None] + tap[None, None, None, :]  # ·, v, ·, j
+    pixel = (rows + cols)[..., None] * channels + torch.arange(channels, device=device)  # f×f×w×w×K
+    return pixel.reshape(stride * stride, -1)
 
 
 def _gather_rows(rows: Tensor, index: Tensor) -> Tensor:
@@ -209,7 +223,8 @@ def topk_posterior(
 def dropped_mass(fields: EpitomeFields, patches: Tensor, positions: Tensor, temperature: float = 1.0) -> Tensor:
     """1 − Σ_{s ∈ candidates} q_exact(s | x_b): the exact posterior mass the candidates miss, length B
     (float64).  A position listed twice in a row counts once."""
-    exact = log_joint(fields, patches).transpose(0, 1).reshape(len(patches), -1) / temperature
+    method = "constant_ivar" if fields.constant_ivar is not None else "auto"  # no FFT fields for a sample
+    exact = log_joint(fields, patches, method=method).transpose(0, 1).reshape(len(patches), -1) / temperature
     kept = _without_duplicates(positions, exact.gather(1, positions.to(exact.device))).double()
     return (1.0 - torch.exp(kept.logsumexp(1) - exact.logsumexp(1).double())).clamp_min(0.0)
 
