@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eolabels.epitome.fast_paths import _constant_ivar_offset
+from eolabels.epitome.fast_paths import constant_ivar_offset
 from eolabels.epitome.fields import EpitomeFields
 from eolabels.epitome.model import log_joint
 from eolabels.epitome.terms import patch_kernels
@@ -38,7 +38,7 @@ class TopK:
     ``coarse_stride``; ``check_patches`` patches per tile also get the exact posterior, to report
     the mass the approximation drops (0: no report).  K larger than the positions is clamped."""
 
-    candidates: int = 512
+    candidates: int = 256
     coarse_stride: int = 4
     check_patches: int = 64
 
@@ -79,7 +79,7 @@ def coarse_log_joint(fields: EpitomeFields, patches: Tensor, stride: int) -> Ten
         centred = fields.centred_patches(patches)
         correlation = F.conv2d(fields.padded_mean_weighted, centred, stride=stride)
         constant = fields.centred_constant[:, ::stride, ::stride].unsqueeze(1)
-        return correlation.add_(_constant_ivar_offset(fields, centred)).add_(constant)
+        return correlation.add_(constant_ivar_offset(fields, centred)).add_(constant)
     correlation = F.conv2d(fields.padded, patch_kernels(patches), stride=stride)
     return correlation.add_(fields.constant[:, ::stride, ::stride].unsqueeze(1))
 
@@ -102,7 +102,7 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     if fields.constant_ivar is not None:  # λ constant: correlate μλ alone (as the constant_ivar path)
         centred = fields.centred_patches(patches)
         rows_of, kernels, constant = fields.mean_weighted_rows, centred, fields.centred_constant
-        offset = _constant_ivar_offset(fields, centred)[:, :, 0, 0].T.gather(1, layer)[..., None, None]  # B×M×1×1
+        offset = constant_ivar_offset(fields, centred)[:, :, 0, 0].T.gather(1, layer)[..., None, None]  # B×M×1×1
     else:
         rows_of, kernels, constant, offset = fields.weighted_rows, patch_kernels(patches), fields.constant, None
     side = stride + size - 1
