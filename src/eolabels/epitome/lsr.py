@@ -16,7 +16,14 @@ from torch import Tensor
 from eolabels.epitome.embed import accumulate_coarse_posteriors, embed_coarse_labels
 from eolabels.epitome.model import GaussianEpitome, Method, log_joint, posterior
 from eolabels.epitome.patches import PatchOrigins, crop, sample_origins
-from eolabels.epitome.topk import DroppedMass, DroppedMassCheck, TopK, add_to_lrmap, topk_posterior
+from eolabels.epitome.topk import (
+    PATCHES_PER_PASS,
+    DroppedMass,
+    DroppedMassCheck,
+    TopK,
+    add_to_lrmap,
+    topk_posterior,
+)
 
 EM_EPSILON = 1e-11  # spec §6 (the notebook's ε)
 
@@ -143,8 +150,10 @@ def self_epitomic_lsr(
     lrmap = torch.zeros(table.shape[0], 1, *image.shape[-2:], dtype=torch.float64)
     if topk is not None:
         check = DroppedMassCheck(topk.check_patches if dropped is not None else 0)
-        for _ in range(samples // batch_size):
-            origins = sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator)
+        for count in _batches_per_pass(samples // batch_size, batch_size):
+            origins = PatchOrigins.joined(
+                [sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator) for _ in range(count)]
+            )
             rows, cols = origins.centres()
             patches = crop([tile], origins)
             positions, q = topk_posterior(fields, patches, topk, temperature)
@@ -171,6 +180,13 @@ def self_epitomic_lsr(
         lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator,
         factorised=not reference,
     )[0]
+
+
+def _batches_per_pass(batches: int, batch_size: int) -> list[int]:
+    """How many sampled batches each pass of the top-K path joins (about ``PATCHES_PER_PASS`` patches;
+    the batches are drawn as on the exact path, so the same patches are sampled)."""
+    group = max(1, PATCHES_PER_PASS // batch_size)
+    return [min(group, batches - first) for first in range(0, batches, group)]
 
 
 def _report(dropped: list[DroppedMass] | None, check: DroppedMassCheck) -> None:
@@ -288,8 +304,9 @@ def embed_coarse_dataset(
     lrmap = torch.zeros(num_slots, *epitome.shape[:1], *epitome.shape[2:], dtype=torch.float64)
     accumulator = _PosteriorAccumulator(lrmap, reference)
     check = DroppedMassCheck(topk.check_patches if topk is not None and dropped is not None else 0)
-    for _ in range(samples // batch_size):
-        origins = sample_origins(shapes, patch_size, batch_size, generator)
+    passes = [1] * (samples // batch_size) if topk is None else _batches_per_pass(samples // batch_size, batch_size)
+    for count in passes:
+        origins = PatchOrigins.joined([sample_origins(shapes, patch_size, batch_size, generator) for _ in range(count)])
         rows, cols = origins.centres()
         centre_slots = crop(slot_maps, PatchOrigins(origins.image, rows, cols, 1)).flatten()
         origins, centre_slots = _grouped_by_slot(origins, centre_slots)

@@ -32,6 +32,11 @@ from eolabels.epitome.model import log_joint
 from eolabels.epitome.terms import patch_kernels
 
 
+# Patches per pass of the top-K path in LSR and embedding (several sampled batches joined): its many
+# small operations then cost less per patch, above all with threads on a loaded CPU.
+PATCHES_PER_PASS = 512
+
+
 @dataclass(frozen=True)
 class TopK:
     """The approximation: ``candidates`` K positions per patch found on a subgrid of stride
