@@ -4,17 +4,21 @@ self-epitomic LSR, label embedding and reconstruction."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
 import torch
 
+from eolabels.epitome.data import LabelledTile
 from eolabels.epitome.lsr import embed_coarse_dataset, self_epitomic_lsr
 from eolabels.epitome.model import GaussianEpitome, log_joint, posterior
 from eolabels.epitome.patches import PatchOrigins, crop, sample_origins
 from eolabels.epitome.reconstruct import reconstruct_tile
-from eolabels.epitome.settings import EmbedSettings, ReconstructSettings, SelfEpitomicSettings
+from eolabels.epitome.settings import EMSettings, EmbedSettings, ReconstructSettings, SelfEpitomicSettings
 from eolabels.epitome.topk import TopK, candidates, coarse_log_joint, dropped_mass, topk_posterior
+from eolabels.epitome.transfer import LabelTransfer
+from eolabels.epitome.variants import predict_self_epitomic
 
 
 def general_epitome(seed: int = 0) -> GaussianEpitome:
@@ -197,3 +201,15 @@ def test_reconstruction_with_a_peaked_posterior_matches_the_exact_one():
     )
     torch.testing.assert_close(approximate, exact)
     assert dropped[0].patches == 4 and dropped[0].maximum < 1e-6
+
+
+def test_the_stage_logs_the_dropped_mass_per_tile(caplog):
+    image, slots, table = lsr_inputs()
+    tile = LabelledTile("t0", image, slots + 11, slots, grid=None)  # coarse codes 11, 12, 13
+    transfer = LabelTransfer(table.float(), (11, 12, 13), "lsr4", "hand")
+    settings = SelfEpitomicSettings(patch_size=3, samples=64, batch_size=32, posterior="topk", topk_check_patches=8)
+    with caplog.at_level(logging.INFO, logger="eolabels.epitome.variants"):
+        maps = predict_self_epitomic([tile], transfer, settings, EMSettings(iterations=2), seed=0)
+    assert maps[0].shape == (12, 12)
+    assert "self-epitomic LSR of tile t0: top-K posterior drops exact mass mean" in caplog.text
+    assert "(over 8 patches)" in caplog.text
