@@ -142,7 +142,7 @@ def merge(locations, cfg, tmp) -> None:
     print("\n3. merge cost of one shard")
     acq = run(locations[:32], cfg, tmp / "merge_src", 16, 1e9)
     t0 = time.perf_counter()
-    merge_shards(locations[:32], [tmp / "merge_src"], noldo_meta(), tmp / "merged", complete_only=True)
+    merge_shards(locations[:32], [tmp / "merge_src"], noldo_meta(), tmp / "merged")
     seconds = time.perf_counter() - t0
     print(f"merge of 32 locations × 4 seasons: {seconds:.2f} s ({seconds / 32 * 1000:.1f} ms per location); "
           f"acquiring them with 16 workers took {acq:.2f} s: merge / acquisition = {seconds / acq:.3f}")

@@ -22,7 +22,7 @@ from eolabels.alignment.rounds import AlignSettings, RoundOutputs, align_all, ru
 from eolabels.alignment.tiles import load_align_dataset, read_maps
 from eolabels.alignment.trainer import NetworkSettings, ScaleTrainSettings
 from eolabels.alignment.warp import backward_warp
-from eolabels.data.synthetic import generate_dataset
+from eolabels.alignment.world import synthetic_osm_world
 
 SHARED_DW = Path(__file__).resolve().parents[1].parent / "shared" / "real" / "s2_18SVG" / "dw_label.tif"
 
@@ -86,8 +86,7 @@ def main() -> None:
     network = NetworkSettings()
     train = ScaleTrainSettings(steps=args.steps, steps_per_epoch=args.steps)
     if not args.skip_synthetic:
-        root = work / "osm"
-        generate_dataset("osm", root, {}, seed=0)  # the default synthetic OSM world (max 3 px)
+        root = synthetic_osm_world(work / "world", {}, {}, seed=0, test_tiles=3)  # the default world (max 3 px)
         settings = AlignSettings(scales=tuple(args.scales))
         history = rounds(root, work / "synthetic", settings, train, network, args.rounds, 0)
         epe = [history[0]["scores"]["all"]["epe_before_px"]] + [h["scores"]["all"]["epe_after_px"] for h in history]
@@ -96,8 +95,8 @@ def main() -> None:
               f"EPE(D_last) <= EPE(D1) + 0.05: {epe[-1] <= epe[1] + 0.05}")
         identity_and_translation(root, work / "synthetic", settings)
     if args.c6:
-        root = work / "osm64"
-        generate_dataset("osm", root, {"tile_size": 64, "misregistration_px": 2.0, "misregistration_scale": 16.0}, seed=0)
+        root = synthetic_osm_world(work / "world64", {"tile_size": 64},
+                                   {"misregistration_px": 2.0, "misregistration_scale": 16.0}, seed=0, test_tiles=3)
         dataset = load_align_dataset(root, "osm")
         tiny = NetworkSettings(pool_count=2, image_base=8, map_base=4, common_base=8)
         settings = AlignSettings(scales=(1,))

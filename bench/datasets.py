@@ -5,10 +5,13 @@
 Writes a DW-shaped dataset of ``--tiles`` tiles (S2, S1, DW labels, truth) and the OSM labels on them
 (byte copies of 20 generated tiles under new ids), then measures, each in a fresh process: the data card
 of the DW tiles and the agreement table of the filter, once as a plain loop over tiles (the same
-per-tile work, one tile after another) and once as the dask reduction on the threads scheduler with
-``--workers`` workers, on ``--small`` tiles and on all of them. Prints wall time, peak RSS, and the
-ratios: speed-up of dask over the loop, and how peak RSS grows from the small to the full count (the
-goal: not at all). Not a test: nothing is asserted; the numbers go into issue notes.
+per-tile work, one tile after another) and once as the dask reduction with ``--workers`` workers on
+the processes scheduler (the default) and on the threads scheduler, on ``--small`` tiles and on all of
+them. Prints wall time, CPU time, peak RSS of the measuring process and of its largest worker process,
+and the ratios: speed-up of dask over the loop, and how peak RSS grows from the small to the full count
+(the goal: not at all). On a shared machine the speed-up is bounded by the cores other jobs leave free:
+the run starts and ends by timing a pure-Python spin in 1 and in ``--workers`` processes, the
+best speed-up this run could show. Not a test: nothing is asserted; the numbers go into issue notes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from eolabels.data.index import DatasetIndex, write_index
 from eolabels.data.synthetic import generate_dataset
 
 TEMPLATES = 20
+SCHEDULERS = ("processes", "threads")
+MODES = ("loop", *SCHEDULERS)
 
 
 def build(root: Path, n_tiles: int, size: int) -> None:
@@ -70,24 +75,51 @@ def measure(task: str, mode: str, dw: Path, osm: Path, workers: int) -> dict[str
     from eolabels.data.datacard import CardPlan, dataset_card, merge_stats, tile_stats
     from eolabels.data.osm_filter import PairedTiles, agreement_table, load_agreement_lookup, tile_row
 
-    t0 = time.perf_counter()
-    if task == "card" and mode == "dask":
-        dataset_card(dw, scheduler="threads", workers=workers)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    if task == "card" and mode in SCHEDULERS:
+        dataset_card(dw, scheduler=mode, workers=workers)
     elif task == "card":
         index = DatasetIndex.open(dw)
         stats = partial(tile_stats, CardPlan.of(index))
         acc = stats(0)
         for i in range(1, len(index)):
             acc = merge_stats(acc, stats(i))
-    elif task == "filter" and mode == "dask":
-        agreement_table(PairedTiles.open(dw, osm, "label"), load_agreement_lookup(), scheduler="threads", workers=workers)
+    elif task == "filter" and mode in SCHEDULERS:
+        agreement_table(PairedTiles.open(dw, osm, "label"), load_agreement_lookup(), scheduler=mode, workers=workers)
     elif task == "filter":
         pairs, allowed = PairedTiles.open(dw, osm, "label"), load_agreement_lookup()
         pd.DataFrame([tile_row(pairs, allowed, i) for i in range(len(pairs.dw))])
     else:
         raise ValueError(task)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu0 + children.ru_utime + children.ru_stime,
+        "peak_rss_mib": me.ru_maxrss / 1024,
+        "worker_peak_rss_mib": children.ru_maxrss / 1024,  # the largest worker process (0: none)
+    }
+
+
+def spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def spin_speedup(workers: int, n: int = 20_000_000) -> float:
+    """Pure-Python work in 1 process vs split over ``workers`` processes: what the machine gives now."""
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    spin(n)
+    one = time.perf_counter() - t0
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        t0 = time.perf_counter()
+        pool.map(spin, [n // workers] * workers)
+        many = time.perf_counter() - t0
+    return one / many
 
 
 def child(task: str, mode: str, dw: Path, osm: Path, workers: int) -> dict[str, float]:
@@ -110,6 +142,7 @@ def main() -> None:
         task, mode, dw, osm, workers = args.child
         print(json.dumps(measure(task, mode, Path(dw), Path(osm), int(workers))))
         return
+    print(f"machine    : {args.workers} processes of pure-Python work run {spin_speedup(args.workers):.2f}x faster than 1 (before)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -119,17 +152,23 @@ def main() -> None:
         results = {}
         for task in ("card", "filter"):
             for n, (dw, osm) in sizes.items():
-                for mode in ("loop", "dask"):
+                for mode in MODES:
                     results[task, n, mode] = r = child(task, mode, dw, osm, args.workers)
-                    print(f"{task:6s} {n:5d} tiles {mode:4s}: {r['seconds']:7.2f} s  peak RSS {r['peak_rss_mib']:7.1f} MiB")
-        print(f"ratios ({args.workers} dask workers, threads scheduler):")
-        for task in ("card", "filter"):
-            full = {mode: results[task, args.tiles, mode] for mode in ("loop", "dask")}
-            small = {mode: results[task, args.small, mode] for mode in ("loop", "dask")}
+                    print(f"{task:6s} {n:5d} tiles {mode:9s}: {r['seconds']:7.2f} s  cpu {r['cpu_seconds']:7.2f} s  "
+                          f"peak RSS {r['peak_rss_mib']:7.1f} MiB  largest worker {r['worker_peak_rss_mib']:7.1f} MiB")
+    print(f"machine    : {args.workers} processes of pure-Python work run {spin_speedup(args.workers):.2f}x faster than 1 (after)")
+    print(f"ratios ({args.workers} dask workers):")
+    for task in ("card", "filter"):
+        full = {mode: results[task, args.tiles, mode] for mode in MODES}
+        small = {mode: results[task, args.small, mode] for mode in MODES}
+        for mode in SCHEDULERS:
+            grow = full[mode]["peak_rss_mib"] / small[mode]["peak_rss_mib"]
+            worker_grow = (full[mode]["worker_peak_rss_mib"] / small[mode]["worker_peak_rss_mib"]
+                           if small[mode]["worker_peak_rss_mib"] else float("nan"))
             print(
-                f"  {task:6s}: dask {full['loop']['seconds'] / full['dask']['seconds']:.2f}x faster than the loop on "
-                f"{args.tiles} tiles; peak RSS {args.tiles}/{args.small} tiles: dask "
-                f"{full['dask']['peak_rss_mib'] / small['dask']['peak_rss_mib']:.2f}x, loop "
+                f"  {task:6s} {mode:9s}: {full['loop']['seconds'] / full[mode]['seconds']:.2f}x faster than the loop on "
+                f"{args.tiles} tiles (cpu {full[mode]['cpu_seconds'] / full['loop']['cpu_seconds']:.2f}x the loop's); "
+                f"peak RSS {args.tiles}/{args.small} tiles: {grow:.2f}x, largest worker {worker_grow:.2f}x, loop "
                 f"{full['loop']['peak_rss_mib'] / small['loop']['peak_rss_mib']:.2f}x"
             )
 

@@ -18,7 +18,7 @@ rule align_round:
         fields="results/alignment/round{round}/fields.npz",
         metrics="results/alignment/round{round}/metrics.json",
     params:
-        alignment=ALIGNMENT,
+        alignment=canonical(ALIGNMENT),
         seed=config["seed"],
         device=config["device"],
     threads: ALIGNMENT["threads"]
@@ -58,7 +58,7 @@ rule tabulate_alignment:
         index=dataset_index(ALIGN_EXPORT),
         meta=dataset_meta(ALIGN_EXPORT),
     params:
-        alignment=ALIGNMENT,
+        alignment=canonical(ALIGNMENT),
     threads: ALIGNMENT["threads"]
     resources:
         mem_mb=ALIGNMENT["mem_mb"],

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from eolabels.acquisition.wiring import acquisition_targets
+from eolabels.acquisition.wiring import source_errors
 from eolabels.alignment.wiring import alignment_tables, alignment_targets
 from eolabels.cromss.wiring import pretrain_tables, pretrain_targets, run_pattern, schema_choices
 from eolabels.data.local import local_inputs
@@ -15,6 +15,7 @@ from eolabels.epitome.wiring import epitome_tables, epitome_targets, lsr_dataset
 from eolabels.finetune.wiring import check_external, finetune_tables, finetune_targets, rows as finetune_rows
 from eolabels.similarity.wiring import audit_tables, audit_targets, similarity_tables, similarity_targets, trains_segmenter
 from eolabels.workflow import (
+    canonical,
     config_errors,
     dataset_index,
     dataset_meta,
@@ -75,6 +76,8 @@ CROMSS_CHOICES = schema_choices(STAGE_SCHEMAS["cromss"])
 LSR_DATASETS = lsr_datasets(STAGE_SCHEMAS["epitome"], DATASETS)
 # each dataset's source (config.source: one name, or one per dataset)
 SOURCES = dataset_sources(config["source"], ALL_DATASETS)
+if source_errors(SOURCES, DATASETS):
+    raise WorkflowError("\n".join(source_errors(SOURCES, DATASETS)))
 LSR_TABLE = lsr_table(SOURCES["lsr"], config["local"])
 
 
@@ -174,6 +177,5 @@ def all_targets():
         + pretrain_targets(CROMSS, DATASETS)
         + osm_filter_targets(DATASETS)
         + finetune_targets(FINETUNE, FINETUNE_ROWS)
-        + acquisition_targets(config["earthengine"])
         + alignment_targets(ALIGNMENT, DATASETS)
     )

@@ -4,7 +4,7 @@
 # Each rule's params are the config values it uses, so changing one re-runs only what depends on it.
 # What `all` builds of the stage and the datasets it runs on: rules/common.smk.
 
-from eolabels.epitome.wiring import canonical, reading_settings, variant_inputs, variant_settings
+from eolabels.epitome.wiring import reading_settings, variant_inputs, variant_settings
 
 # the rows of the DFC2020 table and the folders of their predictions
 DFC2020_ROWS = {"colour": "colour", "epitome": "epitome", "ensemble": "ensemble", "distilled FCN": "distilled"}

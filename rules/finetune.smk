@@ -22,8 +22,8 @@ rule finetune_row:
         summary=f"{FT_ROW}/summary.json",
         weights=expand("results/finetune/{{task}}/{{ft_input}}/{{ft_source}}/{mode}.pt", mode=FINETUNE["modes"]),
     params:
-        settings=lambda w: row_settings(FINETUNE, w.task),
-        source=lambda w: source_record(FINETUNE, CROMSS, w.ft_source, w.ft_input),
+        settings=lambda w: canonical(row_settings(FINETUNE, w.task)),
+        source=lambda w: canonical(source_record(FINETUNE, CROMSS, w.ft_source, w.ft_input)),
         seed=config["seed"],
         device=config["device"],
     threads: FINETUNE["threads"]
@@ -84,7 +84,7 @@ rule tabulate_finetune_summary:
     params:
         modes=FINETUNE["modes"],
         # the source of each Table VI row -> its smoothing setting (the main CromSS-midF row stands for its own)
-        settings={r.source: s for r, s in smoothing_table_rows(FINETUNE, CROMSS, FINETUNE_ROWS).items()},
+        settings=canonical({r.source: s for r, s in smoothing_table_rows(FINETUNE, CROMSS, FINETUNE_ROWS).items()}),
     wildcard_constraints:
         finetune_summary="ablation|smoothing",
     threads: 1
@@ -115,8 +115,8 @@ rule plot_finetune_figures:
         pca=report("results/finetune/{task}/pca.png", caption="captions/finetune_pca.rst",
                    category="Fine-tuning", subcategory="figures"),
     params:
-        figure=lambda w: figure_params(FINETUNE, CROMSS, FINETUNE_ROWS, w.task),
-        settings=lambda w: row_settings(FINETUNE, w.task),
+        figure=lambda w: canonical(figure_params(FINETUNE, CROMSS, FINETUNE_ROWS, w.task)),
+        settings=lambda w: canonical(row_settings(FINETUNE, w.task)),
         samples=FINETUNE["figure_samples"],
         seed=config["seed"],
     threads: 1

@@ -19,7 +19,7 @@ PRETRAIN_DATA = pretrain_data(CROMSS)
 PRETRAIN_RUN = run_name("{pretrain_variant}", "{s2_bands}")
 PRETRAIN_RUN_DIR = run_dir(CROMSS, PRETRAIN_RUN)
 # the rule params: training settings only, so resizing a job re-runs nothing
-PRETRAIN_SETTINGS = training_settings(CROMSS)
+PRETRAIN_SETTINGS = canonical(training_settings(CROMSS))
 
 
 rule pretrain_encoder:
@@ -140,7 +140,7 @@ use rule pretrain_encoder as pretrain_encoder_smoothing with:
         metrics="results/pretrain_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}/metrics.csv",
         summary="results/pretrain_smoothing/{ls_setting}/{pretrain_variant}_{s2_bands}/summary.json",
     params:
-        settings=lambda w: with_smoothing(PRETRAIN_SETTINGS, w.ls_setting),
+        settings=lambda w: canonical(with_smoothing(PRETRAIN_SETTINGS, w.ls_setting)),
         seed=config["seed"],
         device=config["device"],
     log:

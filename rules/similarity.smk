@@ -17,7 +17,7 @@ rule train_segmenter:
         model="results/similarity/unet/model.pt",
         metrics="results/similarity/unet/metrics.json",
     params:
-        train=SIMILARITY["train"],
+        train=canonical(SIMILARITY["train"]),
         seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
@@ -64,7 +64,7 @@ rule audit_density:
             subcategory="density audit",
         ),
     params:
-        audit=SIMILARITY["audit"],
+        audit=canonical(SIMILARITY["audit"]),
         seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
@@ -104,8 +104,8 @@ rule denoise_labels:
         index=dataset_index(SIM_DENOISED),
         meta=dataset_meta(SIM_DENOISED),
     params:
-        train=SIMILARITY["train"],
-        denoise=SIMILARITY["denoise"],
+        train=canonical(SIMILARITY["train"]),
+        denoise=canonical(SIMILARITY["denoise"]),
         seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
@@ -145,7 +145,7 @@ rule fit_toys:
             subcategory="toy",
         ),
     params:
-        toy=SIMILARITY["toy"],
+        toy=canonical(SIMILARITY["toy"]),
         seed=config["seed"],
     threads: SIMILARITY["threads"]
     resources:
@@ -196,7 +196,7 @@ rule audit_pretrained:
         ),
     params:
         # the list of audited variants picks jobs only; it is no setting of one audit
-        audit=audit_settings(SIMILARITY),
+        audit=canonical(audit_settings(SIMILARITY)),
         modality=SIMILARITY["audit_pretrained"]["modality"],
         seed=config["seed"],
         heldout_split=SIMILARITY["heldout_split"],

@@ -11,25 +11,17 @@ from eolabels.alignment.fields import FieldRequestError
 from eolabels.alignment.channels import MapEncoder
 from eolabels.alignment.pairs import PairSampler, ScaleTile
 from eolabels.alignment.tiles import AlignmentInputError, load_align_dataset, read_maps
+from eolabels.alignment.world import synthetic_osm_world
 from eolabels.data.geotiff import GridSpec, RasterError, read_geotiff, write_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.data.stages import filter_osm
-from eolabels.data.synthetic import DW_TILES, generate_dataset
 
 
 @pytest.fixture(scope="module")
 def osm_root(tmp_path_factory):
     """The osm dataset as the workflow makes it: OSM labels generated on the dw tiles, every tile kept by
     the OSM↔DW filter (θ = 0), so images, maps and true fields share one dataset."""
-    base = tmp_path_factory.mktemp("osm")
     tiles = {"n_train": 2, "n_test": 1, "tile_size": 40}
-    generate_dataset("dw", base / "dw", tiles, seed=3)
-    generate_dataset("osm", base / "osm_raw", {"misregistration_px": 2.0, DW_TILES: tiles}, seed=3)
-    out = base / "filter"
-    filter_osm(dw_dir=base / "dw", osm_dir=base / "osm_raw", role="label", out_dir=base / "osm",
-               agreement=out / "agreement.csv", table=out / "t.csv", table_md=out / "t.md", histogram=out / "h.png",
-               settings={"threshold": 0.0, "sweep": [0.5], "test_tiles": 1, "pad_moved_tiles": False}, seed=0)
-    return base / "osm"
+    return synthetic_osm_world(tmp_path_factory.mktemp("osm"), tiles, {"misregistration_px": 2.0}, seed=3)
 
 
 @pytest.fixture

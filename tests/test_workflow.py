@@ -26,6 +26,15 @@ def planned_jobs(dry_run: str) -> list[str]:
     return sorted("\n".join(job) for job in jobs)
 
 
+def reversed_keys(value):
+    """``value`` with every mapping's keys in reverse order, recursively."""
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [reversed_keys(item) for item in value]
+    return value
+
+
 def test_dry_run_of_default_config(workflow_copy):
     proc = snakemake(workflow_copy, "-n")
     assert "acquire_synthetic" in proc.stdout and "write_datacard" in proc.stdout
@@ -122,6 +131,17 @@ def test_end_to_end_on_test_config(test_config_run):
 
     rerun = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+    # the same settings with every mapping's keys in reverse order are no change
+    originals = {name: (workflow_copy / "config" / name).read_text() for name in ("config.yaml", "test.yaml")}
+    for name, text in originals.items():
+        (workflow_copy / "config" / name).write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(text)), sort_keys=False))
+    try:
+        reordered = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml")
+    finally:
+        for name, text in originals.items():
+            (workflow_copy / "config" / name).write_text(text)
+    assert "Nothing to be done" in reordered.stdout + reordered.stderr, reordered.stdout[-3000:]
 
     # a changed fine-tuning setting of one task re-runs that task's rows only
     config = yaml.safe_load((workflow_copy / "config" / "test.yaml").read_text())

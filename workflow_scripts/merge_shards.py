@@ -6,9 +6,8 @@ from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
     merge_dataset(
-        dataset=snakemake.wildcards.dataset,
+        dataset=snakemake.params.fetched,
         sheet=snakemake.input.sheet,
         summaries=snakemake.input.summaries,
-        section=snakemake.params.settings,
         out_dir=Path(snakemake.output.index).parent,
     )

@@ -16,6 +16,16 @@ import jsonschema
 import yaml
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively: Snakemake compares a rule's params by
+    their text, so reordering keys in the YAML must not count as a changed setting."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
 def schema_enum(schema: str | os.PathLike[str], *keys: str) -> list[str]:
     """The values config key ``keys`` (nested section names) may take, as its schema's ``enum`` lists
     them (for a list-valued key, its items' enum): the schema is the one place they are written."""

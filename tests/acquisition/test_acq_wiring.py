@@ -7,7 +7,15 @@ from schema_defaults import REPO_ROOT, assert_defaults_match, schema_section
 
 from eolabels.acquisition.dwtiles import TileSettings
 from eolabels.acquisition.noldo import NoldoSettings
-from eolabels.acquisition.wiring import acquisition_targets, shard_dir, shard_settings, shard_summary
+from eolabels.acquisition.wiring import (
+    fetched_datasets,
+    merged_datasets,
+    shard_dir,
+    shard_settings,
+    shard_summaries,
+    shard_summary,
+    source_errors,
+)
 from eolabels.acquisition.wms import WmsSettings
 
 
@@ -21,17 +29,35 @@ def test_defaults_match_the_schema():
 
 
 def test_off_by_default():
-    assert schema_section("schemas/earthengine.yaml")["enabled"]["default"] is False
+    """No dataset comes from Earth Engine unless config.source says so."""
+    assert schema_section("schema.yaml")["source"]["default"] == "synthetic"
+    assert yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())["source"] == "synthetic"
 
 
-def test_paths_targets_and_settings():
+def test_the_source_map_says_what_is_fetched_and_merged():
+    assert fetched_datasets([]) == merged_datasets([]) == []
+    # noldo is merged for the assembly, osm for the filter, together with the dw tiles its labels lie on
+    assert merged_datasets(["noldo", "osm"]) == ["noldo_raw", "osm_raw", "dw"]
+    assert fetched_datasets(["noldo", "osm"]) == ["noldo", "osm", "dw"]
+    assert merged_datasets(["dw"]) == fetched_datasets(["dw"]) == ["dw"]
+
+
+def test_source_errors():
+    sources = {"noldo": "earthengine", "dw": "synthetic", "osm": "earthengine", "dfc2020": "earthengine", "lsr": "local"}
+    errors = source_errors(sources, ["noldo", "dw", "osm", "dfc2020", "lsr"])
+    assert len(errors) == 2
+    assert errors[0].startswith("config.source: dfc2020 cannot come from earthengine (it provides noldo, dw, osm)")
+    assert "osm comes from earthengine" in errors[1] and "but dw from synthetic" in errors[1]
+    assert source_errors(sources, ["noldo", "lsr"]) == []  # only the datasets the run makes count
+    assert source_errors({**sources, "dw": "earthengine"}, ["noldo", "dw", "osm"]) == []
+
+
+def test_paths_and_settings():
     section = yaml.safe_load((REPO_ROOT / "config" / "earthengine.yaml").read_text())["earthengine"]
-    section.update(enabled=True, datasets=["noldo", "osm"], workers=8, shards=3, noldo={"sheet": "a.csv"},
-                   dw_tiles={"sheet": "b.csv"}, osm={"url": "u"}, mem_mb=1, runtime=1, sample={})
-    assert acquisition_targets(section) == ["results/acquisition/noldo/dataset/index.csv",
-                                            "results/acquisition/osm/dataset/index.csv"]
-    assert acquisition_targets({**section, "enabled": False}) == []
+    section.update(workers=8, shards=3, noldo={"sheet": "a.csv"}, dw_tiles={"sheet": "b.csv"}, osm={"url": "u"},
+                   mem_mb=1, runtime=1, sample={})
     assert shard_dir(shard_summary("noldo", 2)) == "results/acquisition/noldo/shards/2"
+    assert shard_summaries("osm", 2) == ["results/acquisition/osm/shards/0.csv", "results/acquisition/osm/shards/1.csv"]
     noldo, osm = shard_settings(section, "noldo"), shard_settings(section, "osm")
     assert "noldo" in noldo and "dw_tiles" not in noldo and "osm" not in noldo and "shards" not in noldo
     assert osm["dw_tiles"] == {"sheet": "b.csv"} and osm["osm"] == {"url": "u"} and "noldo" not in osm

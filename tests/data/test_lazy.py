@@ -1,5 +1,8 @@
 """Lazy access (xarray + dask) and the dask reductions behind the data cards, on every scheduler."""
 
+import sys
+
+import dask
 import numpy as np
 import pytest
 
@@ -7,7 +10,7 @@ from eolabels import open_dataset
 from eolabels.data.datacard import dataset_card
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex, IndexError_
-from eolabels.data.lazy import dask_scheduler, georeferenced, reduce_tiles
+from eolabels.data.lazy import dask_scheduler, georeferenced, process_start_method, reduce_tiles
 from eolabels.data.synthetic import generate_dataset
 
 
@@ -69,6 +72,16 @@ def _add(a, b):
 @pytest.mark.parametrize("scheduler", ["threads", "synchronous", "processes"])
 def test_reduce_tiles_folds_every_tile_once(scheduler):
     assert reduce_tiles(_square, _add, 50, scheduler=scheduler, workers=2) == sum(i * i for i in range(50))
+
+
+def test_processes_are_forked_on_linux():
+    with dask_scheduler("processes", 2):
+        assert dask.config.get("multiprocessing.context") == process_start_method()
+    assert process_start_method() == "fork" or not sys.platform.startswith("linux")
+
+
+def test_the_card_is_the_same_on_every_local_scheduler(raw):
+    assert dataset_card(raw, scheduler="processes", workers=2) == dataset_card(raw, scheduler="synchronous")
 
 
 def test_a_bad_scheduler_is_named():

@@ -15,6 +15,7 @@ from eolabels.data.osm_filter import (
     split_tiles,
     sweep_table,
     tile_agreement,
+    tile_row,
 )
 from eolabels.data.stages import filter_osm
 from eolabels.data.writer import DatasetWriter
@@ -90,6 +91,17 @@ def test_per_tile_oa_and_the_sweep(pair):
     assert sweep["kept"].tolist() == [4, 3, 2, 1]  # e never passes, not even at θ = 0
     assert sweep.loc[0.8, "kept_dw_train"] == 2 and sweep.loc[0.8, "kept_dw_test"] == 1
     assert sweep.loc[0.9, "mean_oa_kept"] == pytest.approx((15 / 16 + 1) / 2, abs=1e-4)
+
+
+@pytest.mark.parametrize("scheduler", ["processes", "threads", "synchronous"])
+def test_every_scheduler_gives_the_plain_loops_table(pair, scheduler):
+    """The dask reduction (forked worker processes by default) and a plain loop over the tiles agree
+    row for row, OA included."""
+    pairs, allowed = PairedTiles.open(pair / "dw", pair / "osm_raw", "label"), load_agreement_lookup()
+    loop = pd.DataFrame([tile_row(pairs, allowed, i) for i in range(len(pairs.dw))])
+    table = agreement_table(pairs, allowed, scheduler=scheduler, workers=2)
+    pd.testing.assert_frame_equal(table.drop(columns="oa"), loop)
+    assert table.set_index("id").loc["a", ["agree", "labelled"]].tolist() == [HAND_AGREE, HAND_LABELLED]
 
 
 def test_splits_fill_the_test_set_with_passing_dw_train_tiles(pair):

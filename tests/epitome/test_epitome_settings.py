@@ -74,3 +74,16 @@ def test_embed_samples_come_from_the_schema_not_the_dataclass():
     assert from_section(SelfEpitomicSettings, config["lsr"]["self_epitomic"]).samples == 5000
     with pytest.raises(KeyError, match="EpitomeSettings"):
         from_section(EpitomeSettings, {"side": 8, "iterations": 2, "patch_sizes": [3]})
+
+
+def test_posterior_switch_comes_from_the_schema():
+    # exact by default in every section that forms posteriors; topk with the schema's K, stride, check
+    config: dict = {"lsr": {"self_epitomic": {"posterior": "topk"}}}
+    validate(config, str(REPO_ROOT / "config" / SCHEMA), set_default=True)
+    settings = from_section(SelfEpitomicSettings, config["lsr"]["self_epitomic"])
+    assert settings.topk() is not None and settings.topk().candidates == settings.topk_candidates == 256
+    assert from_section(EmbedSettings, config["lsr"]["embed"]).topk() is None
+    assert from_section(ReconstructSettings, config["dfc2020"]["reconstruct"]).posterior == "exact"
+    with pytest.raises(Exception, match="approximate"):
+        validate({"lsr": {"embed": {"patch_size": 3, "samples": 8, "posterior": "approximate"}}},
+                 str(REPO_ROOT / "config" / SCHEMA))

@@ -81,8 +81,9 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLike[str]], meta: DatasetMeta,
-                 out_dir: str | os.PathLike[str], complete_only: bool) -> dict[str, int]:
-    """The dataset of every done location (only those with all seasons when ``complete_only``).
+                 out_dir: str | os.PathLike[str]) -> dict[str, int]:
+    """The dataset of every done location, with the seasons it has: a location lacking some is kept
+    (counted ``incomplete``) so that the NoLDO-S12 assembly downstream drops it and says why.
 
     The shards wrote each location through :class:`~eolabels.data.writer.DatasetWriter` in the
     dataset's own layout and kept its index rows in the manifest, so merging links the files and
@@ -91,7 +92,7 @@ def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLi
     by_id = {loc.id: loc for loc in locations}
     out_dir = Path(out_dir)
     rows: list[dict] = []
-    counts = {"written": 0, "incomplete": 0, "failed": 0}
+    counts = {"written": 0, "incomplete": 0, "failed": 0}  # incomplete: written, with fewer seasons
     for shard_dir in map(Path, shard_dirs):
         for location_id, rec in sorted(Manifest(shard_dir / MANIFEST_JOURNAL).records().items()):
             if location_id not in by_id:
@@ -99,9 +100,8 @@ def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLi
             if rec["status"] != DONE:
                 counts["failed"] += 1
                 continue
-            if complete_only and len(rec["seasons"]) < len(meta.seasons):
+            if len(rec["seasons"]) < len(meta.seasons):
                 counts["incomplete"] += 1
-                continue
             for row in rec["rows"]:
                 for name in meta.layers:
                     if row.get(name):

@@ -87,11 +87,10 @@ def acquire_shard(*, dataset: str, sheet: PathLike, shard: int, n_shards: int, s
     run_shard(sites, acquire, shard_dir(str(summary)), summary, workers=section["workers"])
 
 
-def merge_dataset(*, dataset: str, sheet: PathLike, summaries: Sequence[PathLike], section: Mapping[str, Any],
-                  out_dir: PathLike) -> None:
-    """Rule ``merge_shards``: the dataset in the common layout from every shard's done locations."""
+def merge_dataset(*, dataset: str, sheet: PathLike, summaries: Sequence[PathLike], out_dir: PathLike) -> None:
+    """Rule ``merge_shards``: the dataset in the common layout from every shard's done locations
+    (``dataset`` is the fetched one: noldo, dw or osm)."""
     meta = noldo_meta() if dataset == "noldo" else tile_meta(dataset)
     meta.extra.update(sheet=str(sheet), shards=len(summaries))
-    complete = dataset == "noldo" and section["noldo"]["complete_seasons_only"]
-    counts = merge_shards(read_sheet(dataset, sheet), [shard_dir(str(s)) for s in summaries], meta, out_dir, complete)
+    counts = merge_shards(read_sheet(dataset, sheet), [shard_dir(str(s)) for s in summaries], meta, out_dir)
     log.info("%s: %s", dataset, counts)

@@ -21,7 +21,7 @@ from eolabels.atomic import atomic_path
 from eolabels.report.figures import save_figure
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
-from eolabels.data.lazy import read_layers, reduce_tiles
+from eolabels.data.lazy import DEFAULT_SCHEDULER, read_layers, reduce_tiles
 from eolabels.metrics import confusion_matrix, metrics_from_confusion
 from eolabels.report.tables import is_synthetic, source_tag
 from eolabels.tables import UNLABELLED, ClassSchema, load_mapping, load_schema, load_transfer_matrix, lookup_table
@@ -171,7 +171,7 @@ def _displacement_entry(acc: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def check_rasters(index: DatasetIndex, *, scheduler: str = "threads", workers: int | None = None) -> None:
+def check_rasters(index: DatasetIndex, *, scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None) -> None:
     """Read every raster of the dataset once through the reader's checks, so damage shows here and
     not in a consumer after hours of training: a truncated or unreadable file, a grid or band count
     that differs from the index, NaN / inf imagery, a label id outside the layer's schema. Each
@@ -180,7 +180,7 @@ def check_rasters(index: DatasetIndex, *, scheduler: str = "threads", workers: i
 
 
 def dataset_card(
-    root: str | os.PathLike[str], *, scheduler: str = "threads", workers: int | None = None
+    root: str | os.PathLike[str], *, scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None
 ) -> dict[str, Any]:
     """All card statistics of the dataset under ``root``, from one checked pass over its files: a dask
     reduction over tiles (:func:`eolabels.data.lazy.reduce_tiles`) on ``scheduler``."""
@@ -223,7 +223,7 @@ def dataset_card(
 
 
 def write_datacard(
-    root: str | os.PathLike[str], out_json: str | os.PathLike[str], *, scheduler: str = "threads", workers: int | None = None
+    root: str | os.PathLike[str], out_json: str | os.PathLike[str], *, scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None
 ) -> dict[str, Any]:
     card = dataset_card(root, scheduler=scheduler, workers=workers)
     with atomic_path(out_json) as tmp:

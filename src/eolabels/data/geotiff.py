@@ -160,13 +160,18 @@ def read_geotiff(
 
 
 def check_grid(path: str | os.PathLike[str], got: GridSpec, want: GridSpec) -> None:
+    """Shape, CRS and transform of a raster against its index row. Called for every tile a reduction
+    reads, so the common case is cheap: equal CRS strings need no PROJ parse, and the six transform
+    coefficients are compared in Python (|a - b| <= 1e-6; NaN never matches)."""
     if (got.height, got.width) != (want.height, want.width):
         raise RasterError(
             f"{path}: shape {got.height}x{got.width} disagrees with index {want.height}x{want.width}"
         )
-    if want.crs and CRS.from_string(got.crs or "EPSG:4326") != CRS.from_string(want.crs):
+    if want.crs and got.crs != want.crs and CRS.from_string(got.crs or "EPSG:4326") != CRS.from_string(want.crs):
         raise RasterError(f"{path}: CRS {got.crs or 'none'} disagrees with index {want.crs}")
-    if not np.allclose(got.transform, want.transform, rtol=0, atol=1e-6):
+    if len(got.transform) != len(want.transform) or not all(
+        abs(a - b) <= 1e-6 for a, b in zip(got.transform, want.transform)
+    ):
         raise RasterError(f"{path}: transform {got.transform} disagrees with index {want.transform}")
 
 

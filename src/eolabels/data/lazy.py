@@ -8,14 +8,18 @@ tiles share one. :func:`georeferenced` turns one tile into a rioxarray DataArray
 
 :func:`reduce_tiles` is how the data card and the OSM↔DW filter visit tiles: a per-tile function
 folded into a small accumulator in parallel, so memory stays that of a few tiles whatever the count.
-It runs on dask's threads scheduler by default, or on a ``dask.distributed`` scheduler when
-``config.dask.scheduler`` gives its address (``tcp://host:8786``).
+It runs on dask's processes scheduler by default, or on a ``dask.distributed`` scheduler when
+``config.dask.scheduler`` gives its address (``tcp://host:8786``). Not threads: most of a tile's
+CPU time is ``rasterio.open`` setting up its dataset object (CRS, band metadata) while holding the
+GIL -- GDAL's own open of the file is a small part of it -- so threads read tiles one at a time
+(bench/datasets.py measures both).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -24,15 +28,17 @@ import dask
 import dask.array as da
 import dask.bag as db
 import numpy as np
+import rasterio
 import xarray as xr
 
-from eolabels.data.geotiff import RasterError, check_finite, read_geotiff
+from eolabels.data.geotiff import GridSpec, RasterError, check_finite, read_geotiff
 from eolabels.data.index import DatasetIndex, IndexError_
-from eolabels.data.readers import check_dtype, damaged
+from eolabels.data.readers import check_dtype, check_label_ids, damaged
 from eolabels.tables import ClassSchema
 
 T = TypeVar("T")
 LOCAL_SCHEDULERS = ("threads", "synchronous", "processes")
+DEFAULT_SCHEDULER = "processes"
 SINGLE_SEASON = "single"  # the season coordinate of a dataset with one acquisition per sample
 
 
@@ -52,29 +58,28 @@ def read_layers(
     row = index.table.iloc[row_number]
     grid = index.grid(row)
     out = {}
-    for layer in layers:
-        spec = index.meta.layers[layer]
-        path = index.path(row, layer)
-        try:  # a damaged file's error says how to rebuild the dataset, as the tile readers' do
-            data = read_geotiff(path, expect=grid, expect_count=len(spec.bands))[0]
-            check_dtype(path, str(data.dtype), spec.dtype)
-            if spec.role == "image":
-                check_finite(data, str(path))
-        except RasterError as err:
-            raise damaged(err, index.root) from err
-        if spec.role != "image" and layer in schemas:
-            check_label_ids(data, schemas[layer], spec.nodata, str(path))
-        out[layer] = data
+    with rasterio.Env():  # one GDAL environment for the tile's files, not one set up per open
+        for layer in layers:
+            out[layer] = _checked_layer(index, row, grid, layer, schemas.get(layer))
     return out
 
 
-def check_label_ids(data: np.ndarray, schema: ClassSchema, nodata: float | None, where: str) -> None:
-    """:meth:`ClassSchema.validate_labels` of a uint8 raster through its histogram (no sort)."""
-    if data.dtype != np.uint8:
-        schema.validate_labels(data, ignore_index=nodata, where=where)
-        return
-    present = np.flatnonzero(np.bincount(data.ravel(), minlength=256))
-    schema.validate_labels(present, ignore_index=nodata, where=where)
+def _checked_layer(
+    index: DatasetIndex, row: Any, grid: GridSpec, layer: str, schema: ClassSchema | None
+) -> np.ndarray:
+    """One layer of a row read and checked (grid, band count, dtype, finite imagery, label ids)."""
+    spec = index.meta.layers[layer]
+    path = index.path(row, layer)
+    try:  # a damaged file's error says how to rebuild the dataset, as the tile readers' do
+        data = read_geotiff(path, expect=grid, expect_count=len(spec.bands))[0]
+        check_dtype(path, str(data.dtype), spec.dtype)
+        if spec.role == "image":
+            check_finite(data, str(path))
+    except RasterError as err:
+        raise damaged(err, index.root) from err
+    if spec.role != "image" and schema is not None:
+        check_label_ids(data, schema, spec.nodata, str(path))
+    return data
 
 
 def _fill_value(dtype: np.dtype, nodata: float | None) -> Any:
@@ -181,13 +186,23 @@ def georeferenced(ds: xr.Dataset, layer: str, sample: str | int, season: str | i
     return tile.rio.write_crs(crs) if crs else tile
 
 
+def process_start_method() -> str:
+    """How the processes scheduler starts its workers: ``fork`` on Linux, so a worker inherits the
+    imported modules instead of importing numpy, pandas, rasterio and dask again (``spawn``, dask's
+    default, costs seconds per worker); dask's configured method elsewhere (fork is unsafe on macOS)."""
+    if sys.platform.startswith("linux"):
+        return "fork"
+    return dask.config.get("multiprocessing.context", "spawn")
+
+
 @contextlib.contextmanager
-def dask_scheduler(scheduler: str = "threads", workers: int | None = None) -> Iterator[None]:
-    """Compute on ``scheduler`` inside the block: ``threads`` (default), ``synchronous`` or
-    ``processes`` with ``workers`` workers, or the address of a running ``dask.distributed``
+def dask_scheduler(scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None) -> Iterator[None]:
+    """Compute on ``scheduler`` inside the block: ``processes`` (default), ``threads`` or
+    ``synchronous`` with ``workers`` workers, or the address of a running ``dask.distributed``
     scheduler (``tcp://host:8786``; needs the ``distributed`` package)."""
     if scheduler in LOCAL_SCHEDULERS:
-        with dask.config.set(scheduler=scheduler, num_workers=workers):
+        context = {"multiprocessing.context": process_start_method()} if scheduler == "processes" else {}
+        with dask.config.set({"scheduler": scheduler, "num_workers": workers, **context}):
             yield
         return
     if "://" not in scheduler:
@@ -207,7 +222,7 @@ def reduce_tiles(
     merge: Callable[[T, T], T],
     n_tiles: int,
     *,
-    scheduler: str = "threads",
+    scheduler: str = DEFAULT_SCHEDULER,
     workers: int | None = None,
 ) -> T:
     """``merge`` of ``per_tile(i)`` over tiles ``0..n_tiles-1``, folded in parallel partitions.
@@ -222,8 +237,20 @@ def reduce_tiles(
     n_workers = workers or os.cpu_count() or 1
     partitions = max(1, min(n_tiles, 4 * n_workers))
     bag = db.range(n_tiles, npartitions=partitions)
+    if scheduler not in ("threads", "synchronous"):  # the worker's error travels back pickled
+        per_tile = partial(_without_cause, per_tile)
     with dask_scheduler(scheduler, workers):
         return bag.map(per_tile).fold(merge, split_every=8).compute()
+
+
+def _without_cause(per_tile: Callable[[int], T], number: int) -> T:
+    """``per_tile(number)``, its error raised without the chained cause: GDAL's errors (rasterio's
+    ``CPLE_*``) cannot be unpickled, and the error readers raise already names the file and says why."""
+    try:
+        return per_tile(number)
+    except Exception as err:
+        err.__cause__ = err.__context__ = None
+        raise
 
 
 def tile_rows(per_tile: Callable[[int], dict], n_tiles: int, **scheduler: Any) -> list[dict]:
@@ -239,4 +266,4 @@ def _concat(a: list, b: list) -> list:
     return a + b
 
 
-__all__ = ["dask_scheduler", "georeferenced", "open_dataset", "read_layers", "read_tile", "reduce_tiles", "tile_rows"]
+__all__ = ["DEFAULT_SCHEDULER", "dask_scheduler", "georeferenced", "open_dataset", "read_layers", "read_tile", "reduce_tiles", "tile_rows"]

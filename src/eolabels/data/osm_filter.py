@@ -33,7 +33,7 @@ from eolabels.data.index import DatasetIndex, IndexError_
 from eolabels.data.kinds import OSM
 from eolabels.data.readers import TileReader
 from eolabels.data.writer import DatasetWriter
-from eolabels.data.lazy import read_layers, read_tile, tile_rows
+from eolabels.data.lazy import DEFAULT_SCHEDULER, read_layers, read_tile, tile_rows
 from eolabels.tables import UNLABELLED, ClassSchema, load_many_to_many, load_schema
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def tile_row(pairs: PairedTiles, allowed: np.ndarray, number: int) -> dict[str, 
 
 
 def agreement_table(
-    pairs: PairedTiles, allowed: np.ndarray, *, scheduler: str = "threads", workers: int | None = None
+    pairs: PairedTiles, allowed: np.ndarray, *, scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None
 ) -> pd.DataFrame:
     """Per DW tile: id, DW split, pixels labelled in both, agreeing pixels, OA; with the DW truth, the
     OSM labels' accuracy against it too (``truth_agree`` / ``truth_labelled``). A DW tile without OSM

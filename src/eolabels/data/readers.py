@@ -49,6 +49,15 @@ def open_stack(index: DatasetIndex, layer: str, split: str | None = None, chunks
     return xr.concat(arrays, dim="sample").assign_coords(sample=ids)
 
 
+def check_label_ids(data: np.ndarray, schema: ClassSchema, nodata: float | None, where: str) -> None:
+    """:meth:`ClassSchema.validate_labels` of a uint8 raster through its histogram (no sort)."""
+    if data.dtype != np.uint8:
+        schema.validate_labels(data, ignore_index=nodata, where=where)
+        return
+    present = np.flatnonzero(np.bincount(data.ravel(), minlength=256))
+    schema.validate_labels(present, ignore_index=nodata, where=where)
+
+
 @dataclass
 class WindowReader:
     """Fast random windows for training: open files are cached, each checked once against the index.
@@ -63,13 +72,21 @@ class WindowReader:
     check_labels: bool = True
     _open: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _schemas: dict[str, ClassSchema] = field(default_factory=dict, init=False, repr=False)
+    _records: list[dict] | None = field(default=None, init=False, repr=False)
+
+    def row(self, row_number: int) -> dict:
+        """One index row as a dict: taken from the table once per reader, as a pandas row lookup per
+        read costs more than reading a small tile's pixels."""
+        if self._records is None:
+            self._records = self.index.table.to_dict("records")
+        return self._records[row_number]
 
     def _dataset(self, row_number: int, layer: str) -> rasterio.io.DatasetReader:
         key = (row_number, layer)
         if key in self._open:
             self._open.move_to_end(key)
             return self._open[key]
-        row = self.index.table.iloc[row_number]
+        row = self.row(row_number)
         path = self.index.path(row, layer)
         try:
             ds = open_raster(path)
@@ -116,8 +133,9 @@ class WindowReader:
                 except RasterError as err:
                     raise self._damaged(err) from err
             elif spec.schema and self.check_labels:
-                schema = self._schemas.setdefault(spec.schema, load_schema(spec.schema))
-                schema.validate_labels(data, ignore_index=spec.nodata, where=where)
+                if spec.schema not in self._schemas:  # not setdefault: it would read the table every call
+                    self._schemas[spec.schema] = load_schema(spec.schema)
+                check_label_ids(data, self._schemas[spec.schema], spec.nodata, where)
             out[layer] = data
         return out
 
@@ -126,7 +144,7 @@ class WindowReader:
     ) -> tuple[int, dict[str, np.ndarray]]:
         candidates = np.arange(len(self.index)) if rows is None else np.asarray(rows)
         row_number = int(rng.choice(candidates))
-        row = self.index.table.iloc[row_number]
+        row = self.row(row_number)
         h, w = int(row["height"]), int(row["width"])
         if size > min(h, w):
             raise RasterError(f"{self.index.root}: crop {size} larger than sample {row['id']} ({h}x{w})")
@@ -189,7 +207,7 @@ class TileReader:
         return rows
 
     def size(self, row_number: int) -> tuple[int, int]:
-        row = self.index.table.iloc[row_number]
+        row = self.windows.row(row_number)
         return int(row["height"]), int(row["width"])
 
     def read(self, row_number: int, layers: Sequence[str]) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from eolabels.data.assembly import AssemblyReport, assemble
 from eolabels.data.datacard import plot_preview, write_datacard
+from eolabels.data.lazy import DEFAULT_SCHEDULER
 from eolabels.data.local import import_local
 from eolabels.data.osm_filter import (
     FilterSettings,
@@ -53,7 +54,7 @@ def assemble_noldo(*, raw_dir: PathLike, out_dir: PathLike) -> AssemblyReport:
 def filter_osm(
     *, dw_dir: PathLike, osm_dir: PathLike, role: str, out_dir: PathLike, agreement: PathLike,
     table: PathLike, table_md: PathLike, histogram: PathLike, settings: Mapping[str, Any], seed: int,
-    scheduler: str = "threads", workers: int | None = None,
+    scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None,
 ) -> dict[str, Any]:
     """Rule ``filter_osm``: the OSM↔DW agreement per DW tile, the θ sweep, the histogram and the
     downstream osm dataset of the tiles that pass; returns the counts."""
@@ -80,7 +81,7 @@ def filter_osm(
 
 def describe_dataset(
     *, dataset_dir: PathLike, card: PathLike, preview: PathLike, preview_samples: int,
-    scheduler: str = "threads", workers: int | None = None,
+    scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None,
 ) -> None:
     """Rule ``write_datacard``: the data card (sizes, class histograms, label quality; a dask reduction
     over tiles on ``scheduler``) and a preview figure."""

@@ -54,7 +54,7 @@ def log_joint_constant_ivar(fields: EpitomeFields, patches: Tensor, scale: float
     """
     fields.check_patches(patches)
     centred = fields.centred_patches(patches)
-    offset = affine(_constant_ivar_offset(fields, centred), scale, shift)  # L×B×1×1
+    offset = affine(constant_ivar_offset(fields, centred), scale, shift)  # L×B×1×1
     kernels = scaled(centred, scale)
     if fields.layers == 1:  # the per-patch offset rides on the convolution's bias
         correlation = F.conv2d(fields.padded_mean_weighted, kernels, bias=offset[0, :, 0, 0])
@@ -69,7 +69,7 @@ def log_joint_constant_ivar_fft(
     """:func:`log_joint_constant_ivar` with the correlation of :func:`log_joint_fft`, L×B×H×W."""
     fields.check_patches(patches)
     centred = fields.centred_patches(patches)
-    offset = affine(_constant_ivar_offset(fields, centred), scale, shift)  # L×B×1×1
+    offset = affine(constant_ivar_offset(fields, centred), scale, shift)  # L×B×1×1
     if fields.blocked(patches):
         correlation = _correlate_blocked(fields, fields.mean_blocked_spectra, scaled(centred, scale))
         return correlation.add_(scaled(fields.centred_constant, scale).unsqueeze(1) + offset)
@@ -85,7 +85,7 @@ def _correlate_blocked(fields: EpitomeFields, spectra: Tensor, kernels: Tensor) 
     )
 
 
-def _constant_ivar_offset(fields: EpitomeFields, centred: Tensor) -> Tensor:
+def constant_ivar_offset(fields: EpitomeFields, centred: Tensor) -> Tensor:
     """−½ Σ_k λ_{l,k} ‖x_{b,k} − centre_k‖², L×B×1×1: the quadratic term Z/2 once λ is constant."""
     ivar = fields.require_constant_ivar()
     ivar = ivar.to(centred.dtype)

@@ -87,6 +87,16 @@ class EpitomeFields:
         return self.centred_mean * self._ivar
 
     @cached_property
+    def mean_weighted_rows(self) -> Tensor:
+        """(μ − centre)λ positions-major, (L·H·W)×C: the rows the top-K path gathers windows from."""
+        return self.mean_weighted.permute(0, 2, 3, 1).reshape(-1, self.channels).contiguous()
+
+    @cached_property
+    def weighted_rows(self) -> Tensor:
+        """[μλ, λ] positions-major, (L·H·W)×2C (top-K path, λ varying)."""
+        return self.weighted.permute(0, 2, 3, 1).reshape(-1, 2 * self.channels).contiguous()
+
+    @cached_property
     def centred_weighted(self) -> Tensor:
         """[(μ − centre)λ, λ], L×2C×H×W: the field of the FFT path."""
         return torch.cat([self.mean_weighted, self._ivar], dim=1)

@@ -16,6 +16,14 @@ from torch import Tensor
 from eolabels.epitome.embed import accumulate_coarse_posteriors, embed_coarse_labels
 from eolabels.epitome.model import GaussianEpitome, Method, log_joint, posterior
 from eolabels.epitome.patches import PatchOrigins, crop, sample_origins
+from eolabels.epitome.topk import (
+    PATCHES_PER_PASS,
+    DroppedMass,
+    DroppedMassCheck,
+    TopK,
+    add_to_lrmap,
+    topk_posterior,
+)
 
 EM_EPSILON = 1e-11  # spec §6 (the notebook's ε)
 
@@ -117,6 +125,8 @@ def self_epitomic_lsr(
     weight_by_class_frequency: bool = False,
     restrict_to_present_classes: bool = False,
     reference_accumulation: bool | None = None,
+    topk: TopK | None = None,
+    dropped: list[DroppedMass] | None = None,
 ) -> Tensor:
     """Self-epitomic LSR of one C×H×W tile (spec §7), returns p(ℓ | pixel) as H×W×Lc.
 
@@ -127,6 +137,10 @@ def self_epitomic_lsr(
     and EM literally (:func:`posterior`, float64 :func:`embed_coarse_labels`, ``lsr_em(factorised=
     False)``) instead of the fused :func:`accumulate_coarse_posteriors` and the factorised EM, so
     ``method="direct"`` is the direct formulation end to end; all give the same values.
+
+    ``topk``: approximate posteriors instead (:mod:`eolabels.epitome.topk`: the exact log joint at K
+    candidates, normalised there; ``method`` is then unused); the exact mass they drop on a sample of
+    patches is appended to ``dropped`` when given.
     """
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     temperature = float(patch_size**2) if temperature is None else temperature
@@ -134,6 +148,19 @@ def self_epitomic_lsr(
     epitome = GaussianEpitome.from_image(tile, ivar)
     fields = epitome.fields(patch_size)
     lrmap = torch.zeros(table.shape[0], 1, *image.shape[-2:], dtype=torch.float64)
+    if topk is not None:
+        check = DroppedMassCheck(topk.check_patches if dropped is not None else 0)
+        for count in _batches_per_pass(samples // batch_size, batch_size):
+            origins = PatchOrigins.joined(
+                [sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator) for _ in range(count)]
+            )
+            rows, cols = origins.centres()
+            patches = crop([tile], origins)
+            positions, q = topk_posterior(fields, patches, topk, temperature)
+            add_to_lrmap(lrmap, slots[rows, cols], positions, q)
+            check.add(fields, patches, positions, temperature)
+        _report(dropped, check)
+        return lsr_em(lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator)[0]
     reference = method == "direct" if reference_accumulation is None else reference_accumulation
     accumulator = _PosteriorAccumulator(lrmap, reference)
     # fused: every patch is cut from the tile, so its log joint peaks at the fields' bound (at its own
@@ -153,6 +180,19 @@ def self_epitomic_lsr(
         lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator,
         factorised=not reference,
     )[0]
+
+
+def _batches_per_pass(batches: int, batch_size: int) -> list[int]:
+    """How many sampled batches each pass of the top-K path joins (about ``PATCHES_PER_PASS`` patches;
+    the batches are drawn as on the exact path, so the same patches are sampled)."""
+    group = max(1, PATCHES_PER_PASS // batch_size)
+    return [min(group, batches - first) for first in range(0, batches, group)]
+
+
+def _report(dropped: list[DroppedMass] | None, check: DroppedMassCheck) -> None:
+    report = check.report()
+    if dropped is not None and report is not None:
+        dropped.append(report)
 
 
 def _grouped_by_slot(origins: PatchOrigins, centre_slots: Tensor) -> tuple[PatchOrigins, Tensor]:
@@ -250,10 +290,12 @@ def embed_coarse_dataset(
     generator: torch.Generator | None = None,
     method: Method = "auto",
     reference_accumulation: bool | None = None,
+    topk: TopK | None = None,
+    dropped: list[DroppedMass] | None = None,
 ) -> Tensor:
     """lrmap (K×L×H×W) of a trained epitome from patches sampled over several tiles (spec §5).
 
-    ``reference_accumulation`` as in :func:`self_epitomic_lsr`."""
+    ``reference_accumulation``, ``topk`` and ``dropped`` as in :func:`self_epitomic_lsr`."""
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     temperature = (patch_size / 11) ** 2 if temperature is None else temperature
     fields = epitome.fields(patch_size)
@@ -261,12 +303,20 @@ def embed_coarse_dataset(
     shapes = [tuple(image.shape[-2:]) for image in images]
     lrmap = torch.zeros(num_slots, *epitome.shape[:1], *epitome.shape[2:], dtype=torch.float64)
     accumulator = _PosteriorAccumulator(lrmap, reference)
-    for _ in range(samples // batch_size):
-        origins = sample_origins(shapes, patch_size, batch_size, generator)
+    check = DroppedMassCheck(topk.check_patches if topk is not None and dropped is not None else 0)
+    passes = [1] * (samples // batch_size) if topk is None else _batches_per_pass(samples // batch_size, batch_size)
+    for count in passes:
+        origins = PatchOrigins.joined([sample_origins(shapes, patch_size, batch_size, generator) for _ in range(count)])
         rows, cols = origins.centres()
         centre_slots = crop(slot_maps, PatchOrigins(origins.image, rows, cols, 1)).flatten()
         origins, centre_slots = _grouped_by_slot(origins, centre_slots)
         patches = crop(images, origins).to(epitome.mean)
-        accumulator.add(log_joint(fields, patches, method=method), centre_slots, temperature)
+        if topk is None:
+            accumulator.add(log_joint(fields, patches, method=method), centre_slots, temperature)
+            continue
+        positions, q = topk_posterior(fields, patches, topk, temperature)
+        add_to_lrmap(lrmap, centre_slots, positions, q)
+        check.add(fields, patches, positions, temperature)
     accumulator.flush()
+    _report(dropped, check)
     return lrmap

@@ -24,6 +24,14 @@ class PatchOrigins:
     def __getitem__(self, index: slice | Tensor) -> "PatchOrigins":
         return PatchOrigins(self.image[index], self.top[index], self.left[index], self.size)
 
+    @staticmethod
+    def joined(parts: Sequence["PatchOrigins"]) -> "PatchOrigins":
+        """The origins of several batches (of one patch size) as one, in order."""
+        return PatchOrigins(
+            torch.cat([p.image for p in parts]), torch.cat([p.top for p in parts]),
+            torch.cat([p.left for p in parts]), parts[0].size,
+        )
+
     def centres(self) -> tuple[Tensor, Tensor]:
         half = self.size // 2
         return self.top + half, self.left + half

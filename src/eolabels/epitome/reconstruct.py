@@ -11,7 +11,8 @@ from torch import Tensor
 
 from eolabels.epitome.model import GaussianEpitome, Method, chunk_size, log_joint, resolve_method
 from eolabels.epitome.patches import covering_origins, crop
-from eolabels.epitome.sampling import sample_positions_from_log_joint, window_indices
+from eolabels.epitome.sampling import inverse_cdf_samples, sample_positions_from_log_joint, window_indices
+from eolabels.epitome.topk import DroppedMass, DroppedMassCheck, TopK, topk_posterior
 
 
 def reconstruct_patch_labels(label_probs: Tensor, positions: Tensor, size: int) -> Tensor:
@@ -34,13 +35,17 @@ def reconstruct_tile(
     generator: torch.Generator | None = None,
     windows_per_batch: int = 256,
     method: Method = "auto",
+    topk: TopK | None = None,
+    dropped: list[DroppedMass] | None = None,
 ) -> Tensor:
     """High-res label scores K×H×W for one C×H×W tile (spec §5).
 
     Sliding w×w windows (``stride`` defaults to w; the last window is flush with the border) cover
     every pixel; for each window ``samples`` positions are drawn from q(·|x) with temperature T
     (default (w/11)²) and the aligned p(ℓ|·) windows are summed into the tile.  Argmax over K gives
-    the map.
+    the map.  ``topk``: positions are drawn from the approximate posterior over K candidates
+    (:mod:`eolabels.epitome.topk`; ``method`` is then unused), and the exact mass it drops on a
+    sample of windows is appended to ``dropped`` when given.
     """
     stride = patch_size if stride is None else stride
     temperature = (patch_size / 11) ** 2 if temperature is None else temperature
@@ -48,17 +53,26 @@ def reconstruct_tile(
     fields = epitome.fields(patch_size)
     # batches no larger than one chunk of the log joint, which then needs no concatenation
     step = min(windows_per_batch, chunk_size(fields, method=resolve_method(fields, method)))
+    check = DroppedMassCheck(topk.check_patches if topk is not None and dropped is not None else 0)
     scores = torch.zeros(label_probs.shape[0], *image.shape[-2:], dtype=label_probs.dtype)
     offsets = torch.arange(patch_size)
     for start in range(0, len(origins), step):
         part = origins[start : start + step]
         patches = crop([image], part).to(epitome.mean)
-        energies = log_joint(fields, patches, method=method)
-        positions = sample_positions_from_log_joint(energies, samples, temperature, generator, overwrite_input=True)
+        if topk is None:
+            energies = log_joint(fields, patches, method=method)
+            positions = sample_positions_from_log_joint(energies, samples, temperature, generator, overwrite_input=True)
+        else:
+            candidates, q = topk_posterior(fields, patches, topk, temperature)
+            positions = candidates.gather(1, inverse_cdf_samples(q[:, None, :], samples, generator))
+            check.add(fields, patches, candidates, temperature)
         positions = positions.to(label_probs.device)
         votes = reconstruct_patch_labels(label_probs, positions, patch_size).cpu()
         rows = (part.top[:, None] + offsets)[:, :, None].expand(-1, -1, patch_size)
         cols = (part.left[:, None] + offsets)[:, None, :].expand(-1, patch_size, -1)
         flat = (rows * image.shape[-1] + cols).flatten()
         scores.view(scores.shape[0], -1).index_add_(1, flat, votes.movedim(1, 0).reshape(scores.shape[0], -1))
+    report = check.report()
+    if dropped is not None and report is not None:
+        dropped.append(report)
     return scores

@@ -11,11 +11,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eolabels.epitome.topk import TopK
 from eolabels.epitome.train import TrainConfig
 
 # joint: the L layers of one mixture trained together (spec §4); individual: the paper's setting, each
 # layer trained alone as a one-layer epitome, then the layers used as the components of one mixture.
 LAYER_TRAINING = ("joint", "individual")
+# exact: posteriors over every epitome position (the paper); topk: the exact log joint at K candidates
+# per patch from a coarse-to-fine search, normalised there (eolabels.epitome.topk)
+POSTERIORS = ("exact", "topk")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosteriorSettings:
+    """Exact or top-K posteriors over epitome positions (shared by embedding, reconstruction and
+    self-epitomic LSR); the ``topk_*`` keys only matter for ``posterior="topk"``."""
+
+    posterior: str = "exact"
+    topk_candidates: int = 256
+    topk_coarse_stride: int = 4
+    topk_check_patches: int = 64
+
+    def __post_init__(self) -> None:
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {POSTERIORS}, got {self.posterior!r}")
+
+    def topk(self) -> TopK | None:
+        """The approximation to run, None for exact posteriors."""
+        if self.posterior == "exact":
+            return None
+        return TopK(self.topk_candidates, self.topk_coarse_stride, self.topk_check_patches)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +69,7 @@ class EpitomeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmbedSettings:
+class EmbedSettings(PosteriorSettings):
     """Coarse-label embedding (spec §5): patch side, number of sampled patches, temperature (None = (w/11)²)."""
 
     patch_size: int
@@ -63,7 +88,7 @@ class EMSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReconstructSettings:
+class ReconstructSettings(PosteriorSettings):
     """Tile reconstruction (spec §5): window stride, positions sampled per window, temperature."""
 
     stride: int = 4
@@ -72,7 +97,7 @@ class ReconstructSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SelfEpitomicSettings:
+class SelfEpitomicSettings(PosteriorSettings):
     """Self-epitomic LSR (spec §7): the notebook's 7×7 patches, λ = 100 and T = w²; 5,000 patches per
     tile as the authors' own run on the Chesapeake patches (the notebook: 20,000)."""
 

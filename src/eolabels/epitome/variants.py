@@ -31,6 +31,7 @@ from eolabels.epitome.settings import (
     ReconstructSettings,
     SelfEpitomicSettings,
 )
+from eolabels.epitome.topk import DroppedMass
 from eolabels.epitome.train import EpitomeTrainer, TrainHistory
 from eolabels.epitome.transfer import LabelTransfer
 
@@ -66,16 +67,24 @@ def predict_colour(
 def predict_self_epitomic(
     tiles: Sequence[LabelledTile], transfer: LabelTransfer, settings: SelfEpitomicSettings, em: EMSettings, seed: int
 ) -> list[Tensor]:
-    """Self-epitomic LSR of every tile separately (spec §7)."""
-    return [
-        self_epitomic_lsr(
+    """Self-epitomic LSR of every tile separately (spec §7); with top-K posteriors the exact mass they
+    drop is logged per tile."""
+    maps = []
+    for tile in tiles:
+        dropped: list[DroppedMass] = []
+        maps.append(self_epitomic_lsr(
             tile.image, transfer.slots(tile.coarse, tile.name), transfer.table, settings.patch_size,
             settings.samples, settings.batch_size, settings.ivar, settings.temperature, em.iterations,
             torch.Generator().manual_seed(seed), weight_by_class_frequency=em.weight_by_class_frequency,
-            restrict_to_present_classes=em.restrict_to_present_classes,
-        ).argmax(-1)
-        for tile in tiles
-    ]
+            restrict_to_present_classes=em.restrict_to_present_classes, topk=settings.topk(), dropped=dropped,
+        ).argmax(-1))
+        _log_dropped(f"self-epitomic LSR of tile {tile.name}", dropped)
+    return maps
+
+
+def _log_dropped(what: str, dropped: list[DroppedMass]) -> None:
+    for report in dropped:
+        log.info("%s: %s", what, report)
 
 
 def train_all_tile_epitome(
@@ -194,12 +203,16 @@ def _load_finished_layer(
 def embed_coarse(
     epitome: GaussianEpitome, tiles: Sequence[LabelledTile], transfer: LabelTransfer, settings: EmbedSettings, seed: int
 ) -> Tensor:
-    """lrmap K×L×H×W: posterior mass that patches of each coarse slot put on every position (spec §5)."""
-    return embed_coarse_dataset(
+    """lrmap K×L×H×W: posterior mass that patches of each coarse slot put on every position (spec §5);
+    with top-K posteriors the exact mass they drop is logged."""
+    dropped: list[DroppedMass] = []
+    lrmap = embed_coarse_dataset(
         epitome, [tile.image for tile in tiles], [transfer.slots(tile.coarse, tile.name) for tile in tiles],
         transfer.table.shape[0], settings.patch_size, settings.samples, settings.batch_size, settings.temperature,
-        torch.Generator().manual_seed(seed),
+        torch.Generator().manual_seed(seed), topk=settings.topk(), dropped=dropped,
     )
+    _log_dropped("coarse-label embedding", dropped)
+    return lrmap
 
 
 def epitome_label_probs(lrmap: Tensor, transfer: LabelTransfer, em: EMSettings, seed: int) -> Tensor:
@@ -219,12 +232,15 @@ def predict_epitome(
     settings: ReconstructSettings,
     seed: int,
 ) -> list[Tensor]:
-    """Reconstruct every tile from sampled epitome positions (spec §5), argmax over classes."""
+    """Reconstruct every tile from sampled epitome positions (spec §5), argmax over classes; with
+    top-K posteriors the exact mass they drop is logged per tile."""
     generator = torch.Generator().manual_seed(seed)
-    return [
-        reconstruct_tile(
+    maps = []
+    for tile in tiles:
+        dropped: list[DroppedMass] = []
+        maps.append(reconstruct_tile(
             epitome, tile.image.to(epitome.mean.device), label_probs.to(epitome.mean), patch_size,
-            settings.stride, settings.samples, settings.temperature, generator,
-        ).argmax(0)
-        for tile in tiles
-    ]
+            settings.stride, settings.samples, settings.temperature, generator, topk=settings.topk(), dropped=dropped,
+        ).argmax(0))
+        _log_dropped(f"reconstruction of tile {tile.name}", dropped)
+    return maps

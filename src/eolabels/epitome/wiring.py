@@ -10,21 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-from eolabels.workflow import dataset_index, dataset_meta, schema_sections
+from eolabels.workflow import canonical, dataset_index, dataset_meta, schema_sections
 
 READING_KEYS = ("image_scale", "bands", "split")
 EPITOME_FIGURES = ("means", "usage", "promotion", "loss")
 """The training figures of every epitome (rule train_epitome)."""
-
-
-def canonical(value: Any) -> Any:
-    """``value`` with every mapping's keys sorted, recursively: Snakemake compares params by their
-    text, so reordering the YAML must not count as a change (as rules/common.smk does for datasets)."""
-    if isinstance(value, Mapping):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, (list, tuple)):
-        return [canonical(item) for item in value]
-    return value
 
 
 def reading_settings(section: Mapping[str, Any]) -> dict[str, Any]:
