@@ -42,7 +42,7 @@ def test_source_is_one_name_or_one_per_dataset(repo_root):
     assert config_errors({"source": {"dfc": "local"}}, schema) == [
         "config.source: {'dfc': 'local'} is not valid under any of the given schemas (Additional properties are not "
         "allowed ('dfc' was unexpected); {'dfc': 'local'} is not of type 'string'; {'dfc': 'local'} is not one of "
-        "['synthetic', 'local'])"
+        "['synthetic', 'local', 'earthengine'])"
     ]
 
 
