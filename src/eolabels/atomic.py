@@ -35,3 +35,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries :func:`atomic_path` left under ``folder`` when its writer was killed
+    (``kill -9`` skips the cleanup); returns them. Only for a folder whose sole writer is the caller,
+    at its start: another writer's temporary in flight would be deleted too."""
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink()
+    return stale

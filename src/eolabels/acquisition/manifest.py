@@ -64,8 +64,13 @@ class Manifest:
         line = json.dumps(rec, sort_keys=True) + "\n"
         with self.lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as stream:
-                stream.write(line)
+            with self.path.open("a+b") as stream:
+                size = stream.seek(0, os.SEEK_END)
+                if size:
+                    stream.seek(size - 1)
+                    if stream.read(1) != b"\n":
+                        line = "\n" + line  # end a line torn by a kill, so this record stays whole
+                stream.write(line.encode())
                 stream.flush()
                 os.fsync(stream.fileno())
 

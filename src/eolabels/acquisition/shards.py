@@ -20,7 +20,7 @@ import pandas as pd
 from eolabels.acquisition.manifest import DONE, FAILED, Acquired, Manifest, write_summary
 from eolabels.acquisition.pool import LocationFailed, run_pool
 from eolabels.acquisition.sheets import DwTile, Location
-from eolabels.atomic import atomic_path
+from eolabels.atomic import atomic_path, remove_stale_temporaries
 from eolabels.data.index import DatasetMeta, write_index
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ def run_shard(locations: Sequence[Site], acquire: Acquire, shard_dir: str | os.P
     a rerun skips the done ones and retries the rest.
     """
     shard_dir = Path(shard_dir)
+    for stale in remove_stale_temporaries(shard_dir):  # the job owns its shard folder
+        log.info("removed %s, left by a killed run", stale)
     manifest = Manifest(shard_dir / MANIFEST_JOURNAL)
     done = manifest.done()
     todo = [loc for loc in locations if loc.id not in done]
@@ -91,6 +93,8 @@ def merge_shards(locations: Sequence[Site], shard_dirs: Sequence[str | os.PathLi
     """
     by_id = {loc.id: loc for loc in locations}
     out_dir = Path(out_dir)
+    for stale in remove_stale_temporaries(out_dir):  # the merge job owns its dataset folder
+        log.info("removed %s, left by a killed run", stale)
     rows: list[dict] = []
     counts = {"written": 0, "incomplete": 0, "failed": 0}  # incomplete: written, with fewer seasons
     for shard_dir in map(Path, shard_dirs):

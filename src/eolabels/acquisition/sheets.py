@@ -160,16 +160,19 @@ def read_dw_tiles(path: str | os.PathLike[str]) -> list[DwTile]:
 
 def region_polygon(geojson: dict) -> list[tuple[float, float]]:
     """The outer ring (lon, lat) of a GeoJSON Polygon, Feature or one-feature FeatureCollection, or a
-    ``{"bbox": [w, s, e, n]}`` object."""
+    bbox ``[w, s, e, n]``: a ``{"bbox": ...}`` object, or a Feature whose geometry is null."""
     node = geojson
     if node.get("type") == "FeatureCollection":
         if len(node.get("features", [])) != 1:
             raise SheetError("region: a FeatureCollection must hold exactly one feature")
         node = node["features"][0]
     if node.get("type") == "Feature":
-        node = node["geometry"]
-    if "bbox" in node and node.get("type") in (None, "Feature"):
-        w, s, e, n = node["bbox"]
+        node = node.get("geometry") or {"bbox": node.get("bbox")}
+    if "bbox" in node and node.get("type") is None:
+        box = node["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and box[0] < box[2] and box[1] < box[3]):
+            raise SheetError(f"region: bbox {box!r} is not [west, south, east, north] with west < east, south < north")
+        w, s, e, n = box
         return [(w, s), (e, s), (e, n), (w, n), (w, s)]
     if node.get("type") != "Polygon":
         raise SheetError(f"region: want a Polygon or a bbox, got {node.get('type')!r}")

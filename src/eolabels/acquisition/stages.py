@@ -32,11 +32,12 @@ def sample_sheet(*, region: PathLike, out: PathLike, n: int, seed: int) -> None:
         table.to_csv(tmp, index=False)
 
 
-def connect(section: Mapping[str, Any], latency: float = 0.0) -> EarthEngineClient:
+def connect(section: Mapping[str, Any]) -> EarthEngineClient:
     """Initialise the real client over the configured transport; the shard's rate-limited client."""
     timeout = float(section["timeout_s"])
     if section["transport"] == "replay":
-        eeq.initialize_offline(ReplayHttp(ResponseStore(section["responses"]), latency=latency, timeout=timeout))
+        eeq.initialize_offline(ReplayHttp(ResponseStore(section["responses"]),
+                                          latency=float(section.get("replay_latency_s", 0.0)), timeout=timeout))
     else:
         http = LiveHttp(timeout)
         if section["transport"] == "record":
