@@ -111,3 +111,14 @@ def register_location(store: ResponseStore, loc: Location, cfg: NoldoSettings, *
             put_pixels(store, eeq.dw_pixels(SCENE_PRODUCT), grid, dw)
         if s1 is not None:
             put_pixels(store, eeq.s1_pixels(S1_PRODUCT, cfg.resample), grid, s1)
+
+
+def register_good_and_partial(store: ResponseStore, good: Location, partial: Location, cfg: NoldoSettings,
+                              scene) -> None:
+    """``good`` answered in every season and ``partial`` in winter only, with the real S2 and DW cut
+    onto each location's grid and a constructed S1."""
+    for loc, seasons in ((good, None), (partial, ("winter",))):
+        grid = location_grid(loc, cfg)
+        register_location(store, loc, cfg, s2=geotiff_bytes(real_s2(grid), grid),
+                          dw=geotiff_bytes(real_dw(scene, grid), grid), s1=geotiff_bytes(constructed_s1(grid), grid),
+                          seasons=seasons)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import rasterio
 import yaml
-from replay_world import constructed_s1, geotiff_bytes, real_dw, real_s2, register_location
+from replay_world import real_dw, register_good_and_partial
 from workflow_helpers import snakemake
 
 from eolabels.acquisition.noldo import NoldoSettings, location_grid
@@ -68,11 +68,7 @@ def pixels(path: Path) -> tuple:
 def test_kill_then_rerun_incomplete_equals_an_uninterrupted_run(workflow_copy, replay, scene):
     root = workflow_copy
     store = ResponseStore(root / "responses")
-    for loc in (GOOD, PARTIAL):
-        grid = location_grid(loc, CFG)
-        register_location(store, loc, CFG, s2=geotiff_bytes(real_s2(grid), grid),
-                          dw=geotiff_bytes(real_dw(scene, grid), grid), s1=geotiff_bytes(constructed_s1(grid), grid),
-                          seasons=None if loc is GOOD else ("winter",))
+    register_good_and_partial(store, GOOD, PARTIAL, CFG, scene)
     (root / "config/locations/k.csv").write_text(
         "id,lon,lat,date\ngood,-75.6237,37.6755,2016-01-12\npartial,-75.5667,37.6308,2016-01-12\n")
     args = write_config(root)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from replay_world import SCENE_PRODUCT, constructed_s1, geotiff_bytes, put_pixels, real_dw, real_s2, register_location
+from replay_world import (SCENE_PRODUCT, geotiff_bytes, put_pixels, real_dw, real_s2, register_good_and_partial,
+                          register_location)
 
 from eolabels.acquisition import earthengine as eeq
 from eolabels.acquisition.client import EarthEngineClient
@@ -34,11 +35,7 @@ def client() -> EarthEngineClient:
 @pytest.fixture
 def world(replay, scene):
     store, http, seen = replay
-    for loc in (GOOD, PARTIAL):
-        grid = location_grid(loc, CFG)
-        register_location(store, loc, CFG, s2=geotiff_bytes(real_s2(grid), grid),
-                          dw=geotiff_bytes(real_dw(scene, grid), grid), s1=geotiff_bytes(constructed_s1(grid), grid),
-                          seasons=None if loc is GOOD else ("winter",))
+    register_good_and_partial(store, GOOD, PARTIAL, CFG, scene)
     register_location(store, SEA, CFG, s2=None, dw=None, s1=None, seasons=(), s2_count=0)
     return store, seen
 

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 import yaml
-from replay_world import constructed_s1, geotiff_bytes, real_dw, real_s2, register_location
+from replay_world import real_dw, real_s2, register_good_and_partial, register_location
 from workflow_helpers import snakemake
 
 from eolabels.acquisition.noldo import NoldoSettings, location_grid
@@ -56,11 +56,7 @@ def test_source_earthengine_through_merge_assembly_and_readers(workflow_copy, re
 
     root = workflow_copy
     store = ResponseStore(root / "responses")
-    for loc in (GOOD, PARTIAL):
-        grid = location_grid(loc, CFG)
-        register_location(store, loc, CFG, s2=geotiff_bytes(real_s2(grid), grid),
-                          dw=geotiff_bytes(real_dw(scene, grid), grid), s1=geotiff_bytes(constructed_s1(grid), grid),
-                          seasons=None if loc is GOOD else ("winter",))
+    register_good_and_partial(store, GOOD, PARTIAL, CFG, scene)
     register_location(store, SEA, CFG, s2=None, dw=None, s1=None, seasons=(), s2_count=0)
     (root / "config/locations/t.csv").write_text(
         "id,lon,lat,date\ngood,-75.6237,37.6755,2016-01-12\npartial,-75.5667,37.6308,2016-01-12\n"
