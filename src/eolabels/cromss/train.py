@@ -286,16 +286,11 @@ class PretrainTrainer(Trainer):
                 labels_vs_truth.update(batch["truth"], batch["label"])
                 for m, x in zip(truth, logits):
                     m.update(batch["truth"], x.argmax(dim=1))
-        row: dict[str, float] = {}
-        groups = [("", noisy)] + ([("truth_", truth)] if labels_vs_truth.matrix.any() else [])
-        for prefix, group in groups:
-            for i, m in enumerate(group, start=1):
-                scores = m.compute()
-                row.update({f"h{i}_{prefix}{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+        named = {f"h{i}_": m for i, m in enumerate(noisy, start=1)}
         if labels_vs_truth.matrix.any():
-            scores = labels_vs_truth.compute()
-            row.update({f"labels_truth_{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
-        return row
+            named |= {f"h{i}_truth_": m for i, m in enumerate(truth, start=1)} | {"labels_truth_": labels_vs_truth}
+        return {f"{prefix}{k}": value for prefix, m in named.items()
+                for k, value in m.compute().items() if k in ("OA", "AA", "mIoU", "mF1")}
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
