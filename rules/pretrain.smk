@@ -2,6 +2,7 @@
 # the noisy labels of config.cromss.dataset; figures per run and one table over all runs (what `all`
 # builds of it: rules/common.smk).
 from eolabels.cromss.wiring import (
+    dw_test_inputs,
     final_checkpoint,
     final_checkpoint_name,
     pretrain_data,
@@ -20,6 +21,8 @@ PRETRAIN_RUN = run_name("{pretrain_variant}", "{s2_bands}")
 PRETRAIN_RUN_DIR = run_dir(CROMSS, PRETRAIN_RUN)
 # the rule params: training settings only, so resizing a job re-runs nothing
 PRETRAIN_SETTINGS = canonical(training_settings(CROMSS))
+# the DW dataset, whose test split every run scores per epoch (Fig. 8 a,b), unless dw_test_every is 0
+PRETRAIN_DW_TEST = dw_test_inputs(CROMSS, DATASETS)
 
 
 rule pretrain_encoder:
@@ -27,6 +30,7 @@ rule pretrain_encoder:
     input:
         index=dataset_index(PRETRAIN_DATA),
         meta=dataset_meta(PRETRAIN_DATA),
+        dw_test=PRETRAIN_DW_TEST,
     output:
         encoders=f"{PRETRAIN_RUN_DIR}/encoders.pt",
         checkpoint=final_checkpoint(CROMSS, PRETRAIN_RUN),
@@ -157,6 +161,7 @@ if CROMSS["label_source"] == "dw":
         input:
             index=dataset_index(denoised_dataset(CROMSS["dataset"])),
             meta=dataset_meta(denoised_dataset(CROMSS["dataset"])),
+            dw_test=PRETRAIN_DW_TEST,
         output:
             encoders="results/pretrain_dw_denoised/{pretrain_variant}_{s2_bands}/encoders.pt",
             checkpoint=f"results/pretrain_dw_denoised/{PRETRAIN_RUN}/{final_checkpoint_name(CROMSS)}",

@@ -19,4 +19,5 @@ with logged(snakemake.log[0]):
         seed=snakemake.params.seed,
         device=snakemake.params.device,
         threads=snakemake.threads,
+        test_dir=Path(snakemake.input.dw_test[0]).parent if snakemake.input.dw_test else None,
     )

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from eolabels.cromss.wiring import (
     JOB_KEYS,
+    dw_test_inputs,
     SchemaChoices,
     final_checkpoint,
     fusion_runs,
@@ -113,3 +114,10 @@ def test_targets_of_the_stage(repo_root):
     ]
     assert pretrain_tables(section, ["noldo"]) == ["results/tables/pretraining.csv"]
     assert pretrain_targets(section, ["dw"]) == pretrain_tables(section, ["dw"]) == []
+
+
+def test_dw_test_split_is_an_input_only_when_scored(repo_root):
+    assert dw_test_inputs(_section(repo_root), ["noldo", "dw"]) == ["results/data/dw/index.csv"]
+    assert dw_test_inputs(_section(repo_root, dw_test_every=0), ["noldo"]) == []
+    with pytest.raises(ValueError, match=r"datasets \['noldo'\] do not include it.*dw_test_every: 0"):
+        dw_test_inputs(_section(repo_root, dw_test_every=2), ["noldo"])

@@ -188,3 +188,64 @@ def test_heldout_scores_cover_every_season_of_the_held_out_locations(tmp_path, s
     assert scores["h2_truth_OA"] == pytest.approx(branch_hits / pixels)
     assert {"h1_OA", "h1_truth_mIoU", "h2_mF1", "labels_truth_mIoU"} <= set(scores)
     assert np.isfinite(list(scores.values())).all()
+
+
+def test_dw_test_split_scores_are_the_branches_own_predictions(tmp_path, settings):
+    """Fig. 8 a,b's scores on the DW test split, recomputed from the rasters: whole 40-px tiles
+    (mirrored to 64 for the encoder), 255 ignored, scored on the epochs ``dw_test_every`` asks for."""
+    import numpy as np
+    import torch
+
+    from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices
+    from eolabels.cromss.pretraining import dw_test_set, pretrain_dataset
+    from eolabels.cromss.train import PretrainTrainer
+    from eolabels.data.index import DatasetIndex
+    from eolabels.data.readers import TileReader
+    from eolabels.data.synthetic import generate_dataset
+    from finetune_data import write_dw
+
+    def unlabel_corner(i, labels):
+        labels[:5, :7] = 255
+        return labels
+
+    generate_dataset("noldo", tmp_path / "noldo", {"incomplete_fraction": 0.0, "n_locations": 4, "tile_size": 48,
+                                                   "feature_size": 8.0}, seed=2)
+    dw = write_dw(tmp_path / "dw", n_train=1, n_test=3, size=40, label_fn=unlabel_corner)
+    settings.update(epochs=3, batch_size=2, val_batch_size=2, crop_size=32, val_fraction=0.5, dw_test_every=2)
+    config = pretrain_config("midF", "b9", settings, seed=0)
+    trainer = PretrainTrainer(config, pretrain_dataset(tmp_path / "noldo", config, settings, 0), tmp_path / "run",
+                              progress=False, test_set=dw_test_set(dw, config))
+    trainer.fit()
+    assert ["t2_OA" in row for row in trainer.history] == [False, True, True]
+
+    index = DatasetIndex.open(dw)
+    reader = TileReader(index)
+    hits, pixels = np.zeros(2, dtype=np.int64), 0
+    trainer.network.eval()
+    for row in reader.rows("test"):
+        arrays = reader.read(row, ["s1", "s2", "dw"])
+        s1 = torch.from_numpy(normalise_s1(arrays["s1"]).astype(np.float32))[None]
+        s2 = torch.from_numpy(normalise_s2(arrays["s2"], s2_band_indices(9)).astype(np.float32))[None]
+        pad = lambda x: torch.nn.functional.pad(x, (0, 24, 0, 24), mode="reflect")  # noqa: E731
+        with torch.no_grad():
+            logits = trainer.network(pad(s1), pad(s2))
+        label = arrays["dw"][0]
+        labelled = label != 255
+        for branch, x in enumerate(logits):
+            hits[branch] += int((x[0, :, :40, :40].argmax(0).numpy() == label)[labelled].sum())
+        pixels += int(labelled.sum())
+    assert pixels == 3 * (40 * 40 - 5 * 7)
+    final = trainer.history[-1]
+    assert final["t1_OA"] == pytest.approx(hits[0] / pixels)
+    assert final["t2_OA"] == pytest.approx(hits[1] / pixels)
+    assert {"t1_mIoU", "t2_AA", "t2_mF1"} <= set(final)
+
+
+def test_table_adds_the_dw_test_columns_when_runs_scored_them(tmp_path):
+    summary = {"variant": "s2", "bands": "b13", "encoder": "e", "epochs": 2, "modalities": ["s2"],
+               "source": "synthetic", "prior_note": "", "heldout": {"h1_OA": 0.8, "h1_mIoU": 0.5},
+               "final": {"v_loss": 1.0, "t1_OA": 0.625, "t1_mIoU": 0.25}}
+    (tmp_path / "s.json").write_text(json.dumps(summary))
+    table = tabulate_pretraining([tmp_path / "s.json"], tmp_path / "t.csv", tmp_path / "t.md")
+    assert table.loc[0, "S2 OA (DW test)"] == 0.625 and table.loc[0, "S2 mIoU (DW test)"] == 0.25
+    assert "DW task's test split" in (tmp_path / "t.md").read_text()

@@ -24,9 +24,12 @@ from eolabels.atomic import atomic_path
 from eolabels.cromss.checkpoint import export_encoders, save_encoders
 from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import count_parameters
+from eolabels.cromss.normalization import s2_band_indices
 from eolabels.cromss.selection import SelectionConfig
 from eolabels.cromss.train import SPLIT_SEED, VARIANTS, PretrainConfig, PretrainTrainer
 from eolabels.data.kinds import IMAGES, NOLDO
+from eolabels.finetune.data import CrossModalTestSet
+from eolabels.finetune.tasks import task
 from eolabels.report.tables import is_synthetic
 from eolabels.settings import from_section
 from eolabels.tables import load_schema
@@ -112,15 +115,23 @@ def _setup_process_group(device: str) -> str:
     return "cpu"
 
 
+def dw_test_set(test_dir: str | Path, config: PretrainConfig) -> CrossModalTestSet:
+    """The DW task's test split in the variant's modalities and S2 bands (Fig. 8 a,b)."""
+    return CrossModalTestSet(test_dir, task("dw"), task("dw").test_split, config.modalities,
+                             s2_band_indices(config.in_channels_s2))
+
+
 def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
                      settings: Mapping[str, Any], seed: int, device: str = "auto",
-                     progress: bool = True) -> PretrainTrainer:
-    """Train one variant into ``out_dir`` (resuming from its ``last.ckpt``) and export its encoders."""
+                     progress: bool = True, test_dir: str | Path | None = None) -> PretrainTrainer:
+    """Train one variant into ``out_dir`` (resuming from its ``last.ckpt``) and export its encoders;
+    with ``test_dir`` (the DW dataset) each branch is also scored on its test split per epoch."""
     out_dir = Path(out_dir)
     device = _setup_process_group(device)
     config = pretrain_config(variant, bands, settings, seed)
     dataset = pretrain_dataset(dataset_dir, config, settings, seed)
-    trainer = PretrainTrainer(config, dataset, out_dir, device=device, progress=progress)
+    test_set = dw_test_set(test_dir, config) if test_dir is not None and config.dw_test_every else None
+    trainer = PretrainTrainer(config, dataset, out_dir, device=device, progress=progress, test_set=test_set)
     last = out_dir / LAST_CHECKPOINT
     if last.is_file() and not trainer.can_resume_from(last):
         # a finished run (Snakemake re-runs it for a reason), other settings or an unreadable file

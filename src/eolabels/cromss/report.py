@@ -3,7 +3,8 @@
 Branch columns are named by modality (S1 / S2), so a single-modal run fills only its own; scores
 are the final model's on every season of the held-out locations, against the noisy labels and, when
 the dataset has a hidden truth (the synthetic world), against the truth — beside the noisy labels'
-own accuracy there, the bar a network trained on them has to clear.
+own accuracy there, the bar a network trained on them has to clear; and, when the runs scored it,
+on the DW task's test split.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def pretraining_row(summary: dict) -> dict[str, object]:
         for score in SCORES:
             row[f"{modality.upper()} {score} (truth)"] = heldout.get(f"h{branch}_truth_{score}")
             row[f"{modality.upper()} {score} (noisy)"] = heldout.get(f"h{branch}_{score}")
+            row[f"{modality.upper()} {score} (DW test)"] = final.get(f"t{branch}_{score}")
     row[LABELS_COLUMN] = heldout.get("labels_truth_OA")
     row["val loss"] = final.get("v_loss")
     row["selection ratio"] = final.get("sel_ratio")
@@ -51,7 +53,7 @@ def tabulate_pretraining(summaries: Sequence[str | os.PathLike[str]], out_csv: s
         raise ValueError("no pretraining summaries to tabulate")
     table = pd.DataFrame([pretraining_row(r) for r in runs])
     # fixed column order: identity, S1 then S2 scores, the rest; empty columns dropped
-    score_cols = [f"{m} {s} ({ref})" for m in ("S1", "S2") for ref in ("truth", "noisy") for s in SCORES]
+    score_cols = [f"{m} {s} ({ref})" for m in ("S1", "S2") for ref in ("truth", "noisy", "DW test") for s in SCORES]
     ident = ["variant", "bands", "encoder", "epochs", DATA_COLUMN]
     rest = [LABELS_COLUMN, "val loss", "selection ratio", "note"]
     table = table[[c for c in ident + score_cols + rest if c in table.columns]].dropna(axis=1, how="all")
@@ -63,6 +65,9 @@ def tabulate_pretraining(summaries: Sequence[str | os.PathLike[str]], out_csv: s
                  *_verdicts(table)]
     else:
         notes = ["Each branch's final scores on every season of the held-out locations, against the noisy labels."]
+    if any(c.endswith("(DW test)") for c in table.columns):
+        notes.append("'(DW test)': the final model's own predictions on the DW task's test split, against its "
+                     "labels (the paper's Fig. 8 a,b evaluation), before any fine-tuning.")
     return write_table(table, out_csv, out_md, "CromSS pretraining", notes)
 
 

@@ -64,18 +64,21 @@ class PretrainOutputs:
 
 
 def pretrain_encoder(*, dataset_dir: str | Path, outputs: PretrainOutputs, variant: str, bands: str,
-                     settings: Mapping[str, Any], seed: int, device: str = "auto", threads: int = 1) -> None:
-    """Rule ``pretrain_encoder``: in-process for one process, else ``torchrun`` with N processes."""
+                     settings: Mapping[str, Any], seed: int, device: str = "auto", threads: int = 1,
+                     test_dir: str | Path | None = None) -> None:
+    """Rule ``pretrain_encoder``: in-process for one process, else ``torchrun`` with N processes;
+    ``test_dir``, the DW dataset whose test split each branch is scored on per epoch (Fig. 8 a,b)."""
     out_dir = outputs.run_dir
     processes = int(settings["processes"])
     if processes == 1:
         torch.set_num_threads(threads)
         pretrain_variant(dataset_dir=dataset_dir, out_dir=out_dir, variant=variant, bands=bands,
-                         settings=settings, seed=seed, device=device)
+                         settings=settings, seed=seed, device=device, test_dir=test_dir)
     else:
         _launch_torchrun(processes, threads, {
             "dataset_dir": str(dataset_dir), "out_dir": str(out_dir), "variant": variant, "bands": bands,
             "settings": dict(settings), "seed": seed, "device": device,
+            "test_dir": None if test_dir is None else str(test_dir),
         })
     outputs.check_written()
 

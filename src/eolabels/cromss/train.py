@@ -10,7 +10,9 @@ epoch that holds everything needed for an exact resume.  Checkpoints keep the au
 Samples are dicts ``{"s1": (2,H,W) float, "s2": (13|9,H,W) float, "label": (H,W) int64,
 "prior": (9,H,W) float[, "truth": (H,W) int64]}``; only the variant's modalities are needed,
 ``prior`` is only read when label smoothing uses it, and ``truth`` (a hidden true map, never a
-training target) adds validation metrics against it.
+training target) adds validation metrics against it.  An optional downstream test split (the DW
+test tiles, as the paper's Fig. 8 a,b) is scored every ``dw_test_every`` epochs beside the
+validation split: samples ``{"s1", "s2", "label"}`` with 255 unlabelled.
 Under torchrun each process draws its own shard (``DistributedSampler``) with the per-process
 batch size of the reference (128 per GPU), so BN and sample selection see per-GPU batches as in the
 reference; the validation loss and confusion matrices are summed over processes.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset, random_split
 
@@ -80,12 +83,15 @@ class PretrainConfig:
     num_workers: int = 0
     max_batches_per_epoch: int | None = None  # Lightning's limit_train_batches, for short runs
     checkpoint_every: int = 10  # kept epoch checkpoints; ``last.ckpt`` is written every epoch
+    dw_test_every: int = 1  # epochs between scores on the DW test split (when one is given; 0 = never)
 
     def __post_init__(self) -> None:
         if self.kind == "single" and self.sample_selection:
             raise ValueError("sample selection needs two modalities; use kind='mid_fusion' or 'late_fusion'")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        if self.dw_test_every < 0:
+            raise ValueError(f"dw_test_every must be 0 (never) or more, got {self.dw_test_every}")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -119,6 +125,17 @@ def _centre_crop(batch: dict[str, Tensor], size: int | None) -> dict[str, Tensor
     height, width = batch["label"].shape[-2:]
     top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
     return {key: value[..., top:top + size, left:left + size] for key, value in batch.items()}
+
+
+def _padded_logits(network: nn.Module, inputs: tuple[Tensor, ...], multiple: int = 32) -> tuple[Tensor, ...]:
+    """Logits of whole tiles of any size: inputs mirrored up to a multiple of the deepest stride and
+    the logits cropped back (downstream test tiles are 510 px in the release)."""
+    h, w = inputs[0].shape[-2:]
+    pad = (0, -w % multiple, 0, -h % multiple)
+    if any(pad):
+        inputs = tuple(nn.functional.pad(x, pad, mode="reflect") for x in inputs)
+    out = network(*inputs)
+    return tuple(x[..., :h, :w] for x in (out if isinstance(out, (tuple, list)) else (out,)))
 
 
 def split_train_val(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
@@ -155,8 +172,9 @@ class PretrainTrainer(Trainer):
     state_dict_prefix = LIGHTNING_PREFIX  # the authors' layout, ``net.<keys>`` (§1)
 
     def __init__(self, config: PretrainConfig, dataset: Dataset, out_dir: str | Path,
-                 device: str = "auto", progress: bool = True) -> None:
+                 device: str = "auto", progress: bool = True, test_set: Dataset | None = None) -> None:
         seed_everything(config.seed)
+        self.test_set = test_set
         self.train_set, self.val_set = split_train_val(dataset, config.val_fraction, config.split_seed)
         if len(self.train_set) < config.batch_size:
             raise ValueError(
@@ -293,6 +311,33 @@ class PretrainTrainer(Trainer):
                 for k, value in m.compute().items() if k in ("OA", "AA", "mIoU", "mF1")}
 
     @torch.no_grad()
+    def evaluate_test(self) -> dict[str, float]:
+        """Each branch on the downstream test split (``t{i}_*``): whole tiles, 255 ignored.
+
+        Each process scores every ``world``-th tile and the confusion matrices are summed, so all
+        processes must call it (as :meth:`validate` does).
+        """
+        self.network.eval()
+        n_branches = 1 if self.config.kind == "single" else 2
+        metrics = [SegmentationMetrics(self.config.classes, ignore_index=255) for _ in range(n_branches)]
+        rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+        shard = Subset(self.test_set, range(rank, len(self.test_set), world))  # type: ignore[arg-type]
+        for batch in DataLoader(shard, batch_size=self.config.val_batch_size, num_workers=self.config.num_workers):
+            inputs = tuple(batch[m].to(self.device, non_blocking=True) for m in self.config.modalities)
+            with self.autocast():
+                logits = _padded_logits(self.network, inputs)
+            for m, x in zip(metrics, logits):
+                m.update(batch["label"], x.float().argmax(dim=1).cpu())
+        row: dict[str, float] = {}
+        for i, m in enumerate(metrics, start=1):
+            m.matrix = sum_over_processes(torch.from_numpy(m.matrix).to(self.device)).cpu().numpy()
+            if m.matrix.sum() == 0:
+                raise ValueError("the downstream test split has no labelled pixel: nothing to score")
+            scores = m.compute()
+            row.update({f"t{i}_{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+        return row
+
+    @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
         """``v_loss`` (hard labels, no selection, §2) and per-modality metrics against the noisy labels."""
         if len(self.val_set) == 0:
@@ -330,4 +375,7 @@ class PretrainTrainer(Trainer):
                 m.matrix = sum_over_processes(torch.from_numpy(m.matrix).to(self.device)).cpu().numpy()
                 scores = m.compute()
                 row.update({f"v{i}_{prefix}{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+        every = self.config.dw_test_every
+        if self.test_set is not None and every and ((epoch + 1) % every == 0 or epoch + 1 == self.epochs):
+            row |= self.evaluate_test()
         return row

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from eolabels.workflow import denoised_dataset, one_of, schema_enum
+from eolabels.finetune.tasks import task
+from eolabels.workflow import dataset_index, denoised_dataset, one_of, schema_enum
 
 JOB_KEYS = frozenset({
     "dataset", "label_source", "variants", "bands", "threads", "mem_mb", "runtime", "figure_locations",
@@ -87,6 +88,20 @@ def pretrain_data(section: Mapping[str, Any]) -> str:
     (rules/similarity.smk)."""
     dataset = section["dataset"]
     return denoised_dataset(dataset) if section["label_source"] == "dw_denoised" else dataset
+
+
+def dw_test_inputs(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
+    """The DW dataset's index when each run scores its branches on the DW test split (Fig. 8 a,b),
+    else nothing; asking for it without the dataset fails the dry run."""
+    if not section["dw_test_every"]:
+        return []
+    dw = task("dw").dataset
+    if dw not in datasets:
+        raise ValueError(
+            f"cromss.dw_test_every: {section['dw_test_every']} scores pretraining on the {dw!r} dataset's test split, "
+            f"but config datasets {list(datasets)} do not include it; add it or set cromss.dw_test_every: 0"
+        )
+    return [dataset_index(dw)]
 
 
 def pretrain_root(section: Mapping[str, Any]) -> str:

@@ -125,3 +125,25 @@ class FinetuneDataset(Dataset):
         if self._reader is not None:
             self._reader.windows.close()
             self._reader = None
+
+
+class CrossModalTestSet(Dataset):
+    """One split's tiles in every modality a pretraining variant reads: ``{"s1", "s2", "label"}``.
+
+    The paper's Fig. 8 a,b score the pretrained networks' own predictions (DW classes) on the DW
+    test split; each modality is read and normalised exactly as the fine-tuning rows read it.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], task: Task, split: str, modalities: tuple[str, ...],
+                 band_indices: tuple[int, ...] | None = None) -> None:
+        self.parts = {m: FinetuneDataset(root, task, split, m, band_indices if m == "s2" else None)
+                      for m in modalities}
+        if len(self) == 0:
+            raise FinetuneDataError(f"{root}: the {split} split of task {task.name} holds no tile")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.parts.values())))
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        samples = {m: part[item] for m, part in self.parts.items()}
+        return {**{m: s["image"] for m, s in samples.items()}, "label": next(iter(samples.values()))["label"]}
