@@ -28,7 +28,7 @@ rule finetune_row:
         device=config["device"],
     threads: FINETUNE["threads"]
     resources:
-        **job_resources(FINETUNE),
+        **job_resources(FINETUNE, FINETUNE["processes"]),
     log:
         "logs/finetune_row/{task}/{ft_input}/{ft_source}.log",
     benchmark:

@@ -4,7 +4,7 @@ import pytest
 
 from eolabels.distributed import first_host, launch_command, parse_scontrol_job, slurm_allocation, slurm_environment
 
-ENTRY = ["-m", "eolabels.cromss.launch", "/runs/a/settings.json"]
+ENTRY = ["-m", "eolabels.launch", "/runs/a/settings.json"]
 
 
 def test_outside_slurm_one_standalone_torchrun():

@@ -10,10 +10,19 @@ runs a job, so :func:`slurm_environment` asks ``scontrol`` for the allocation wh
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 import subprocess
+import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 RENDEZVOUS_PORT_BASE = 29500
 
@@ -113,3 +122,53 @@ def launch_command(processes: int, entry: Sequence[str], env: Mapping[str, str],
         "--rdzv_backend=c10d", f"--rdzv_endpoint={allocation.master}:{port}", f"--rdzv_id={allocation.job_id}",
         *entry,
     ]
+
+
+def _stderr_sink() -> Any:
+    """The stream child processes should write to: the rule's log when ``eolabels.workflow.logged``
+    redirected stderr to it (torchrun's output would otherwise bypass the log), else inherit."""
+    try:
+        sys.stderr.flush()
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return sys.stderr
+
+
+def run_processes(processes: int, threads: int, target: str, kwargs: Mapping[str, Any],
+                  settings_dir: str | os.PathLike[str]) -> None:
+    """Run ``target`` (``"package.module:function"``) with the JSON-able ``kwargs`` in ``processes``
+    torchrun processes (``python -m eolabels.launch``), here or over a SLURM allocation's tasks.
+
+    The settings file lies in ``settings_dir`` (beside the outputs: every node must read it) and is
+    removed afterwards; the threads are shared out between the processes.
+    """
+    Path(settings_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=settings_dir, delete=False) as f:
+        json.dump({"target": target, "kwargs": dict(kwargs)}, f)
+    env = slurm_environment(os.environ)
+    cmd = launch_command(processes, ["-m", "eolabels.launch", f.name], env, sys.executable)
+    env["OMP_NUM_THREADS"] = str(max(1, threads // processes))
+    log.info("launching %s", " ".join(cmd))
+    try:
+        sink = _stderr_sink()
+        subprocess.run(cmd, check=True, env=env, stdout=sink, stderr=subprocess.STDOUT if sink else None)
+    finally:
+        os.unlink(f.name)
+
+
+def join_process_group(device: str) -> str:
+    """Join the torchrun group when started by torchrun (gloo on CPU, nccl on CUDA); returns the
+    device this process trains on (its own GPU under torchrun)."""
+    import torch
+    import torch.distributed as dist
+
+    if "LOCAL_RANK" not in os.environ or dist.is_initialized():
+        return device
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return "cpu"

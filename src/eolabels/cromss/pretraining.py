@@ -1,7 +1,7 @@
 """One pretraining variant: config section → dataset + trainer → files.
 
 :func:`pretrain_variant` runs in the rule's process or, for data-parallel training, in each
-``torchrun`` process (``python -m eolabels.cromss.launch``; :func:`eolabels.cromss.stages.pretrain_encoder`
+``torchrun`` process (``python -m eolabels.launch``; :func:`eolabels.cromss.stages.pretrain_encoder`
 decides).  Files written into the variant's folder: ``epoch=<last>.ckpt`` (the full final checkpoint,
 the authors' naming), ``last.ckpt`` (rewritten every epoch: a killed run resumes from it),
 ``metrics.csv`` (one row per epoch), ``encoders.pt`` (per-modality encoder state_dicts for
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from eolabels.atomic import atomic_path
@@ -28,6 +27,7 @@ from eolabels.cromss.normalization import s2_band_indices
 from eolabels.cromss.selection import SelectionConfig
 from eolabels.cromss.train import SPLIT_SEED, VARIANTS, PretrainConfig, PretrainTrainer
 from eolabels.data.kinds import IMAGES, NOLDO
+from eolabels.distributed import join_process_group
 from eolabels.finetune.data import CrossModalTestSet
 from eolabels.finetune.tasks import task
 from eolabels.report.tables import is_synthetic
@@ -102,19 +102,6 @@ def pretrain_dataset(dataset_dir: str | Path, config: PretrainConfig, settings: 
     )
 
 
-def _setup_process_group(device: str) -> str:
-    """Join the torchrun group (gloo on CPU, nccl on CUDA); returns this process's device."""
-    if "LOCAL_RANK" not in os.environ or dist.is_initialized():
-        return device
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        local = int(os.environ["LOCAL_RANK"])
-        torch.cuda.set_device(local)
-        return f"cuda:{local}"
-    return "cpu"
-
-
 def dw_test_set(test_dir: str | Path, config: PretrainConfig) -> CrossModalTestSet:
     """The DW task's test split in the variant's modalities and S2 bands (Fig. 8 a,b)."""
     return CrossModalTestSet(test_dir, task("dw"), task("dw").test_split, config.modalities,
@@ -127,7 +114,7 @@ def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: s
     """Train one variant into ``out_dir`` (resuming from its ``last.ckpt``) and export its encoders;
     with ``test_dir`` (the DW dataset) each branch is also scored on its test split per epoch."""
     out_dir = Path(out_dir)
-    device = _setup_process_group(device)
+    device = join_process_group(device)
     config = pretrain_config(variant, bands, settings, seed)
     dataset = pretrain_dataset(dataset_dir, config, settings, seed)
     test_set = dw_test_set(test_dir, config) if test_dir is not None and config.dw_test_every else None

@@ -6,12 +6,8 @@ writes several files), so the workflow scripts only unpack ``snakemake``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -23,21 +19,10 @@ from eolabels.cromss.curves import plot_pretrain_curves
 from eolabels.cromss.figures import plot_selection_masks
 from eolabels.cromss.pretraining import pretrain_variant
 from eolabels.cromss.report import tabulate_pretraining
-from eolabels.distributed import launch_command, slurm_environment
+from eolabels.distributed import run_processes
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
-
-
-def _stderr_sink() -> Any:
-    """The stream child processes should write to: the rule's log when ``eolabels.workflow.logged``
-    redirected stderr to it (torchrun's output would otherwise bypass the log), else inherit."""
-    try:
-        sys.stderr.flush()
-        sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
-    return sys.stderr
 
 
 @dataclass(frozen=True)
@@ -75,30 +60,12 @@ def pretrain_encoder(*, dataset_dir: str | Path, outputs: PretrainOutputs, varia
         pretrain_variant(dataset_dir=dataset_dir, out_dir=out_dir, variant=variant, bands=bands,
                          settings=settings, seed=seed, device=device, test_dir=test_dir)
     else:
-        _launch_torchrun(processes, threads, {
+        run_processes(processes, threads, "eolabels.cromss.pretraining:pretrain_variant", {
             "dataset_dir": str(dataset_dir), "out_dir": str(out_dir), "variant": variant, "bands": bands,
             "settings": dict(settings), "seed": seed, "device": device,
-            "test_dir": None if test_dir is None else str(test_dir),
-        })
+            "test_dir": None if test_dir is None else str(test_dir), "progress": False,
+        }, out_dir)
     outputs.check_written()
-
-
-def _launch_torchrun(processes: int, threads: int, kwargs: dict[str, Any]) -> None:
-    """``processes`` torchrun processes, each running :func:`pretrain_variant` with ``kwargs``: on this
-    machine, or through ``srun`` over a SLURM allocation's tasks (:mod:`eolabels.distributed`)."""
-    # the settings file lies beside the outputs: every node of an allocation must read it
-    Path(kwargs["out_dir"]).mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=kwargs["out_dir"], delete=False) as f:
-        json.dump(kwargs, f)
-    env = slurm_environment(os.environ)
-    cmd = launch_command(processes, ["-m", "eolabels.cromss.launch", f.name], env, sys.executable)
-    env["OMP_NUM_THREADS"] = str(max(1, threads // processes))
-    log.info("launching %s", " ".join(cmd))
-    try:
-        sink = _stderr_sink()
-        subprocess.run(cmd, check=True, env=env, stdout=sink, stderr=subprocess.STDOUT if sink else None)
-    finally:
-        os.unlink(f.name)
 
 
 def selection_mask_figure(

@@ -2,7 +2,9 @@
 each repeated with several seeds (spec §7: the paper reports 3 runs).
 
 A row is one Snakemake job: its runs share the imported libraries and the decoded tiles, and
-changing one row's settings re-runs that row only.  Each run trains in its own folder
+changing one row's settings re-runs that row only.  With ``processes`` > 1 the job starts that many
+torchrun processes (:func:`finetune_row_job`); each runs every run of the row data-parallel and only
+the first writes files.  Each run trains in its own folder
 (``<mode>/rep<k>``) and leaves ``result.json`` when done, so a killed job resumes at the run it was
 in (from that run's ``last.ckpt``) and finished runs of the same settings are not repeated.
 """
@@ -19,19 +21,21 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from eolabels.atomic import atomic_path
 from eolabels.cromss.normalization import s2_band_indices
 from eolabels.cromss.pretraining import s2_channels
 from eolabels.data.index import DatasetIndex
 from eolabels.data.kinds import IMAGES
+from eolabels.distributed import join_process_group, run_processes
 from eolabels.finetune.data import FinetuneDataset
 from eolabels.finetune.encoders import EncoderSource
 from eolabels.finetune.settings import FinetuneConfig
 from eolabels.finetune.tasks import Task, task
 from eolabels.finetune.trainer import SCORES, FinetuneTrainer
 from eolabels.settings import from_section
-from eolabels.training import plain
+from eolabels.training import is_distributed, is_main_process, plain
 
 log = logging.getLogger(__name__)
 MODES = ("frozen", "finetuned")
@@ -123,7 +127,10 @@ def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSou
         return done
     trainer = FinetuneTrainer(config, *datasets, source=source, out_dir=run_dir, device=device)
     if (run_dir / "last.ckpt").is_file() and not trainer.can_resume_from(run_dir / "last.ckpt"):
-        (run_dir / "last.ckpt").unlink()
+        if is_main_process():
+            (run_dir / "last.ckpt").unlink()
+        if is_distributed():
+            dist.barrier()  # no process may resume from the file being removed
     trainer.fit()
     scores = trainer.last_scores or trainer.evaluate()
     result = {
@@ -134,6 +141,8 @@ def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSou
         "per_class_iou": [float(v) for v in scores["iou"]],
         "test_pixels": int(scores["n_pixels"]),
     }
+    if not is_main_process():
+        return result
     if keep_weights:
         with atomic_path(run_dir / WEIGHTS_FILE) as tmp:
             torch.save(trainer.model.state_dict(), tmp)
@@ -158,13 +167,14 @@ def finetune_row(*, dataset_dir: str | Path, out_dir: str | Path, summary_path: 
     first repeat's fine-tuned weights per mode (``weights``: mode → path) for the figures."""
     torch.set_num_threads(threads)
     source.check_exists()  # before anything trains
+    device = join_process_group(device)
     out_dir = Path(out_dir)
     modes = list(settings["modes"])
     repeats = int(settings["repeats"])
     modality, bands = parse_input(ft_input)
     summary: dict[str, Any] = {"task": task_name, "input": ft_input, "modality": modality, "bands": bands,
                                "source": source.name, "source_kind": source.kind, "encoder": encoder_name,
-                               "modes": {}}
+                               "processes": dist.get_world_size() if is_distributed() else 1, "modes": {}}
     datasets = None
     for mode in modes:
         runs = []
@@ -186,9 +196,33 @@ def finetune_row(*, dataset_dir: str | Path, out_dir: str | Path, summary_path: 
             "epochs": runs[0]["epochs"],
         }
     summary["data"] = DatasetIndex.open(dataset_dir).meta.source
+    if not is_main_process():
+        return summary
     for mode, path in weights.items():
         with atomic_path(path) as tmp:
             shutil.copyfile(out_dir / mode / "rep0" / WEIGHTS_FILE, tmp)
     with atomic_path(summary_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def finetune_row_job(*, source_record: Mapping[str, Any], threads: int = 1, **row: Any) -> dict[str, Any] | None:
+    """Rule ``finetune_row``: the row in this process, or in ``settings["processes"]`` torchrun
+    processes (here or over a SLURM allocation's tasks); ``source_record`` is the rule's source param
+    and ``row`` the other arguments of :func:`finetune_row`, all JSON-able."""
+    processes = int(row["settings"]["processes"])
+    if processes == 1:
+        return finetune_row_process(source_record=source_record, threads=threads, **row)
+    kwargs = {**row, "source_record": dict(source_record), "threads": max(1, threads // processes),
+              "dataset_dir": str(row["dataset_dir"]), "out_dir": str(row["out_dir"]),
+              "summary_path": str(row["summary_path"]), "weights": {k: str(v) for k, v in row["weights"].items()},
+              "settings": dict(row["settings"])}
+    run_processes(processes, threads, "eolabels.finetune.rows:finetune_row_process", kwargs, row["out_dir"])
+    return None
+
+
+def finetune_row_process(*, source_record: Mapping[str, Any], **row: Any) -> dict[str, Any]:
+    """:func:`finetune_row` with its encoder source given as the rule's record (name, kind, path, tag,
+    encoder): the form a torchrun process receives it in."""
+    source = EncoderSource(source_record["name"], source_record["kind"], source_record["path"], source_record["tag"])
+    return finetune_row(source=source, encoder_name=source_record["encoder"], **row)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from eolabels.cromss.losses import finetune_loss
 from eolabels.finetune.encoders import EncoderSource, encoder_norm_layers, freeze_encoder, load_source
@@ -127,7 +128,13 @@ class FinetuneTrainer(Trainer):
         if self.config.drop_last_test and len(dataset) < batch_size:  # type: ignore[arg-type]
             raise ValueError(f"drop_last_test with {len(dataset)} test tiles and a test batch of {batch_size} "
                              "would score nothing")
-        for batch in self._loader(dataset, batch_size, 0, shuffle=False, drop_last=self.config.drop_last_test):
+        if self.config.drop_last_test:  # the authors' loader, per process as Lightning shards it
+            loader = self._loader(dataset, batch_size, 0, shuffle=False, drop_last=True)
+        else:  # every tile exactly once: each process scores every world-th one, no padding repeats
+            rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+            loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)),  # type: ignore[arg-type]
+                                batch_size=batch_size, num_workers=self.config.num_workers)
+        for batch in loader:
             metrics.update(batch["label"], self.predict(batch["image"]).cpu())
         metrics.matrix = sum_over_processes(torch.from_numpy(metrics.matrix).to(self.device)).cpu().numpy()
         if metrics.matrix.sum() == 0:

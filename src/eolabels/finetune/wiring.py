@@ -21,6 +21,7 @@ from eolabels.workflow import dataset_index, dataset_meta
 JOB_KEYS = frozenset({
     "tasks", "inputs", "sources", "smoothing", "denoised", "external", "frameworks", "model_kwargs",
     "crop_size", "threads", "mem_mb", "runtime", "figure_samples", "figure_sources", "gpu", "gpu_model", "cpus_per_gpu",
+    "nodes",
 })
 """Keys that pick or size jobs, or that each row resolves for its own task (frameworks, crops)."""
 SMOOTHING_VARIANT = "cromss_midF"  # Table VI pretrains CromSS-midF with each smoothing setting
