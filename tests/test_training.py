@@ -37,14 +37,15 @@ class Regression(Trainer):
     """y = x·w + noise; every batch draws from torch's, numpy's and Python's global generators, so
     an exact resume has to restore all three."""
 
-    def __init__(self, recipe: Recipe, out_dir: Path | None, scheduler_interval: str = "epoch") -> None:
+    def __init__(self, recipe: Recipe, out_dir: Path | None, scheduler_interval: str = "epoch",
+                 checkpoint_every: int = 2, checkpoint_interval_s: float = 0.0) -> None:
         torch.manual_seed(0)
         np.random.seed(0)
         random.seed(0)
         self.scheduler_interval = scheduler_interval  # type: ignore[misc]
         self.skip = set[int]()  # batch numbers (within an epoch) training_step declines
-        super().__init__(recipe, epochs=recipe.epochs, out_dir=out_dir, checkpoint_every=2, device="cpu",
-                         progress=False)
+        super().__init__(recipe, epochs=recipe.epochs, out_dir=out_dir, checkpoint_every=checkpoint_every,
+                         device="cpu", progress=False, checkpoint_interval_s=checkpoint_interval_s)
 
     def configure_model(self) -> nn.Module:
         return nn.Linear(3, 1)
@@ -94,6 +95,28 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_weights(tmp_path):
     # kept checkpoints every 2nd epoch (and the last), last.ckpt always
     names = {p.name for p in (tmp_path / "resumed").iterdir()}
     assert names == {LAST_CHECKPOINT, epoch_checkpoint_name(1), epoch_checkpoint_name(3), METRICS_CSV}
+
+
+def test_a_checkpoint_interval_writes_on_kept_and_last_epochs_only(tmp_path):
+    trainer = Regression(Recipe(epochs=7), tmp_path, checkpoint_every=4, checkpoint_interval_s=1e9)
+    written = []
+    save = trainer.save_checkpoint
+    trainer.save_checkpoint = lambda path: (written.append((trainer.epoch, path.name)), save(path))[1]
+    trainer.fit(stop_after=2)  # an interrupted call ends on a written epoch
+    trainer.fit()
+    assert written == [(2, LAST_CHECKPOINT), (4, LAST_CHECKPOINT), (4, epoch_checkpoint_name(3)),
+                       (7, LAST_CHECKPOINT), (7, epoch_checkpoint_name(6))]
+    resumed = Regression(Recipe(epochs=7), tmp_path)
+    resumed.fit()
+    assert resumed.epoch == 7 and len(resumed.history) == 7  # everything came from last.ckpt
+    assert len(_rows_of(tmp_path / METRICS_CSV)) == 7
+
+
+def _rows_of(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_a_changed_configuration_does_not_resume(tmp_path):

@@ -192,7 +192,10 @@ class Trainer:
 
     With ``out_dir`` every finished epoch rewrites ``last.ckpt`` and ``metrics.csv`` and every
     ``checkpoint_every``-th (and the final) epoch is kept as ``epoch=<k>.ckpt``; :meth:`fit`
-    resumes from ``last.ckpt``.  Without it nothing is written.  Seeding is the caller's: each
+    resumes from ``last.ckpt``.  ``checkpoint_interval_s`` > 0 rewrites the two only when that many
+    seconds have passed since they were written, on kept epochs and on the last epoch of a
+    :meth:`fit` call: runs of sub-second epochs would otherwise spend a fair share of their time
+    writing files.  Without it nothing is written.  Seeding is the caller's: each
     stage seeds what its reference seeds, before the model is built.
     """
 
@@ -202,11 +205,12 @@ class Trainer:
 
     def __init__(self, config: Any, *, epochs: int, out_dir: str | Path | None = None,
                  checkpoint_every: int = 1, amp: bool = False, device: str = "auto",
-                 progress: bool = True) -> None:
+                 progress: bool = True, checkpoint_interval_s: float = 0.0) -> None:
         self.config = config
         self.epochs = epochs
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval_s = checkpoint_interval_s
         self.device = resolve_device(device)
         self.progress = progress
         self.model = self.configure_model().to(self.device)
@@ -301,6 +305,7 @@ class Trainer:
             except UnreadableCheckpoint as err:  # overwritten after the first epoch
                 log.warning("not resuming (%s); training from the start", err)
         done_here = 0
+        written = time.monotonic()
         while self.epoch < epochs and (stop_after is None or done_here < stop_after):
             epoch = self.epoch
             start = time.perf_counter()
@@ -312,11 +317,15 @@ class Trainer:
             self.history.append(row)
             self.epoch = epoch + 1
             done_here += 1
-            if self.out_dir is not None and is_main_process():
+            kept = self.epoch % self.checkpoint_every == 0 or self.epoch == epochs
+            due = (kept or self.epoch == epochs or done_here == stop_after
+                   or time.monotonic() - written >= self.checkpoint_interval_s)
+            if self.out_dir is not None and is_main_process() and due:
                 self.save_checkpoint(self.out_dir / LAST_CHECKPOINT)
-                if self.epoch % self.checkpoint_every == 0 or self.epoch == epochs:
+                if kept:
                     self.save_checkpoint(self.out_dir / epoch_checkpoint_name(epoch))
                 write_metrics_csv(self.out_dir / METRICS_CSV, self.history)
+                written = time.monotonic()
             log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
         return self.history
 

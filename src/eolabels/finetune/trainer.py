@@ -29,6 +29,9 @@ from eolabels.training import Trainer, is_distributed, seed_everything, seed_wor
 
 log = logging.getLogger(__name__)
 SCORES = ("OA", "AA", "mIoU", "mF1")
+# last.ckpt at most every 30 s: a CPU-sized run lasts seconds (its row resumes at the run through
+# result.json), a paper-sized one loses at most 30 s of a killed run
+CHECKPOINT_INTERVAL_S = 30.0
 
 
 def build_model(config: FinetuneConfig) -> nn.Module:
@@ -58,7 +61,8 @@ class FinetuneTrainer(Trainer):
         self.loaded_tensors = 0
         seed_everything(config.seed)
         super().__init__(config, epochs=config.epochs, out_dir=out_dir, checkpoint_every=config.epochs,
-                         amp=config.amp, device=device, progress=progress)
+                         amp=config.amp, device=device, progress=progress,
+                         checkpoint_interval_s=CHECKPOINT_INTERVAL_S)
         self.last_scores: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ hooks
