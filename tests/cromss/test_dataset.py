@@ -193,6 +193,8 @@ def test_cached_locations_give_the_samples_of_uncached_reads(copy):
         uncached = plain[item]
         assert all(torch.equal(samples[item][k], uncached[k]) for k in uncached)
     assert sorted(cached._arrays) == [0, 1] and not plain._arrays
+    # the prior of each drawn (location, season) is kept too, and gives the samples above
+    assert {item for item, _ in cached._priors} == {0, 1} and not plain._priors
     shutil.rmtree(copy / "samples")  # a cached location is never read again
     torch.manual_seed(0)
     assert torch.equal(cached[0]["s2"], samples[0]["s2"])

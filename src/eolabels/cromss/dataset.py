@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from eolabels.cromss.normalization import normalise_s1, normalise_s2, s2_band_indices, uint8_to_unit
 from eolabels.cromss.pretrain_sample import assemble_sample
-from eolabels.cromss.smoothing import PriorKind
+from eolabels.cromss.smoothing import PriorKind, label_smoothing_prior
 from eolabels.data.index import DatasetIndex
 from eolabels.data.readers import TileReader
 
@@ -99,6 +99,9 @@ class NoisyLabelPretrainDataset(Dataset):
         # several times a CPU training step on small data (off for NoLDO-sized sets)
         self.cache = cache
         self._arrays: dict[int, dict[str, np.ndarray]] = {}
+        # the label-smoothing prior of a (location, season) depends on the labels only: with the
+        # cache on it is computed once, not at every draw (its blur costs more than the sample)
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
         if self.prior_note:
             log.info("%s: %s", self.root, self.prior_note)
 
@@ -146,9 +149,16 @@ class NoisyLabelPretrainDataset(Dataset):
             if "s2" in self.modalities:
                 images["s2"] = self._unit("s2", arrays[self.image_layers["s2"]][season])
             truth = arrays[self.truth_layer][season, 0] if self.truth_layer else None
+            labels = arrays[self.label_layer][:, 0]
+            prior = None
+            if self.cache and self.prior_kind is not None:
+                prior = self._priors.get((item, season))
+                if prior is None:
+                    prior = label_smoothing_prior(labels, season, self.prior_kind, self.num_classes)
+                    self._priors[(item, season)] = prior
             return assemble_sample(
-                images, arrays[self.label_layer][:, 0], season, self.prior_kind,
-                rng if self.augment else None, self.crop_size, self.num_classes, truth,
+                images, labels, season, self.prior_kind,
+                rng if self.augment else None, self.crop_size, self.num_classes, truth, prior,
             )
         except ValueError as err:
             raise PretrainDataError(f"{self.root}: location {location}: {err}") from err

@@ -37,8 +37,12 @@ def assemble_sample(
     crop_size: int | None = 256,
     num_classes: int = 9,
     truth: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> dict[str, Tensor]:
     """The trainer's sample for ``season``; augmented only when an ``rng`` is given.
+
+    ``prior``, the (C, H, W) label-smoothing prior of this season when the caller keeps it (it
+    depends on the labels only), saves computing it again; by default it is computed here.
 
     ``images`` maps modality names to (C, H, W) float32 arrays of the chosen season; their channels
     are stacked in the given order behind the prior so one transform moves all of them (§4).
@@ -59,7 +63,9 @@ def assemble_sample(
     channels = [np.asarray(image, dtype=np.float32) for image in images.values()]
     if prior_kind is not None:
         # prior channels go first so one transform moves prior and image together (§4)
-        channels.insert(0, label_smoothing_prior(label_seasons, season, prior_kind, num_classes))
+        if prior is None:
+            prior = label_smoothing_prior(label_seasons, season, prior_kind, num_classes)
+        channels.insert(0, prior)
     stacked = np.concatenate(channels)
     label = label_seasons[season].astype(np.int64)
     if truth is not None:
