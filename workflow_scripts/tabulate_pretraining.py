@@ -1,6 +1,6 @@
-"""Snakemake entry point of rule tabulate_pretraining: unpack `snakemake`, call the library."""
-from eolabels.cromss.stages import pretraining_table
+"""Snakemake entry point of rule tabulate_pretraining: unpack `snakemake`, call the library (torch-free)."""
+from eolabels.cromss.report import tabulate_pretraining
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
-    pretraining_table(summaries=list(snakemake.input), table=snakemake.output.table, markdown=snakemake.output.markdown)
+    tabulate_pretraining(list(snakemake.input), snakemake.output.table, snakemake.output.markdown)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from eolabels.cromss.curves import plot_pretrain_curves
 from eolabels.cromss.figures import plot_selection_masks
 from eolabels.cromss.pretraining import pretrain_variant
-from eolabels.cromss.report import tabulate_pretraining
 from eolabels.distributed import run_processes
 
 log = logging.getLogger(__name__)
@@ -74,13 +72,3 @@ def selection_mask_figure(
 ) -> None:
     """Rule ``plot_selection_masks``: paper Fig. 11 of one fusion run."""
     plot_selection_masks(checkpoint, dataset_dir, figure, variant, bands, dict(settings), seed=seed, locations=locations)
-
-
-def pretrain_curves_figure(*, metrics: PathLike, summary: PathLike, figure: PathLike) -> None:
-    """Rule ``plot_pretrain_curves``: paper Fig. 8 a, b of one run."""
-    plot_pretrain_curves(metrics, summary, figure)
-
-
-def pretraining_table(*, summaries: Sequence[PathLike], table: PathLike, markdown: PathLike) -> None:
-    """Rule ``tabulate_pretraining``: one row per pretraining run."""
-    tabulate_pretraining(summaries, table, markdown)

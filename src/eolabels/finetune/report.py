@@ -19,8 +19,7 @@ from typing import Any
 import pandas as pd
 
 from eolabels.atomic import atomic_path
-from eolabels.finetune.tasks import task
-from eolabels.finetune.trainer import SCORES
+from eolabels.finetune.tasks import SCORES, task
 from eolabels.report.tables import DATA_COLUMN, combined_source, write_table
 
 MODE_NAMES = {"frozen": "frozen", "finetuned": "fine-tuned"}

@@ -32,8 +32,8 @@ from eolabels.distributed import join_process_group, run_processes
 from eolabels.finetune.data import FinetuneDataset
 from eolabels.finetune.encoders import EncoderSource
 from eolabels.finetune.settings import FinetuneConfig
-from eolabels.finetune.tasks import Task, task
-from eolabels.finetune.trainer import SCORES, FinetuneTrainer
+from eolabels.finetune.tasks import SCORES, Task, task
+from eolabels.finetune.trainer import FinetuneTrainer
 from eolabels.settings import from_section
 from eolabels.training import is_distributed, is_main_process, plain
 

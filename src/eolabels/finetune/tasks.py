@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the scores every table reports, mean ± std over repeats (spec §8)
+SCORES = ("OA", "AA", "mIoU", "mF1")
 # smp architectures whose reference crop is 480 (the others, DeepLabV3+ and PSPNet, crop 496), §7
 CROP_480 = frozenset({"unet", "fpn", "linknet", "unetplusplus", "manet"})
 

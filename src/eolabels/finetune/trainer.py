@@ -23,12 +23,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from eolabels.cromss.losses import finetune_loss
 from eolabels.finetune.encoders import EncoderSource, encoder_norm_layers, freeze_encoder, load_source
 from eolabels.finetune.settings import FinetuneConfig, cosine_factor
+from eolabels.finetune.tasks import SCORES
 from eolabels.metrics import SegmentationMetrics
 from eolabels.models import create_model
 from eolabels.training import Trainer, is_distributed, seed_everything, seed_worker, sum_over_processes
 
 log = logging.getLogger(__name__)
-SCORES = ("OA", "AA", "mIoU", "mF1")
 # last.ckpt at most every 30 s: a CPU-sized run lasts seconds (its row resumes at the run through
 # result.json), a paper-sized one loses at most 30 s of a killed run
 CHECKPOINT_INTERVAL_S = 30.0
