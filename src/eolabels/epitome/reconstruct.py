@@ -11,8 +11,8 @@ from torch import Tensor
 
 from eolabels.epitome.model import GaussianEpitome, Method, chunk_size, log_joint, resolve_method
 from eolabels.epitome.patches import covering_origins, crop
-from eolabels.epitome.sampling import inverse_cdf_samples, sample_positions_from_log_joint, window_indices
-from eolabels.epitome.topk import DroppedMass, DroppedMassCheck, TopK, topk_posterior
+from eolabels.epitome.sampling import sample_positions_from_log_joint, window_indices
+from eolabels.epitome.topk import DroppedMass, DroppedMassCheck, TopK, approximate_posterior
 
 
 def reconstruct_patch_labels(label_probs: Tensor, positions: Tensor, size: int) -> Tensor:
@@ -63,9 +63,9 @@ def reconstruct_tile(
             energies = log_joint(fields, patches, method=method)
             positions = sample_positions_from_log_joint(energies, samples, temperature, generator, overwrite_input=True)
         else:
-            candidates, q = topk_posterior(fields, patches, topk, temperature)
-            positions = candidates.gather(1, inverse_cdf_samples(q[:, None, :], samples, generator))
-            check.add(fields, patches, candidates, temperature)
+            approximate = approximate_posterior(fields, patches, topk, temperature)
+            positions = approximate.sample(samples, generator)
+            check.add(fields, patches, approximate, temperature)
         positions = positions.to(label_probs.device)
         votes = reconstruct_patch_labels(label_probs, positions, patch_size).cpu()
         rows = (part.top[:, None] + offsets)[:, :, None].expand(-1, -1, patch_size)
