@@ -101,10 +101,11 @@ def coarse_log_joint(fields: EpitomeFields, patches: Tensor, stride: int) -> Ten
     return flat.view(len(patches), fields.layers, grid_rows, grid_cols).transpose(0, 1)
 
 
-def coarse_rows(fields: EpitomeFields, patches: Tensor, stride: int) -> Tensor:
-    """The exact log p(x_b, s) at the subgrid positions, B×(L·Hc·Wc) (rows contiguous): per layer one
-    product of the patches' kernels [x | 1 | offset] with the field's subgrid windows, constants and
-    ones (:meth:`EpitomeFields.subgrid_columns`), so no pass adds the constants afterwards."""
+def coarse_rows(fields: EpitomeFields, patches: Tensor, stride: int, scale: float = 1.0, shift: float = 0.0) -> Tensor:
+    """``scale`` · log p(x_b, s) + ``shift`` (exact) at the subgrid positions, B×(L·Hc·Wc) (rows
+    contiguous): per layer one product of the patches' kernels [x | 1 | offset] with the field's
+    subgrid windows, constants and ones (:meth:`EpitomeFields.subgrid_columns`), so no pass adds
+    the constants, the scale or the shift afterwards."""
     fields.check_patches(patches)
     columns = fields.subgrid_columns(stride).to(patches.dtype)  # L×(D+2)×cells
     if fields.constant_ivar is not None:  # λ constant: correlate μλ alone (as the constant_ivar path)
@@ -112,7 +113,8 @@ def coarse_rows(fields: EpitomeFields, patches: Tensor, stride: int) -> Tensor:
         kernels, offset = centred.flatten(1), constant_ivar_offset(fields, centred)[:, :, 0, 0]  # B×D, L×B
     else:
         kernels, offset = patch_kernels(patches).flatten(1), patches.new_zeros(fields.layers, len(patches))
-    ones = kernels.new_ones(len(patches), 1)
+    ones = kernels.new_full((len(patches), 1), scale)
+    kernels, offset = kernels * scale, offset * scale + shift
     products = [torch.cat([kernels, ones, offset[layer, :, None]], dim=1) @ columns[layer] for layer in range(fields.layers)]
     return products[0] if fields.layers == 1 else torch.cat(products, dim=1)
 
@@ -155,15 +157,18 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     return values if offset is None else values + offset
 
 
-def _search(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _search(
+    fields: EpitomeFields, patches: Tensor, topk: TopK, scale: float = 1.0, shift: float = 0.0
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The coarse-to-fine search: (positions, values, coarse, cells) with ``positions`` B×M×f×f the
     refined blocks (flat indices into L·H·W), ``values`` their exact log joint (−inf where a wrapping
-    block repeats a position another block owns), ``coarse`` B×(L·Hc·Wc) the subgrid's log joint and
-    ``cells`` B×M the refined subgrid points."""
+    block repeats a position another block owns), ``coarse`` B×(L·Hc·Wc) the subgrid's log joint
+    (times ``scale`` > 0, plus ``shift``: the order is the same) and ``cells`` B×M the refined
+    subgrid points."""
     layers, height, width, stride = fields.layers, fields.height, fields.width, topk.coarse_stride
     total = layers * height * width
     keep = min(topk.candidates, total)
-    flat = coarse_rows(fields, patches, stride)  # B×(L·Hc·Wc)
+    flat = coarse_rows(fields, patches, stride, scale, shift)  # B×(L·Hc·Wc)
     grid_rows, grid_cols = -(-height // stride), -(-width // stride)
     # every subgrid point when K covers all positions (blocks that wrap overlap: fewer than K/f² would miss some)
     count = flat.shape[1] if keep == total else min(math.ceil(keep / stride**2), flat.shape[1])
@@ -281,28 +286,39 @@ class Posterior:
         return torch.where(drawn < count, from_candidates, (layer * height + row) * width + col)
 
 
-def approximate_posterior(fields: EpitomeFields, patches: Tensor, topk: TopK, temperature: float = 1.0) -> Posterior:
+def approximate_posterior(
+    fields: EpitomeFields, patches: Tensor, topk: TopK, temperature: float = 1.0, peak: float | None = None
+) -> Posterior:
     """The posterior ``topk`` asks for: top-K (normalised over the K candidates) or, with
     ``topk.tail``, the exact q(s | x) ∝ exp(log p(x, s)/T) at every position of the refined blocks
     and, for every other block a, its subgrid point s_a standing for each of the n_a positions it
-    owns: weight n_a · exp(log p(x, s_a)/T), all normalised together."""
+    owns: weight n_a · exp(log p(x, s_a)/T), all normalised together.
+
+    ``peak``: the largest log p(x, s) of every patch where it is known (self-epitomic LSR: the
+    fields' bound, which a patch cut from the tile attains at its own position); the tail's
+    tempering and shift then ride on the coarse product instead of a pass of their own."""
     shape, stride = (fields.layers, fields.height, fields.width), topk.coarse_stride
     if not topk.tail:
         positions, q = topk_posterior(fields, patches, topk, temperature)
         return Posterior(positions, q, None, None, shape, stride)
-    positions, values, coarse, cells = _search(fields, patches, topk)
-    values = values.flatten(1)
-    # each refined block holds its subgrid point, and the refined points are the best: no tail
-    # weight exceeds n_a times the best candidate's, so the candidates' maximum is a safe shift
-    shift = values.amax(1, keepdim=True)
-    exact = torch.exp((values.double() - shift.double()) / temperature)
     row_count = block_owners(fields.height, stride)[1]
     col_count = block_owners(fields.width, stride)[1]
     sizes = (row_count[:, None] * col_count[None, :]).flatten()
     uniform = bool((sizes == sizes[0]).all())  # f divides both sides: every block owns f² positions
-    # log weights (log p(x, s_a) − shift)/T + log n_a, the block size folded into the shift when uniform
-    offset = shift / -temperature + (math.log(float(sizes[0])) if uniform else 0.0)
-    tail = torch.add(offset, coarse, alpha=1.0 / temperature).clamp_min_(EXP_FLOOR).exp_()
+    log_size = math.log(float(sizes[0])) if uniform else 0.0  # folded into the shift when uniform
+    if peak is None:
+        positions, values, coarse, cells = _search(fields, patches, topk)
+        values = values.flatten(1)
+        # each refined block holds its subgrid point, and the refined points are the best: no tail
+        # weight exceeds n_a times the best candidate's, so the candidates' maximum is a safe shift
+        shift = values.amax(1, keepdim=True)
+        # log weights (log p(x, s_a) − shift)/T + log n_a
+        tail = torch.add(shift / -temperature + log_size, coarse, alpha=1.0 / temperature)
+    else:
+        positions, values, tail, cells = _search(fields, patches, topk, 1.0 / temperature, log_size - peak / temperature)
+        values, shift = values.flatten(1), values.new_full((len(patches), 1), peak)
+    exact = torch.exp((values.double() - shift.double()) / temperature)
+    tail = tail.clamp_min_(EXP_FLOOR).exp_()
     if not uniform:
         tail.mul_(sizes.repeat(fields.layers).to(tail))
     tail.scatter_(1, cells, 0.0)  # the refined blocks are in the exact part
@@ -355,13 +371,13 @@ def _row_topk_indices(values: Tensor, count: int) -> Tensor:
     return best_groups.gather(1, within // TOPK_GROUP) * TOPK_GROUP + within % TOPK_GROUP
 
 
-def _without_duplicates(positions: Tensor, values: Tensor) -> Tensor:
-    """``values`` with every repeat of a position in its row set to −inf (counted once)."""
+def _without_duplicates(positions: Tensor, values: Tensor, fill: float = float("-inf")) -> Tensor:
+    """``values`` with every repeat of a position in its row set to ``fill`` (counted once)."""
     ordered, order = positions.sort(dim=1)
     repeat = torch.zeros_like(ordered, dtype=torch.bool)
     repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
     mask = torch.zeros_like(repeat).scatter_(1, order, repeat)
-    return values.masked_fill(mask, float("-inf"))
+    return values.masked_fill(mask, fill)
 
 
 def topk_posterior(
@@ -388,8 +404,8 @@ def dropped_mass(fields: EpitomeFields, patches: Tensor, positions: Tensor, temp
 
 
 def _outside(exact: Tensor, positions: Tensor) -> Tensor:
-    kept = torch.zeros_like(exact).scatter_(1, positions.to(exact.device), 1.0)  # each position once
-    return (1.0 - (exact * kept).sum(1, dtype=torch.float64)).clamp_min(0.0)
+    kept = _without_duplicates(positions, exact.gather(1, positions.to(exact.device)), 0.0)  # each position once
+    return (1.0 - kept.double().sum(1)).clamp_min(0.0)
 
 
 def add_to_lrmap(lrmap: Tensor, centre_classes: Tensor, positions: Tensor, q: Tensor) -> None:
@@ -448,7 +464,7 @@ class DroppedMassCheck:
         self.values.append(_outside(exact, positions).cpu())
         if posterior.tail is not None:
             approximate = posterior[on_device].dense(exact.dtype).to(exact.device)
-            self.variations.append(0.5 * approximate.sub_(exact).abs_().sum(1, dtype=torch.float64).cpu())
+            self.variations.append(0.5 * approximate.sub_(exact).abs_().sum(1).double().cpu())
         self.remaining -= len(picked)
 
     def report(self) -> DroppedMass | None:
