@@ -1,19 +1,27 @@
-"""Approximate posteriors over epitome positions: the exact log joint at K candidates only.
+"""Approximate posteriors over epitome positions: the exact log joint at candidates, a coarse tail elsewhere.
 
 The exact paths (:mod:`eolabels.epitome.model`) evaluate log p(x, s) at every position s; the
 supplement (§3.3, §7) names approximate, coarse-to-fine mapping of patches to positions as the way
 to faster inference.  Here the candidates of a patch come from a coarse-to-fine search:
 
 1. coarse: the exact log joint on the subgrid of positions (l, a·f, b·f), f = ``coarse_stride``
-   (a strided correlation, f² times cheaper than the full one);
+   (one matrix product with the field's subgrid windows, f² times cheaper than the full correlation);
 2. fine: the ⌈K/f²⌉ best subgrid points, each expanded to the f×f block of positions it stands for
    (offsets −⌊f/2⌋ … f−1−⌊f/2⌋, so the blocks tile the torus), the exact log joint evaluated there
-   (a gather of the epitome windows), and the K best kept.
+   (a gather of the epitome windows).
 
-q(s | x) is then normalised over the K candidates; positions outside get no mass.  What that drops
-is measured, not assumed: :func:`dropped_mass` compares with the exact posterior on a sample of
-patches (:class:`DroppedMass`, one per tile).  With K ≥ L·H·W every position is a candidate and
-the posterior is the exact one.
+Plain top-K (``tail=False``) keeps the K best and normalises q(s | x) over them; positions outside
+get no mass.  Where the posterior is not peaky (self-epitomic LSR at T = w² puts most of the exact
+mass outside any few hundred positions) that is a different estimator, not an approximation.  With
+the tail (the default) the posterior is approximated, not truncated: every position of the refined
+blocks keeps its exact weight, and every other block a stands as n_a positions of its subgrid
+point's weight exp(log p(x, s_a)/T), all normalised together; a block's mass is spread evenly over
+its positions (in lrmap sums, in draws).  What either drops is measured, not assumed: the check
+(:class:`DroppedMassCheck`, one :class:`DroppedMass` per tile) compares with the exact posterior on
+a sample of patches: the exact mass outside the candidates and, with the tail, the total variation
+between the approximate and the exact posterior over positions (which bounds the error of any
+expected label distribution).  With K ≥ L·H·W every position is a candidate and either posterior
+is the exact one.
 """
 
 from __future__ import annotations
