@@ -287,7 +287,8 @@ def run_topk_speed(samples: int, sides: list[int]) -> None:
             ratio = exact_seconds / seconds
             agreement = float((approximate.argmax(-1) == exact.argmax(-1)).double().mean())
             print(
-                f"      {name:13s} {seconds:6.1f} s, ratio {ratio:5.2f} (goal >= 10: {'met' if ratio >= 10 else 'MISSED'}); "
+                f"      {name:13s} {seconds:6.1f} s, ratio {ratio:5.2f} "
+                f"(goal >= 10: {'met' if ratio >= 10 else 'MISSED'}); "
                 f"argmax agreement with exact {agreement:.4f}; {dropped[0]}"
             )
 

@@ -139,8 +139,9 @@ def self_epitomic_lsr(
     ``method="direct"`` is the direct formulation end to end; all give the same values.
 
     ``topk``: approximate posteriors instead (:mod:`eolabels.epitome.topk`: the exact log joint at K
-    candidates, normalised there; ``method`` is then unused); the exact mass they drop on a sample of
-    patches is appended to ``dropped`` when given.
+    candidates and, with its tail, the coarse subgrid for the other positions; ``method`` is then
+    unused); what they drop against the exact posterior on a sample of patches is appended to
+    ``dropped`` when given.
     """
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     temperature = float(patch_size**2) if temperature is None else temperature

@@ -43,9 +43,10 @@ def reconstruct_tile(
     Sliding w×w windows (``stride`` defaults to w; the last window is flush with the border) cover
     every pixel; for each window ``samples`` positions are drawn from q(·|x) with temperature T
     (default (w/11)²) and the aligned p(ℓ|·) windows are summed into the tile.  Argmax over K gives
-    the map.  ``topk``: positions are drawn from the approximate posterior over K candidates
-    (:mod:`eolabels.epitome.topk`; ``method`` is then unused), and the exact mass it drops on a
-    sample of windows is appended to ``dropped`` when given.
+    the map.  ``topk``: positions are drawn from the approximate posterior (K candidates and, with
+    its tail, the subgrid's blocks; :mod:`eolabels.epitome.topk`; ``method`` is then unused), and
+    what it drops against the exact posterior on a sample of windows is appended to ``dropped``
+    when given.
     """
     stride = patch_size if stride is None else stride
     temperature = (patch_size / 11) ** 2 if temperature is None else temperature

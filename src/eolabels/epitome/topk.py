@@ -53,8 +53,9 @@ EXP_FLOOR = -80.0
 @dataclass(frozen=True)
 class TopK:
     """The approximation: ``candidates`` K positions per patch found on a subgrid of stride
-    ``coarse_stride``; ``check_patches`` patches per tile also get the exact posterior, to report
-    the mass the approximation drops (0: no report).  K larger than the positions is clamped."""
+    ``coarse_stride``, and with ``tail`` the subgrid's other blocks standing for their positions;
+    ``check_patches`` patches per tile also get the exact posterior, to report what the
+    approximation drops (0: no report).  K larger than the positions is clamped."""
 
     candidates: int = 256
     coarse_stride: int = 4
@@ -123,7 +124,9 @@ def coarse_rows(fields: EpitomeFields, patches: Tensor, stride: int, scale: floa
         kernels, offset = patch_kernels(patches).flatten(1), patches.new_zeros(fields.layers, len(patches))
     ones = kernels.new_full((len(patches), 1), scale)
     kernels, offset = kernels * scale, offset * scale + shift
-    products = [torch.cat([kernels, ones, offset[layer, :, None]], dim=1) @ columns[layer] for layer in range(fields.layers)]
+    products = [
+        torch.cat([kernels, ones, offset[layer, :, None]], dim=1) @ columns[layer] for layer in range(fields.layers)
+    ]
     return products[0] if fields.layers == 1 else torch.cat(products, dim=1)
 
 
@@ -323,7 +326,8 @@ def approximate_posterior(
         # log weights (log p(x, s_a) − shift)/T + log n_a
         tail = torch.add(shift / -temperature + log_size, coarse, alpha=1.0 / temperature)
     else:
-        positions, values, tail, cells = _search(fields, patches, topk, 1.0 / temperature, log_size - peak / temperature)
+        tempered = (1.0 / temperature, log_size - peak / temperature)  # log weights straight from the product
+        positions, values, tail, cells = _search(fields, patches, topk, *tempered)
         values, shift = values.flatten(1), values.new_full((len(patches), 1), peak)
     exact = torch.exp((values.double() - shift.double()) / temperature)
     tail = tail.clamp_min_(EXP_FLOOR).exp_()
@@ -441,7 +445,8 @@ class PosteriorSums:
         tail, batch = posterior.tail, len(posterior.tail)
         # class sums Σ_b [c_b = c] tail_b / Z_b as one K×B by B×cells product
         weights = tail.new_zeros(self.lrmap.shape[0], batch)
-        weights[centre_classes.long().to(tail.device), torch.arange(batch, device=tail.device)] = posterior.tail_scale.to(tail)
+        patch = torch.arange(batch, device=tail.device)
+        weights[centre_classes.long().to(tail.device), patch] = posterior.tail_scale.to(tail)
         part = weights @ tail
         self.blocks = part.double().cpu() if self.blocks is None else self.blocks.add_(part.double().cpu())
         self.last = posterior
