@@ -16,7 +16,16 @@ from eolabels.epitome.model import GaussianEpitome, log_joint, posterior
 from eolabels.epitome.patches import PatchOrigins, crop, sample_origins
 from eolabels.epitome.reconstruct import reconstruct_tile
 from eolabels.epitome.settings import EMSettings, EmbedSettings, ReconstructSettings, SelfEpitomicSettings
-from eolabels.epitome.topk import TopK, candidates, coarse_log_joint, dropped_mass, topk_posterior
+from eolabels.epitome.topk import (
+    DroppedMassCheck,
+    PosteriorSums,
+    TopK,
+    approximate_posterior,
+    candidates,
+    coarse_log_joint,
+    dropped_mass,
+    topk_posterior,
+)
 from eolabels.epitome.transfer import LabelTransfer
 from eolabels.epitome.variants import predict_self_epitomic
 
@@ -213,3 +222,97 @@ def test_the_stage_logs_the_dropped_mass_per_tile(caplog):
     assert maps[0].shape == (12, 12)
     assert "self-epitomic LSR of tile t0: top-K posterior drops exact mass mean" in caplog.text
     assert "(over 8 patches)" in caplog.text
+
+
+def hand_tail_case() -> tuple:
+    """One channel on a 2×4 torus, λ = 1, π uniform, a 1×1 patch x = 0 (T = 1):
+    log p(x, s) = −½ μ_s² + const, μ = [[0, 1, 2, 1], [1, 2, 3, 2]]."""
+    mean = torch.tensor([[[[0.0, 1.0, 2.0, 1.0], [1.0, 2.0, 3.0, 2.0]]]])
+    epitome = GaussianEpitome(mean, torch.ones_like(mean), torch.zeros(1, 2, 4))
+    return epitome.fields(1), torch.zeros(1, 1, 1, 1)
+
+
+@torch.no_grad()
+def test_tail_posterior_of_a_hand_worked_case():
+    # stride 2: subgrid points (0, 0) (μ = 0, weight 1) and (0, 2) (μ = 2, weight e^−2); block (0, 0)
+    # owns rows {1, 0} × columns {3, 0}, block (0, 1) rows {1, 0} × columns {1, 2}.  K = 1 refines
+    # the better block (0, 0) exactly: weights e^−½ (0,3), 1 (0,0), e^−2 (1,3), e^−½ (1,0).  Block
+    # (0, 1) is the tail: 4 positions × e^−2.  Z = 1 + 2e^−½ + 5e^−2 = 2.88973774, so
+    # q(0,0) = 0.34605217, q(0,3) = q(1,0) = e^−½/Z = 0.20989125, q(1,3) = e^−2/Z = 0.04683307 and
+    # each tail position e^−2/Z = 0.04683307 (the tail's mass 4e^−2/Z = 0.18733227).
+    fields, patch = hand_tail_case()
+    approximate = approximate_posterior(fields, patch, TopK(candidates=1, coarse_stride=2), temperature=1.0)
+    expected = torch.tensor([[0.34605217, 0.04683307, 0.04683307, 0.20989125,
+                              0.20989125, 0.04683307, 0.04683307, 0.04683307]], dtype=torch.float64)
+    torch.testing.assert_close(approximate.dense(), expected, rtol=0, atol=1e-8)
+    assert sorted(approximate.positions[0].tolist()) == [0, 3, 4, 7]
+    assert float(approximate.tail_mass().sum()) == pytest.approx(0.18733227, abs=1e-8)
+    # the exact posterior: Z' = 1 + 3e^−½ + 3e^−2 + e^−4.5 = 3.23670683; the tail block holds
+    # (e^−½ + 2e^−2 + e^−4.5)/Z' = 0.27444877 (dropped by the candidates), and the total variation
+    # ½ Σ|q' − q| = Σ_{q > q'} (q − q') = 0.14055822
+    check = DroppedMassCheck(1)
+    check.add(fields, patch, approximate, 1.0)
+    report = check.report()
+    assert report.mean == pytest.approx(0.27444877, abs=1e-6)
+    assert report.variation_mean == pytest.approx(0.14055822, abs=1e-6)
+    assert "total variation mean 0.1406" in str(report)
+    # lrmap of class 1 gets the whole approximate posterior (the tail spread over its block)
+    lrmap = torch.zeros(2, 1, 2, 4, dtype=torch.float64)
+    sums = PosteriorSums(lrmap)
+    sums.add(torch.tensor([1]), approximate)
+    sums.finish()
+    torch.testing.assert_close(lrmap[1].flatten(), expected[0], rtol=0, atol=1e-8)
+    assert float(lrmap[0].abs().sum()) == 0.0
+
+
+@torch.no_grad()
+def test_tail_draws_follow_the_approximate_posterior():
+    fields, patch = hand_tail_case()
+    approximate = approximate_posterior(fields, patch.expand(4, -1, -1, -1), TopK(1, 2), temperature=1.0)
+    draws = approximate.sample(5000, torch.Generator().manual_seed(0))
+    frequency = torch.bincount(draws.flatten(), minlength=8).double() / draws.numel()
+    torch.testing.assert_close(frequency, approximate.dense()[0], rtol=0, atol=0.01)
+
+
+@pytest.mark.parametrize(("make", "stride"), [(general_epitome, 3), (self_epitome, 4), (self_epitome, 2)])
+@torch.no_grad()
+def test_tail_posterior_from_its_definition(make, stride):
+    # sides not multiples of the stride (blocks of several sizes) and λ varying: every block not
+    # refined carries n_a · exp(log p(x, s_a)/T), the refined ones the exact log joint, all normalised
+    epitome = make()
+    _, channels, height, width = epitome.shape
+    fields = epitome.fields(3)
+    patches = torch.rand(5, channels, 3, 3, generator=torch.Generator().manual_seed(7))
+    temperature, approximation = 3.0, TopK(candidates=2 * stride * stride, coarse_stride=stride)
+    exact = log_joint(fields, patches, method="direct").double().transpose(0, 1) / temperature  # B×L×H×W
+    exact = exact - exact.amax((1, 2, 3), keepdim=True)  # a shift per patch, for the exp
+    rows, cols = torch.arange(height), torch.arange(width)
+    owner_row, owner_col = (rows + stride // 2) % height // stride, (cols + stride // 2) % width // stride
+    grid = exact[:, :, ::stride, ::stride]  # B×L×Hc×Wc
+    sizes = torch.bincount(owner_row)[:, None] * torch.bincount(owner_col)[None, :]
+    best = grid.reshape(5, -1).topk(2, dim=1).indices  # the 2 = ⌈K/f²⌉ best subgrid points are refined
+    refined = torch.zeros(grid.numel() // 5, dtype=torch.bool).expand(5, -1).scatter(1, best, True).view_as(grid)
+    weights = torch.where(refined, 0.0, sizes * grid.exp())  # tail weight of each block
+    per_position = (weights / sizes)[:, :, owner_row][:, :, :, owner_col]
+    exact_part = torch.where(refined[:, :, owner_row][:, :, :, owner_col], exact.exp(), 0.0)
+    expected = (per_position + exact_part).reshape(5, -1)
+    expected = expected / expected.sum(1, keepdim=True)
+    approximate = approximate_posterior(fields, patches, approximation, temperature)
+    torch.testing.assert_close(approximate.dense(), expected, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(approximate.dense().sum(1), torch.ones(5, dtype=torch.float64))
+
+
+@torch.no_grad()
+def test_a_known_peak_gives_the_same_tail_posterior():
+    # patches cut from a self-epitome's image peak at the fields' bound (their own position): the
+    # tempering and shift folded into the coarse product give the posterior of the per-patch shift
+    image = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(8)), size=(16, 16), mode="bilinear"
+    )[0]
+    fields = GaussianEpitome.from_image(image).fields(3)
+    patches = crop([image], sample_origins([(16, 16)], 3, 6, torch.Generator().manual_seed(9)))
+    approximation = TopK(candidates=8, coarse_stride=4)
+    shifted = approximate_posterior(fields, patches, approximation, 9.0)
+    folded = approximate_posterior(fields, patches, approximation, 9.0, peak=fields.log_joint_bound)
+    assert float(shifted.tail_mass().sum(1).min()) > 0.01  # the tail carries mass here
+    torch.testing.assert_close(folded.dense(), shifted.dense(), rtol=1e-4, atol=1e-7)

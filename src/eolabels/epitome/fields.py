@@ -44,6 +44,7 @@ class EpitomeFields:
         self.constant_ivar = constant_ivar(ivar)
         self._mean, self._ivar, self._log_prior, self._v_term = mean, ivar, log_prior, v_term
         self._workspaces: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
+        self._subgrid_columns: dict[int, Tensor] = {}
 
     def workspace(self, shape: tuple[int, ...], like: Tensor, name: str) -> Tensor:
         """A scratch tensor of ``shape`` reused across calls (grown as needed; one per ``name``, dtype
@@ -135,6 +136,25 @@ class EpitomeFields:
         self.require_constant_ivar()
         padded = pad_torus(self.mean_weighted, self.half)
         return padded.contiguous(memory_format=torch.channels_last)
+
+    def subgrid_columns(self, stride: int) -> Tensor:
+        """The field's w×w windows at the subgrid positions (l, a·f, b·f), f = ``stride``, with two
+        rows below them, the positions' constant and ones: L×(D + 2)×(Hc·Wc), D = C·w² (constant λ:
+        the windows of (μ − centre)λ) or 2C·w² ([μλ, λ]).  The coarse log joint of the top-K search
+        (:mod:`eolabels.epitome.topk`) is then one matrix product.  Cached per stride (without
+        gradient: the search never differentiates)."""
+        columns = self._subgrid_columns.get(stride)
+        if columns is None:
+            if self.constant_ivar is not None:
+                field, constant = self.padded_mean_weighted, self.centred_constant
+            else:
+                field, constant = self.padded, self.constant
+            with torch.no_grad():
+                windows = F.unfold(field, self.patch_size, stride=stride)  # L×D×(Hc·Wc)
+                below = constant[:, ::stride, ::stride].flatten(1)[:, None]  # L×1×(Hc·Wc)
+                columns = torch.cat([windows, below, torch.ones_like(below)], dim=1)
+            self._subgrid_columns[stride] = columns
+        return columns
 
     @cached_property
     def fft_length(self) -> int:

@@ -20,9 +20,9 @@ from eolabels.epitome.topk import (
     PATCHES_PER_PASS,
     DroppedMass,
     DroppedMassCheck,
+    PosteriorSums,
     TopK,
-    add_to_lrmap,
-    topk_posterior,
+    approximate_posterior,
 )
 
 EM_EPSILON = 1e-11  # spec §6 (the notebook's ε)
@@ -139,8 +139,9 @@ def self_epitomic_lsr(
     ``method="direct"`` is the direct formulation end to end; all give the same values.
 
     ``topk``: approximate posteriors instead (:mod:`eolabels.epitome.topk`: the exact log joint at K
-    candidates, normalised there; ``method`` is then unused); the exact mass they drop on a sample of
-    patches is appended to ``dropped`` when given.
+    candidates and, with its tail, the coarse subgrid for the other positions; ``method`` is then
+    unused); what they drop against the exact posterior on a sample of patches is appended to
+    ``dropped`` when given.
     """
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     temperature = float(patch_size**2) if temperature is None else temperature
@@ -150,15 +151,18 @@ def self_epitomic_lsr(
     lrmap = torch.zeros(table.shape[0], 1, *image.shape[-2:], dtype=torch.float64)
     if topk is not None:
         check = DroppedMassCheck(topk.check_patches if dropped is not None else 0)
+        sums = PosteriorSums(lrmap)
         for count in _batches_per_pass(samples // batch_size, batch_size):
             origins = PatchOrigins.joined(
                 [sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator) for _ in range(count)]
             )
             rows, cols = origins.centres()
             patches = crop([tile], origins)
-            positions, q = topk_posterior(fields, patches, topk, temperature)
-            add_to_lrmap(lrmap, slots[rows, cols], positions, q)
-            check.add(fields, patches, positions, temperature)
+            # every patch is cut from the tile: its log joint peaks at the fields' bound (as the fused path)
+            approximate = approximate_posterior(fields, patches, topk, temperature, fields.log_joint_bound)
+            sums.add(slots[rows, cols], approximate)
+            check.add(fields, patches, approximate, temperature)
+        sums.finish()
         _report(dropped, check)
         return lsr_em(lrmap, table, iterations, weight_by_class_frequency, restrict_to_present_classes, generator)[0]
     reference = method == "direct" if reference_accumulation is None else reference_accumulation
@@ -303,6 +307,7 @@ def embed_coarse_dataset(
     shapes = [tuple(image.shape[-2:]) for image in images]
     lrmap = torch.zeros(num_slots, *epitome.shape[:1], *epitome.shape[2:], dtype=torch.float64)
     accumulator = _PosteriorAccumulator(lrmap, reference)
+    sums = PosteriorSums(lrmap)
     check = DroppedMassCheck(topk.check_patches if topk is not None and dropped is not None else 0)
     passes = [1] * (samples // batch_size) if topk is None else _batches_per_pass(samples // batch_size, batch_size)
     for count in passes:
@@ -314,9 +319,10 @@ def embed_coarse_dataset(
         if topk is None:
             accumulator.add(log_joint(fields, patches, method=method), centre_slots, temperature)
             continue
-        positions, q = topk_posterior(fields, patches, topk, temperature)
-        add_to_lrmap(lrmap, centre_slots, positions, q)
-        check.add(fields, patches, positions, temperature)
+        approximate = approximate_posterior(fields, patches, topk, temperature)
+        sums.add(centre_slots, approximate)
+        check.add(fields, patches, approximate, temperature)
     accumulator.flush()
+    sums.finish()
     _report(dropped, check)
     return lrmap

@@ -11,8 +11,8 @@ from torch import Tensor
 
 from eolabels.epitome.model import GaussianEpitome, Method, chunk_size, log_joint, resolve_method
 from eolabels.epitome.patches import covering_origins, crop
-from eolabels.epitome.sampling import inverse_cdf_samples, sample_positions_from_log_joint, window_indices
-from eolabels.epitome.topk import DroppedMass, DroppedMassCheck, TopK, topk_posterior
+from eolabels.epitome.sampling import sample_positions_from_log_joint, window_indices
+from eolabels.epitome.topk import DroppedMass, DroppedMassCheck, TopK, approximate_posterior
 
 
 def reconstruct_patch_labels(label_probs: Tensor, positions: Tensor, size: int) -> Tensor:
@@ -43,9 +43,10 @@ def reconstruct_tile(
     Sliding w×w windows (``stride`` defaults to w; the last window is flush with the border) cover
     every pixel; for each window ``samples`` positions are drawn from q(·|x) with temperature T
     (default (w/11)²) and the aligned p(ℓ|·) windows are summed into the tile.  Argmax over K gives
-    the map.  ``topk``: positions are drawn from the approximate posterior over K candidates
-    (:mod:`eolabels.epitome.topk`; ``method`` is then unused), and the exact mass it drops on a
-    sample of windows is appended to ``dropped`` when given.
+    the map.  ``topk``: positions are drawn from the approximate posterior (K candidates and, with
+    its tail, the subgrid's blocks; :mod:`eolabels.epitome.topk`; ``method`` is then unused), and
+    what it drops against the exact posterior on a sample of windows is appended to ``dropped``
+    when given.
     """
     stride = patch_size if stride is None else stride
     temperature = (patch_size / 11) ** 2 if temperature is None else temperature
@@ -63,9 +64,9 @@ def reconstruct_tile(
             energies = log_joint(fields, patches, method=method)
             positions = sample_positions_from_log_joint(energies, samples, temperature, generator, overwrite_input=True)
         else:
-            candidates, q = topk_posterior(fields, patches, topk, temperature)
-            positions = candidates.gather(1, inverse_cdf_samples(q[:, None, :], samples, generator))
-            check.add(fields, patches, candidates, temperature)
+            approximate = approximate_posterior(fields, patches, topk, temperature)
+            positions = approximate.sample(samples, generator)
+            check.add(fields, patches, approximate, temperature)
         positions = positions.to(label_probs.device)
         votes = reconstruct_patch_labels(label_probs, positions, patch_size).cpu()
         rows = (part.top[:, None] + offsets)[:, :, None].expand(-1, -1, patch_size)

@@ -18,7 +18,8 @@ from eolabels.epitome.train import TrainConfig
 # layer trained alone as a one-layer epitome, then the layers used as the components of one mixture.
 LAYER_TRAINING = ("joint", "individual")
 # exact: posteriors over every epitome position (the paper); topk: the exact log joint at K candidates
-# per patch from a coarse-to-fine search, normalised there (eolabels.epitome.topk)
+# per patch from a coarse-to-fine search, the rest of the subgrid standing for its blocks as a tail
+# (eolabels.epitome.topk)
 POSTERIORS = ("exact", "topk")
 
 
@@ -31,6 +32,7 @@ class PosteriorSettings:
     topk_candidates: int = 256
     topk_coarse_stride: int = 4
     topk_check_patches: int = 64
+    topk_tail: bool = True
 
     def __post_init__(self) -> None:
         if self.posterior not in POSTERIORS:
@@ -40,7 +42,7 @@ class PosteriorSettings:
         """The approximation to run, None for exact posteriors."""
         if self.posterior == "exact":
             return None
-        return TopK(self.topk_candidates, self.topk_coarse_stride, self.topk_check_patches)
+        return TopK(self.topk_candidates, self.topk_coarse_stride, self.topk_check_patches, self.topk_tail)
 
 
 @dataclass(frozen=True, kw_only=True)

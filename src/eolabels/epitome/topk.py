@@ -1,19 +1,27 @@
-"""Approximate posteriors over epitome positions: the exact log joint at K candidates only.
+"""Approximate posteriors over epitome positions: the exact log joint at candidates, a coarse tail elsewhere.
 
 The exact paths (:mod:`eolabels.epitome.model`) evaluate log p(x, s) at every position s; the
 supplement (§3.3, §7) names approximate, coarse-to-fine mapping of patches to positions as the way
 to faster inference.  Here the candidates of a patch come from a coarse-to-fine search:
 
 1. coarse: the exact log joint on the subgrid of positions (l, a·f, b·f), f = ``coarse_stride``
-   (a strided correlation, f² times cheaper than the full one);
+   (one matrix product with the field's subgrid windows, f² times cheaper than the full correlation);
 2. fine: the ⌈K/f²⌉ best subgrid points, each expanded to the f×f block of positions it stands for
    (offsets −⌊f/2⌋ … f−1−⌊f/2⌋, so the blocks tile the torus), the exact log joint evaluated there
-   (a gather of the epitome windows), and the K best kept.
+   (a gather of the epitome windows).
 
-q(s | x) is then normalised over the K candidates; positions outside get no mass.  What that drops
-is measured, not assumed: :func:`dropped_mass` compares with the exact posterior on a sample of
-patches (:class:`DroppedMass`, one per tile).  With K ≥ L·H·W every position is a candidate and
-the posterior is the exact one.
+Plain top-K (``tail=False``) keeps the K best and normalises q(s | x) over them; positions outside
+get no mass.  Where the posterior is not peaky (self-epitomic LSR at T = w² puts most of the exact
+mass outside any few hundred positions) that is a different estimator, not an approximation.  With
+the tail (the default) the posterior is approximated, not truncated: every position of the refined
+blocks keeps its exact weight, and every other block a stands as n_a positions of its subgrid
+point's weight exp(log p(x, s_a)/T), all normalised together; a block's mass is spread evenly over
+its positions (in lrmap sums, in draws).  What either drops is measured, not assumed: the check
+(:class:`DroppedMassCheck`, one :class:`DroppedMass` per tile) compares with the exact posterior on
+a sample of patches: the exact mass outside the candidates and, with the tail, the total variation
+between the approximate and the exact posterior over positions (which bounds the error of any
+expected label distribution).  With K ≥ L·H·W every position is a candidate and either posterior
+is the exact one.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from torch import Tensor
 from eolabels.epitome.fast_paths import constant_ivar_offset
 from eolabels.epitome.fields import EpitomeFields
 from eolabels.epitome.model import log_joint
+from eolabels.epitome.sampling import inverse_cdf_samples
 from eolabels.epitome.terms import patch_kernels
 
 
@@ -36,16 +45,22 @@ from eolabels.epitome.terms import patch_kernels
 # small operations then cost less per patch, above all with threads on a loaded CPU.
 PATCHES_PER_PASS = 512
 
+# Tail log weights are floored here before the exp: e^-80 ≈ 2e-35 is nil beside the best weight (1),
+# and far smaller inputs leave the CPU's vectorised exp for a slow path.
+EXP_FLOOR = -80.0
+
 
 @dataclass(frozen=True)
 class TopK:
     """The approximation: ``candidates`` K positions per patch found on a subgrid of stride
-    ``coarse_stride``; ``check_patches`` patches per tile also get the exact posterior, to report
-    the mass the approximation drops (0: no report).  K larger than the positions is clamped."""
+    ``coarse_stride``, and with ``tail`` the subgrid's other blocks standing for their positions;
+    ``check_patches`` patches per tile also get the exact posterior, to report what the
+    approximation drops (0: no report).  K larger than the positions is clamped."""
 
     candidates: int = 256
     coarse_stride: int = 4
     check_patches: int = 64
+    tail: bool = True
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
@@ -58,35 +73,61 @@ class TopK:
 
 @dataclass(frozen=True)
 class DroppedMass:
-    """Exact posterior mass outside the candidates, over ``patches`` sampled patches of one tile."""
+    """Exact posterior mass outside the candidates, over ``patches`` sampled patches of one tile;
+    with a tail also the total variation ½ Σ_s |q_exact(s) − q_approx(s)| of the approximation."""
 
     patches: int
     mean: float
     median: float
     maximum: float
+    variation_mean: float | None = None
+    variation_maximum: float | None = None
 
     @classmethod
-    def of(cls, dropped: Tensor) -> "DroppedMass":
+    def of(cls, dropped: Tensor, variation: Tensor | None = None) -> "DroppedMass":
         values = dropped.double()
-        return cls(len(values), float(values.mean()), float(values.median()), float(values.max()))
+        spread = () if variation is None else (float(variation.double().mean()), float(variation.double().max()))
+        return cls(len(values), float(values.mean()), float(values.median()), float(values.max()), *spread)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"top-K posterior drops exact mass mean {self.mean:.4f}, median {self.median:.4f}, "
             f"max {self.maximum:.4f} (over {self.patches} patches)"
+        )
+        if self.variation_mean is None:
+            return text
+        return (
+            f"{text}; with the tail the approximate posterior is within total variation mean "
+            f"{self.variation_mean:.4f}, max {self.variation_maximum:.4f} of the exact one"
         )
 
 
 def coarse_log_joint(fields: EpitomeFields, patches: Tensor, stride: int) -> Tensor:
-    """The exact log p(x_b, s) at the subgrid positions s = (l, a·stride, b·stride), L×B×⌈H/f⌉×⌈W/f⌉."""
+    """The exact log p(x_b, s) at the subgrid positions s = (l, a·stride, b·stride), L×B×⌈H/f⌉×⌈W/f⌉
+    (a view of :func:`coarse_rows`)."""
+    flat = coarse_rows(fields, patches, stride)
+    grid_rows, grid_cols = -(-fields.height // stride), -(-fields.width // stride)
+    return flat.view(len(patches), fields.layers, grid_rows, grid_cols).transpose(0, 1)
+
+
+def coarse_rows(fields: EpitomeFields, patches: Tensor, stride: int, scale: float = 1.0, shift: float = 0.0) -> Tensor:
+    """``scale`` · log p(x_b, s) + ``shift`` (exact) at the subgrid positions, B×(L·Hc·Wc) (rows
+    contiguous): per layer one product of the patches' kernels [x | 1 | offset] with the field's
+    subgrid windows, constants and ones (:meth:`EpitomeFields.subgrid_columns`), so no pass adds
+    the constants, the scale or the shift afterwards."""
     fields.check_patches(patches)
+    columns = fields.subgrid_columns(stride).to(patches.dtype)  # L×(D+2)×cells
     if fields.constant_ivar is not None:  # λ constant: correlate μλ alone (as the constant_ivar path)
         centred = fields.centred_patches(patches)
-        correlation = F.conv2d(fields.padded_mean_weighted, centred, stride=stride)
-        constant = fields.centred_constant[:, ::stride, ::stride].unsqueeze(1)
-        return correlation.add_(constant_ivar_offset(fields, centred)).add_(constant)
-    correlation = F.conv2d(fields.padded, patch_kernels(patches), stride=stride)
-    return correlation.add_(fields.constant[:, ::stride, ::stride].unsqueeze(1))
+        kernels, offset = centred.flatten(1), constant_ivar_offset(fields, centred)[:, :, 0, 0]  # B×D, L×B
+    else:
+        kernels, offset = patch_kernels(patches).flatten(1), patches.new_zeros(fields.layers, len(patches))
+    ones = kernels.new_full((len(patches), 1), scale)
+    kernels, offset = kernels * scale, offset * scale + shift
+    products = [
+        torch.cat([kernels, ones, offset[layer, :, None]], dim=1) @ columns[layer] for layer in range(fields.layers)
+    ]
+    return products[0] if fields.layers == 1 else torch.cat(products, dim=1)
 
 
 def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, stride: int) -> Tensor:
@@ -127,22 +168,25 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     return values if offset is None else values + offset
 
 
-def candidates(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tensor, Tensor]:
-    """The K candidate positions of every patch and their exact log joint, (B×K, B×K), best first.
-
-    K is clamped to the number of positions L·H·W (then every position is a candidate)."""
+def _search(
+    fields: EpitomeFields, patches: Tensor, topk: TopK, scale: float = 1.0, shift: float = 0.0
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The coarse-to-fine search: (positions, values, coarse, cells) with ``positions`` B×M×f×f the
+    refined blocks (flat indices into L·H·W), ``values`` their exact log joint (−inf where a wrapping
+    block repeats a position another block owns), ``coarse`` B×(L·Hc·Wc) the subgrid's log joint
+    (times ``scale`` > 0, plus ``shift``: the order is the same) and ``cells`` B×M the refined
+    subgrid points."""
     layers, height, width, stride = fields.layers, fields.height, fields.width, topk.coarse_stride
     total = layers * height * width
     keep = min(topk.candidates, total)
-    coarse = coarse_log_joint(fields, patches, stride)  # L×B×Hc×Wc
-    coarse_rows, coarse_cols = coarse.shape[-2:]
-    flat = coarse.transpose(0, 1).reshape(len(patches), -1)  # B×(L·Hc·Wc), often positions-major
+    flat = coarse_rows(fields, patches, stride, scale, shift)  # B×(L·Hc·Wc)
+    grid_rows, grid_cols = -(-height // stride), -(-width // stride)
     # every subgrid point when K covers all positions (blocks that wrap overlap: fewer than K/f² would miss some)
     count = flat.shape[1] if keep == total else min(math.ceil(keep / stride**2), flat.shape[1])
     cells = _row_topk_indices(flat, count)  # B×cells
-    layer = cells // (coarse_rows * coarse_cols)
-    row = cells // coarse_cols % coarse_rows * stride
-    col = cells % coarse_cols * stride
+    layer = cells // (grid_rows * grid_cols)
+    row = cells // grid_cols % grid_rows * stride
+    col = cells % grid_cols * stride
     offsets = torch.arange(stride, device=cells.device) - stride // 2
     rows = (row[..., None, None] + offsets[:, None]) % height  # B×cells×f×1
     cols = (col[..., None, None] + offsets[None, :]) % width  # B×cells×1×f
@@ -150,15 +194,148 @@ def candidates(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tens
     values = block_log_joint(fields, patches, positions, stride)
     if height % stride or width % stride:  # blocks of the last subgrid row/column wrap onto the first:
         # there they keep only the rows/columns the first block does not own, the rest count once
-        last_rows = offsets[:, None] >= height - (coarse_rows - 1) * stride - stride // 2
-        last_cols = offsets[None, :] >= width - (coarse_cols - 1) * stride - stride // 2
-        repeat = ((row[..., None, None] == (coarse_rows - 1) * stride) & last_rows) | (
-            (col[..., None, None] == (coarse_cols - 1) * stride) & last_cols
+        last_rows = offsets[:, None] >= height - (grid_rows - 1) * stride - stride // 2
+        last_cols = offsets[None, :] >= width - (grid_cols - 1) * stride - stride // 2
+        repeat = ((row[..., None, None] == (grid_rows - 1) * stride) & last_rows) | (
+            (col[..., None, None] == (grid_cols - 1) * stride) & last_cols
         )
         values = values.masked_fill(repeat, float("-inf"))
+    return positions, values, flat, cells
+
+
+def candidates(fields: EpitomeFields, patches: Tensor, topk: TopK) -> tuple[Tensor, Tensor]:
+    """The K candidate positions of every patch and their exact log joint, (B×K, B×K), best first.
+
+    K is clamped to the number of positions L·H·W (then every position is a candidate)."""
+    keep = min(topk.candidates, fields.layers * fields.height * fields.width)
+    positions, values, _, _ = _search(fields, patches, topk)
     values, positions = values.flatten(1), positions.flatten(1)
     best = values.topk(min(keep, positions.shape[1]), dim=1)
     return positions.gather(1, best.indices), best.values
+
+
+def block_owners(size: int, stride: int) -> tuple[Tensor, Tensor]:
+    """(owner, count): the subgrid point whose block holds each of ``size`` rows (or columns) of the
+    torus, and how many rows each block owns.  Block a holds rows a·f − ⌊f/2⌋ … a·f + f − 1 − ⌊f/2⌋
+    (mod size); when f does not divide the size, the last block keeps only the rows block 0 does
+    not own (as :func:`candidates` counts them)."""
+    owner = (torch.arange(size) + stride // 2) % size // stride
+    return owner, torch.bincount(owner, minlength=-(-size // stride))
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """An approximate posterior over the L×H×W positions of a batch of B patches.
+
+    ``q`` (B×M, float64) is the mass at the candidate ``positions`` (B×M flat indices; a position
+    repeated in a row carries 0).  With a tail, ``tail`` × ``tail_scale`` (B×(L·Hc·Wc) float32 weights
+    times B float64 normalisers, or both None for plain top-K) is the mass of each subgrid point's
+    block that was not refined, spread evenly over the positions the block owns (:func:`block_owners`);
+    candidates and tail sum to 1 per patch.  The tail stays unnormalised: its one use per pass, the
+    class sums of :class:`PosteriorSums`, takes the normalisers into a matrix product for free."""
+
+    positions: Tensor
+    q: Tensor
+    tail: Tensor | None
+    tail_scale: Tensor | None
+    shape: tuple[int, int, int]  # L, H, W
+    stride: int
+
+    def __getitem__(self, rows: Tensor) -> "Posterior":
+        tail = None if self.tail is None else self.tail[rows]
+        scale = None if self.tail_scale is None else self.tail_scale[rows]
+        return Posterior(self.positions[rows], self.q[rows], tail, scale, self.shape, self.stride)
+
+    def tail_mass(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The normalised tail, B×(L·Hc·Wc) (no columns for plain top-K)."""
+        if self.tail is None or self.tail_scale is None:
+            return self.q.new_zeros(len(self.q), 0, dtype=dtype)
+        return self.tail.to(dtype) * self.tail_scale[:, None].to(dtype)
+
+    def spread(self, blocks: Tensor) -> Tensor:
+        """Block masses …×(L·Hc·Wc) spread evenly over the positions each block owns, …×(L·H·W)."""
+        layers, height, width = self.shape
+        row_owner, row_count = block_owners(height, self.stride)
+        col_owner, col_count = block_owners(width, self.stride)
+        device, lead, stride = blocks.device, blocks.shape[:-1], self.stride
+        per_block = blocks.reshape(*lead, layers, len(row_count), len(col_count))
+        if height % stride == 0 and width % stride == 0:  # blocks of f×f: repeat, then roll into place
+            share = (per_block / stride**2)[..., :, None, :, None].expand(*per_block.shape[:-1], stride, -1, stride)
+            dense = share.reshape(*lead, layers, height, width).roll((-(stride // 2), -(stride // 2)), (-2, -1))
+        else:
+            share = per_block / (row_count[:, None] * col_count[None, :]).to(device, blocks.dtype)
+            dense = share.index_select(-2, row_owner.to(device)).index_select(-1, col_owner.to(device))
+        return dense.reshape(*lead, layers * height * width)
+
+    def dense(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The approximate posterior at every position, B×(L·H·W)."""
+        layers, height, width = self.shape
+        if self.tail is None:
+            result = torch.zeros(len(self.q), layers * height * width, dtype=dtype, device=self.q.device)
+        else:
+            result = self.spread(self.tail_mass(dtype))
+        return result.scatter_add_(1, self.positions, self.q.to(dtype))
+
+    def sample(self, samples: int, generator: torch.Generator | None) -> Tensor:
+        """Draws of positions, B×samples flat indices: a candidate by its mass, or a tail block by
+        its mass and then one of the positions it owns uniformly."""
+        weights = torch.cat([self.q, self.tail_mass()], dim=1)
+        drawn = inverse_cdf_samples(weights[:, None, :], samples, generator)
+        count = self.positions.shape[1]
+        from_candidates = self.positions.gather(1, drawn.clamp_max(count - 1))
+        if self.tail is None:
+            return from_candidates
+        layers, height, width = self.shape
+        row_count, col_count = (block_owners(side, self.stride)[1].to(drawn.device) for side in (height, width))
+        cell = (drawn - count).clamp_min(0)
+        layer = cell // (len(row_count) * len(col_count))
+        block_row, block_col = cell // len(col_count) % len(row_count), cell % len(col_count)
+        device = generator.device if generator is not None else drawn.device
+        uniform = torch.rand(2, *drawn.shape, generator=generator, dtype=torch.float64, device=device).to(drawn.device)
+        row = (block_row * self.stride - self.stride // 2 + (uniform[0] * row_count[block_row]).long()) % height
+        col = (block_col * self.stride - self.stride // 2 + (uniform[1] * col_count[block_col]).long()) % width
+        return torch.where(drawn < count, from_candidates, (layer * height + row) * width + col)
+
+
+def approximate_posterior(
+    fields: EpitomeFields, patches: Tensor, topk: TopK, temperature: float = 1.0, peak: float | None = None
+) -> Posterior:
+    """The posterior ``topk`` asks for: top-K (normalised over the K candidates) or, with
+    ``topk.tail``, the exact q(s | x) ∝ exp(log p(x, s)/T) at every position of the refined blocks
+    and, for every other block a, its subgrid point s_a standing for each of the n_a positions it
+    owns: weight n_a · exp(log p(x, s_a)/T), all normalised together.
+
+    ``peak``: the largest log p(x, s) of every patch where it is known (self-epitomic LSR: the
+    fields' bound, which a patch cut from the tile attains at its own position); the tail's
+    tempering and shift then ride on the coarse product instead of a pass of their own."""
+    shape, stride = (fields.layers, fields.height, fields.width), topk.coarse_stride
+    if not topk.tail:
+        positions, q = topk_posterior(fields, patches, topk, temperature)
+        return Posterior(positions, q, None, None, shape, stride)
+    row_count = block_owners(fields.height, stride)[1]
+    col_count = block_owners(fields.width, stride)[1]
+    sizes = (row_count[:, None] * col_count[None, :]).flatten()
+    uniform = bool((sizes == sizes[0]).all())  # f divides both sides: every block owns f² positions
+    log_size = math.log(float(sizes[0])) if uniform else 0.0  # folded into the shift when uniform
+    if peak is None:
+        positions, values, coarse, cells = _search(fields, patches, topk)
+        values = values.flatten(1)
+        # each refined block holds its subgrid point, and the refined points are the best: no tail
+        # weight exceeds n_a times the best candidate's, so the candidates' maximum is a safe shift
+        shift = values.amax(1, keepdim=True)
+        # log weights (log p(x, s_a) − shift)/T + log n_a
+        tail = torch.add(shift / -temperature + log_size, coarse, alpha=1.0 / temperature)
+    else:
+        tempered = (1.0 / temperature, log_size - peak / temperature)  # log weights straight from the product
+        positions, values, tail, cells = _search(fields, patches, topk, *tempered)
+        values, shift = values.flatten(1), values.new_full((len(patches), 1), peak)
+    exact = torch.exp((values.double() - shift.double()) / temperature)
+    tail = tail.clamp_min_(EXP_FLOOR).exp_()
+    if not uniform:
+        tail.mul_(sizes.repeat(fields.layers).to(tail))
+    tail.scatter_(1, cells, 0.0)  # the refined blocks are in the exact part
+    scale = 1.0 / (exact.sum(1) + tail.sum(1).double())
+    return Posterior(positions.flatten(1), exact * scale[:, None], tail, scale, shape, stride)
 
 
 @functools.lru_cache(maxsize=16)
@@ -191,29 +368,28 @@ def _row_topk_indices(values: Tensor, count: int) -> Tensor:
     """Indices of the ``count`` largest entries of every row (any order), B×count.
 
     ``Tensor.topk`` on CPU is slow on long rows; in two stages it touches each entry once: the maxima
-    of ``TOPK_GROUP``-entry groups (strided: entries g, g + G, g + 2G, … of a row, so the maxima are
-    an elementwise reduction over the positions-major L×B layout the constant-λ convolution gives),
-    the ``count`` best groups (which hold the ``count`` best entries, ties aside), then the best
-    entries of those groups only."""
+    of ``TOPK_GROUP``-entry groups (contiguous runs of a row), the ``count`` best groups (which hold
+    the ``count`` best entries, ties aside), then the best entries of those groups only."""
     batch, length = values.shape
     if count * TOPK_GROUP >= length:
         return values.topk(count, dim=1, sorted=False).indices
     groups = -(-length // TOPK_GROUP)
-    columns = F.pad(values.T, (0, 0, 0, groups * TOPK_GROUP - length), value=float("-inf"))
-    columns = columns.view(TOPK_GROUP, groups, batch)
-    best_groups = columns.amax(0).T.topk(count, dim=1, sorted=False).indices  # B×count
-    members = columns[:, best_groups, torch.arange(batch, device=values.device)[:, None]]  # G×B×count
-    within = members.permute(1, 0, 2).reshape(batch, -1).topk(count, dim=1, sorted=False).indices
-    return best_groups.gather(1, within % count) + groups * (within // count)
+    if groups * TOPK_GROUP != length:
+        values = F.pad(values, (0, groups * TOPK_GROUP - length), value=float("-inf"))
+    runs = values.reshape(batch, groups, TOPK_GROUP)
+    best_groups = runs.amax(2).topk(count, dim=1, sorted=False).indices  # B×count
+    members = runs.gather(1, best_groups[..., None].expand(-1, -1, TOPK_GROUP))  # B×count×G
+    within = members.flatten(1).topk(count, dim=1, sorted=False).indices
+    return best_groups.gather(1, within // TOPK_GROUP) * TOPK_GROUP + within % TOPK_GROUP
 
 
-def _without_duplicates(positions: Tensor, values: Tensor) -> Tensor:
-    """``values`` with every repeat of a position in its row set to −inf (counted once)."""
+def _without_duplicates(positions: Tensor, values: Tensor, fill: float = float("-inf")) -> Tensor:
+    """``values`` with every repeat of a position in its row set to ``fill`` (counted once)."""
     ordered, order = positions.sort(dim=1)
     repeat = torch.zeros_like(ordered, dtype=torch.bool)
     repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
     mask = torch.zeros_like(repeat).scatter_(1, order, repeat)
-    return values.masked_fill(mask, float("-inf"))
+    return values.masked_fill(mask, fill)
 
 
 def topk_posterior(
@@ -225,13 +401,23 @@ def topk_posterior(
     return positions, torch.softmax(values.double() / temperature, dim=1)
 
 
-def dropped_mass(fields: EpitomeFields, patches: Tensor, positions: Tensor, temperature: float = 1.0) -> Tensor:
-    """1 − Σ_{s ∈ candidates} q_exact(s | x_b): the exact posterior mass the candidates miss, length B
-    (float64).  A position listed twice in a row counts once."""
+def exact_posterior(fields: EpitomeFields, patches: Tensor, temperature: float = 1.0) -> Tensor:
+    """The exact q(s | x_b) at every position, B×(L·H·W) in the log joint's dtype (for the check on
+    a sample: float32 carries a report of masses to far below its printed digits)."""
     method = "constant_ivar" if fields.constant_ivar is not None else "auto"  # no FFT fields for a sample
-    exact = log_joint(fields, patches, method=method).transpose(0, 1).reshape(len(patches), -1) / temperature
-    kept = _without_duplicates(positions, exact.gather(1, positions.to(exact.device))).double()
-    return (1.0 - torch.exp(kept.logsumexp(1) - exact.logsumexp(1).double())).clamp_min(0.0)
+    exact = log_joint(fields, patches, method=method).transpose(0, 1).reshape(len(patches), -1)
+    return torch.softmax(exact / temperature, dim=1)
+
+
+def dropped_mass(fields: EpitomeFields, patches: Tensor, positions: Tensor, temperature: float = 1.0) -> Tensor:
+    """1 − Σ_{s ∈ candidates} q_exact(s | x_b): the exact posterior mass the candidates miss, length B.
+    A position listed twice in a row counts once."""
+    return _outside(exact_posterior(fields, patches, temperature), positions)
+
+
+def _outside(exact: Tensor, positions: Tensor) -> Tensor:
+    kept = _without_duplicates(positions, exact.gather(1, positions.to(exact.device)), 0.0)  # each position once
+    return (1.0 - kept.double().sum(1)).clamp_min(0.0)
 
 
 def add_to_lrmap(lrmap: Tensor, centre_classes: Tensor, positions: Tensor, q: Tensor) -> None:
@@ -242,20 +428,59 @@ def add_to_lrmap(lrmap: Tensor, centre_classes: Tensor, positions: Tensor, q: Te
     lrmap.view(-1).index_add_(0, index.flatten().cpu(), q.flatten().to(lrmap).cpu())
 
 
+class PosteriorSums:
+    """Sums approximate posteriors into lrmap[c] of their patches' classes (K×L×H×W float64): the
+    candidates at once, the tails per subgrid block, spread over the blocks' positions once in
+    :meth:`finish` (spreading is linear: the same sums, far fewer additions)."""
+
+    def __init__(self, lrmap: Tensor) -> None:
+        self.lrmap = lrmap
+        self.blocks: Tensor | None = None
+        self.last: Posterior | None = None
+
+    def add(self, centre_classes: Tensor, posterior: Posterior) -> None:
+        add_to_lrmap(self.lrmap, centre_classes, posterior.positions, posterior.q)
+        if posterior.tail is None or posterior.tail_scale is None:
+            return
+        tail, batch = posterior.tail, len(posterior.tail)
+        # class sums Σ_b [c_b = c] tail_b / Z_b as one K×B by B×cells product
+        weights = tail.new_zeros(self.lrmap.shape[0], batch)
+        patch = torch.arange(batch, device=tail.device)
+        weights[centre_classes.long().to(tail.device), patch] = posterior.tail_scale.to(tail)
+        part = weights @ tail
+        self.blocks = part.double().cpu() if self.blocks is None else self.blocks.add_(part.double().cpu())
+        self.last = posterior
+
+    def finish(self) -> None:
+        if self.blocks is not None and self.last is not None:
+            self.lrmap += self.last.spread(self.blocks).view_as(self.lrmap)
+            self.blocks = None
+
+
 class DroppedMassCheck:
-    """Collects :func:`dropped_mass` of up to ``patches`` patches, spread over each batch (batches
-    may be sorted by class), from the first batches of a tile."""
+    """Collects :func:`dropped_mass` (and, with a tail, the total variation from the exact posterior)
+    of up to ``patches`` patches, spread over each batch (batches may be sorted by class), from the
+    first batches of a tile."""
 
     def __init__(self, patches: int) -> None:
         self.remaining = patches
         self.values: list[Tensor] = []
+        self.variations: list[Tensor] = []
 
-    def add(self, fields: EpitomeFields, patches: Tensor, positions: Tensor, temperature: float) -> None:
+    def add(self, fields: EpitomeFields, patches: Tensor, posterior: Posterior, temperature: float) -> None:
         if self.remaining <= 0 or not len(patches):
             return
         picked = torch.arange(0, len(patches), max(1, len(patches) // self.remaining))[: self.remaining]
-        self.values.append(dropped_mass(fields, patches[picked], positions[picked.to(positions.device)], temperature))
+        on_device = picked.to(posterior.q.device)
+        exact = exact_posterior(fields, patches[picked], temperature)
+        positions = posterior.positions[on_device].to(exact.device)
+        self.values.append(_outside(exact, positions).cpu())
+        if posterior.tail is not None:
+            approximate = posterior[on_device].dense(exact.dtype).to(exact.device)
+            self.variations.append(0.5 * approximate.sub_(exact).abs_().sum(1).double().cpu())
         self.remaining -= len(picked)
 
     def report(self) -> DroppedMass | None:
-        return DroppedMass.of(torch.cat(self.values).cpu()) if self.values else None
+        if not self.values:
+            return None
+        return DroppedMass.of(torch.cat(self.values), torch.cat(self.variations) if self.variations else None)
