@@ -112,6 +112,27 @@ def test_a_checkpoint_interval_writes_on_kept_and_last_epochs_only(tmp_path):
     assert len(_rows_of(tmp_path / METRICS_CSV)) == 7
 
 
+def test_a_run_killed_between_checkpoint_writes_resumes_to_the_uninterrupted_result(tmp_path):
+    class Killed(Regression):
+        def training_step(self, batch, epoch):
+            if epoch == 3:
+                raise KeyboardInterrupt  # the process dies in epoch 3: last.ckpt still holds epoch 1
+            return super().training_step(batch, epoch)
+
+    straight = Regression(Recipe(epochs=5), tmp_path / "straight", checkpoint_every=100, checkpoint_interval_s=1e9)
+    straight.fit()
+    killed = Killed(Recipe(epochs=5), tmp_path / "killed", checkpoint_every=100, checkpoint_interval_s=1e9)
+    killed.fit(stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    assert len(_rows_of(tmp_path / "killed" / METRICS_CSV)) == 1  # the file matches the checkpoint
+    resumed = Regression(Recipe(epochs=5), tmp_path / "killed", checkpoint_every=100, checkpoint_interval_s=1e9)
+    resumed.fit()
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert _without_seconds(resumed.history) == _without_seconds(straight.history)
+
+
 def _rows_of(path: Path) -> list[dict[str, str]]:
     import csv
 

@@ -8,7 +8,6 @@ Dependencies are ignored, so the wall time is that of the GPU jobs packed onto N
 
 from __future__ import annotations
 
-import heapq
 import re
 import subprocess
 import sys

@@ -13,7 +13,7 @@ from typing import Any
 
 import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.base import SegmentationModel
-from torch import nn
+from torch import Tensor, nn
 
 # name -> "module:attribute". Resolved on use because the modules holding the classes build their
 # models through this one (an import at the top would be circular).
@@ -59,3 +59,14 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             )
         return smp.create_model(key, **{**kwargs, "encoder_weights": None})
     raise KeyError(f"unknown model {name!r}; valid names: {', '.join(model_names())}")
+
+
+def forward_whole_tiles(model: nn.Module, *inputs: Tensor, multiple: int = 32) -> tuple[Tensor, ...]:
+    """The model's outputs on whole tiles of any size (DW train tiles are 510 px): the inputs mirrored
+    up to a multiple of the deepest encoder stride, every output cropped back to the tile."""
+    h, w = inputs[0].shape[-2:]
+    pad = (0, -w % multiple, 0, -h % multiple)
+    if any(pad):
+        inputs = tuple(nn.functional.pad(x, pad, mode="reflect") for x in inputs)
+    out = model(*inputs)
+    return tuple(x[..., :h, :w] for x in (out if isinstance(out, (tuple, list)) else (out,)))

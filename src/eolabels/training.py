@@ -318,7 +318,7 @@ class Trainer:
             self.epoch = epoch + 1
             done_here += 1
             kept = self.epoch % self.checkpoint_every == 0 or self.epoch == epochs
-            due = (kept or self.epoch == epochs or done_here == stop_after
+            due = (kept or done_here == stop_after
                    or time.monotonic() - written >= self.checkpoint_interval_s)
             if self.out_dir is not None and is_main_process() and due:
                 self.save_checkpoint(self.out_dir / LAST_CHECKPOINT)
@@ -340,8 +340,21 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def config_record(self) -> Any:
-        """The settings as stored in checkpoints: a resume needs the very same."""
-        return plain(asdict(self.config))
+        """The settings as stored in checkpoints: a resume needs the very same, and the same number
+        of data-parallel processes (the effective batch), recorded when there are several."""
+        record = plain(asdict(self.config))
+        if is_distributed():
+            record["world_size"] = dist.get_world_size()
+        return record
+
+    def evaluation_model(self) -> nn.Module:
+        """The bare model with rank 0's buffers (BN statistics), for evaluation passes that not every
+        process may take part in (a rank whose shard is empty): forwards through the DDP wrapper
+        are collectives. Every process must call it."""
+        if is_distributed():
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
+        return self.model
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Everything an exact resume needs: weights, optimiser, schedule, scaler, RNG states, history."""

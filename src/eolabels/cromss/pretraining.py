@@ -25,7 +25,7 @@ from eolabels.cromss.dataset import NoisyLabelPretrainDataset
 from eolabels.cromss.models import count_parameters
 from eolabels.cromss.normalization import s2_band_indices
 from eolabels.cromss.selection import SelectionConfig
-from eolabels.cromss.train import SPLIT_SEED, VARIANTS, PretrainConfig, PretrainTrainer
+from eolabels.cromss.train import DW_TEST_IGNORE, SPLIT_SEED, VARIANTS, PretrainConfig, PretrainTrainer
 from eolabels.data.kinds import IMAGES, NOLDO
 from eolabels.distributed import join_process_group
 from eolabels.finetune.data import CrossModalTestSet
@@ -104,8 +104,11 @@ def pretrain_dataset(dataset_dir: str | Path, config: PretrainConfig, settings: 
 
 def dw_test_set(test_dir: str | Path, config: PretrainConfig) -> CrossModalTestSet:
     """The DW task's test split in the variant's modalities and S2 bands (Fig. 8 a,b)."""
-    return CrossModalTestSet(test_dir, task("dw"), task("dw").test_split, config.modalities,
-                             s2_band_indices(config.in_channels_s2))
+    dw = task("dw")
+    if (dw.classes, dw.ignore_index) != (config.classes, DW_TEST_IGNORE):
+        raise ValueError(f"the DW task has {dw.classes} classes (ignore {dw.ignore_index}), the pretraining "
+                         f"networks {config.classes} (ignore {DW_TEST_IGNORE}): their scores would not compare")
+    return CrossModalTestSet(test_dir, dw, dw.test_split, config.modalities, s2_band_indices(config.in_channels_s2))
 
 
 def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: str, bands: str,
@@ -120,13 +123,12 @@ def pretrain_variant(*, dataset_dir: str | Path, out_dir: str | Path, variant: s
     test_set = dw_test_set(test_dir, config) if test_dir is not None and config.dw_test_every else None
     trainer = PretrainTrainer(config, dataset, out_dir, device=device, progress=progress, test_set=test_set)
     last = out_dir / LAST_CHECKPOINT
-    if last.is_file() and not trainer.can_resume_from(last):
+    if is_main_process() and last.is_file() and not trainer.can_resume_from(last):
         # a finished run (Snakemake re-runs it for a reason), other settings or an unreadable file
         log.warning("discarding %s: finished, unreadable, or written with other settings", last)
-        if is_main_process():
-            last.unlink()
-        if is_distributed():
-            dist.barrier()
+        last.unlink()
+    if is_distributed():
+        dist.barrier()  # every process decides to resume after the first one did
     log.info("%s_%s: %s, %d parameters, %d train / %d validation locations", variant, bands,
              config.encoder_name, count_parameters(trainer.model), len(trainer.train_set), len(trainer.val_set))
     trainer.fit()

@@ -39,10 +39,12 @@ from eolabels.cromss.schedules import selection_ratio
 from eolabels.cromss.selection import SelectionConfig, cross_modal_selection
 from eolabels.cromss.smoothing import smoothed_target
 from eolabels.metrics import SegmentationMetrics
+from eolabels.models import forward_whole_tiles
 from eolabels.training import Trainer, is_distributed, seed_everything, seed_worker, sum_over_processes
 
 log = logging.getLogger(__name__)
 SPLIT_SEED = 42  # the reference's ``random_split`` generator seed (§5)
+DW_TEST_IGNORE = 255  # unlabelled pixels of the DW task's test split (:mod:`eolabels.finetune.data`)
 
 
 @dataclass(frozen=True)
@@ -125,17 +127,6 @@ def _centre_crop(batch: dict[str, Tensor], size: int | None) -> dict[str, Tensor
     height, width = batch["label"].shape[-2:]
     top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
     return {key: value[..., top:top + size, left:left + size] for key, value in batch.items()}
-
-
-def _padded_logits(network: nn.Module, inputs: tuple[Tensor, ...], multiple: int = 32) -> tuple[Tensor, ...]:
-    """Logits of whole tiles of any size: inputs mirrored up to a multiple of the deepest stride and
-    the logits cropped back (downstream test tiles are 510 px in the release)."""
-    h, w = inputs[0].shape[-2:]
-    pad = (0, -w % multiple, 0, -h % multiple)
-    if any(pad):
-        inputs = tuple(nn.functional.pad(x, pad, mode="reflect") for x in inputs)
-    out = network(*inputs)
-    return tuple(x[..., :h, :w] for x in (out if isinstance(out, (tuple, list)) else (out,)))
 
 
 def split_train_val(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
@@ -310,6 +301,13 @@ class PretrainTrainer(Trainer):
         return {f"{prefix}{k}": value for prefix, m in named.items()
                 for k, value in m.compute().items() if k in ("OA", "AA", "mIoU", "mF1")}
 
+    def config_record(self) -> Any:
+        """The run's identity without the DW-test cadence: it adds metric columns, not training, so a
+        changed cadence resumes an unfinished run."""
+        record = super().config_record()
+        record.pop("dw_test_every", None)
+        return record
+
     @torch.no_grad()
     def evaluate_test(self) -> dict[str, float]:
         """Each branch on the downstream test split (``t{i}_*``): whole tiles, 255 ignored.
@@ -318,14 +316,15 @@ class PretrainTrainer(Trainer):
         processes must call it (as :meth:`validate` does).
         """
         self.network.eval()
+        model = self.evaluation_model()  # a process may hold no tile: no collective forward
         n_branches = 1 if self.config.kind == "single" else 2
-        metrics = [SegmentationMetrics(self.config.classes, ignore_index=255) for _ in range(n_branches)]
+        metrics = [SegmentationMetrics(self.config.classes, ignore_index=DW_TEST_IGNORE) for _ in range(n_branches)]
         rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
         shard = Subset(self.test_set, range(rank, len(self.test_set), world))  # type: ignore[arg-type]
         for batch in DataLoader(shard, batch_size=self.config.val_batch_size, num_workers=self.config.num_workers):
             inputs = tuple(batch[m].to(self.device, non_blocking=True) for m in self.config.modalities)
             with self.autocast():
-                logits = _padded_logits(self.network, inputs)
+                logits = forward_whole_tiles(model, *inputs)
             for m, x in zip(metrics, logits):
                 m.update(batch["label"], x.float().argmax(dim=1).cpu())
         row: dict[str, float] = {}
@@ -339,9 +338,13 @@ class PretrainTrainer(Trainer):
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
-        """``v_loss`` (hard labels, no selection, §2) and per-modality metrics against the noisy labels."""
+        """``v_loss`` (hard labels, no selection, §2) and per-modality metrics against the noisy labels;
+        on the epochs ``dw_test_every`` names, the scores on the DW test split too."""
+        every = self.config.dw_test_every
+        test = (self.evaluate_test() if self.test_set is not None and every
+                and ((epoch + 1) % every == 0 or epoch + 1 == self.epochs) else {})
         if len(self.val_set) == 0:
-            return {}
+            return test
         self.network.eval()
         n_branches = 1 if self.config.kind == "single" else 2
         metrics = [SegmentationMetrics(self.config.classes, ignore_index=None) for _ in range(n_branches)]
@@ -375,7 +378,4 @@ class PretrainTrainer(Trainer):
                 m.matrix = sum_over_processes(torch.from_numpy(m.matrix).to(self.device)).cpu().numpy()
                 scores = m.compute()
                 row.update({f"v{i}_{prefix}{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
-        every = self.config.dw_test_every
-        if self.test_set is not None and every and ((epoch + 1) % every == 0 or epoch + 1 == self.epochs):
-            row |= self.evaluate_test()
-        return row
+        return row | test

@@ -92,7 +92,8 @@ def pretrain_data(section: Mapping[str, Any]) -> str:
 
 def dw_test_inputs(section: Mapping[str, Any], datasets: Sequence[str]) -> list[str]:
     """The DW dataset's index when each run scores its branches on the DW test split (Fig. 8 a,b),
-    else nothing; asking for it without the dataset fails the dry run."""
+    else nothing; asking for it without the dataset fails the dry run. The rules mark it ``ancient``:
+    rebuilding the DW dataset must not retrain every encoder."""
     if not section["dw_test_every"]:
         return []
     dw = task("dw").dataset

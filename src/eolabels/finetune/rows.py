@@ -115,7 +115,13 @@ def _finished(run_dir: Path, config: FinetuneConfig) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    return result if result.get("config") == plain(asdict(config)) else None
+    same = result.get("config") == plain(asdict(config)) and result.get("processes", 1) == _world_size()
+    return result if same else None
+
+
+def _world_size() -> int:
+    """The data-parallel processes a run trains on: with the batch size, its effective batch."""
+    return dist.get_world_size() if is_distributed() else 1
 
 
 def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSource, run_dir: Path,
@@ -126,11 +132,11 @@ def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSou
         log.info("%s: finished earlier with these settings; reusing it", run_dir)
         return done
     trainer = FinetuneTrainer(config, *datasets, source=source, out_dir=run_dir, device=device)
-    if (run_dir / "last.ckpt").is_file() and not trainer.can_resume_from(run_dir / "last.ckpt"):
-        if is_main_process():
-            (run_dir / "last.ckpt").unlink()
-        if is_distributed():
-            dist.barrier()  # no process may resume from the file being removed
+    last = run_dir / "last.ckpt"
+    if is_main_process() and last.is_file() and not trainer.can_resume_from(last):
+        last.unlink()
+    if is_distributed():
+        dist.barrier()  # every process decides to resume after the first one did
     trainer.fit()
     scores = trainer.last_scores or trainer.evaluate()
     result = {
@@ -140,6 +146,7 @@ def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSou
         "scores": {k: float(scores[k]) for k in SCORES},
         "per_class_iou": [float(v) for v in scores["iou"]],
         "test_pixels": int(scores["n_pixels"]),
+        "processes": _world_size(),
     }
     if not is_main_process():
         return result
@@ -174,7 +181,7 @@ def finetune_row(*, dataset_dir: str | Path, out_dir: str | Path, summary_path: 
     modality, bands = parse_input(ft_input)
     summary: dict[str, Any] = {"task": task_name, "input": ft_input, "modality": modality, "bands": bands,
                                "source": source.name, "source_kind": source.kind, "encoder": encoder_name,
-                               "processes": dist.get_world_size() if is_distributed() else 1, "modes": {}}
+                               "processes": _world_size(), "modes": {}}
     datasets = None
     for mode in modes:
         runs = []

@@ -25,7 +25,7 @@ from eolabels.finetune.encoders import EncoderSource, encoder_norm_layers, freez
 from eolabels.finetune.settings import FinetuneConfig, cosine_factor
 from eolabels.finetune.tasks import SCORES
 from eolabels.metrics import SegmentationMetrics
-from eolabels.models import create_model
+from eolabels.models import create_model, forward_whole_tiles
 from eolabels.training import Trainer, is_distributed, seed_everything, seed_worker, sum_over_processes
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,11 @@ def build_model(config: FinetuneConfig) -> nn.Module:
                         classes=config.classes, **dict(config.model_kwargs))
 
 
-def predict(model: nn.Module, image: Tensor, autocast: Any = None, multiple: int = 32) -> Tensor:
-    """Argmax class ids of ``image`` (B, C, H, W) for any H, W (reflect-padded to ``multiple``)."""
-    h, w = image.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    padded = torch.nn.functional.pad(image, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else image
+def predict(model: nn.Module, image: Tensor, autocast: Any = None) -> Tensor:
+    """Argmax class ids of ``image`` (B, C, H, W) for any H, W (mirrored to a multiple of 32)."""
     with autocast if autocast is not None else torch.no_grad():
-        logits = model(padded)
-    return logits[..., :h, :w].float().argmax(dim=1)
+        (logits,) = forward_whole_tiles(model, image)
+    return logits.float().argmax(dim=1)
 
 
 class FinetuneTrainer(Trainer):
@@ -110,10 +107,10 @@ class FinetuneTrainer(Trainer):
         with self.autocast():
             return self.network(image.to(self.device, non_blocking=True)).float()
 
-    def predict(self, image: Tensor) -> Tensor:
+    def predict(self, image: Tensor, model: nn.Module | None = None) -> Tensor:
         """Class ids of whole tiles: mirrored up to a multiple of 32 (the deepest encoder stride) and
         cropped back, so tiles of any size (510-px DW train tiles, small synthetic ones) are scored."""
-        return predict(self.network, image.to(self.device, non_blocking=True), self.autocast())
+        return predict(model or self.network, image.to(self.device, non_blocking=True), self.autocast())
 
     def training_step(self, batch: dict[str, Tensor], epoch: int) -> tuple[Tensor, dict[str, float]] | None:
         if batch["image"].shape[0] < 2:
@@ -138,8 +135,9 @@ class FinetuneTrainer(Trainer):
             rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
             loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)),  # type: ignore[arg-type]
                                 batch_size=batch_size, num_workers=self.config.num_workers)
+        model = self.evaluation_model()  # a process may hold no tile: no collective forward
         for batch in loader:
-            metrics.update(batch["label"], self.predict(batch["image"]).cpu())
+            metrics.update(batch["label"], self.predict(batch["image"], model).cpu())
         metrics.matrix = sum_over_processes(torch.from_numpy(metrics.matrix).to(self.device)).cpu().numpy()
         if metrics.matrix.sum() == 0:
             raise ValueError("the test split has no labelled pixel: nothing to score")
