@@ -1,6 +1,9 @@
 """Lazy access (xarray + dask) and the dask reductions behind the data cards, on every scheduler."""
 
+import os
 import sys
+import time
+from collections import Counter
 
 import dask
 import numpy as np
@@ -72,6 +75,19 @@ def _add(a, b):
 @pytest.mark.parametrize("scheduler", ["threads", "synchronous", "processes"])
 def test_reduce_tiles_folds_every_tile_once(scheduler):
     assert reduce_tiles(_square, _add, 50, scheduler=scheduler, workers=2) == sum(i * i for i in range(50))
+
+
+def _tile_by_worker(i):
+    time.sleep(0.02)  # waits, not computes: both workers progress alike however busy the machine is
+    return Counter({os.getpid(): 1})
+
+
+def test_processes_share_the_tiles_evenly():
+    """64 tiles in 8 partitions of 8 on 2 workers: each worker takes a partition when it is free,
+    so neither does more than 5 of them (dask's default batching gave one worker 6, 48 tiles)."""
+    by_worker = reduce_tiles(_tile_by_worker, _add, 64, scheduler="processes", workers=2)
+    assert sum(by_worker.values()) == 64 and len(by_worker) == 2 and os.getpid() not in by_worker
+    assert max(by_worker.values()) <= 40, by_worker
 
 
 def test_processes_are_forked_on_linux():

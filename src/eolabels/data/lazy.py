@@ -27,6 +27,9 @@ from typing import Any, TypeVar
 import dask
 import dask.array as da
 import dask.bag as db
+import dask.local
+import dask.multiprocessing
+import dask.threaded
 import numpy as np
 import rasterio
 import xarray as xr
@@ -195,14 +198,23 @@ def process_start_method() -> str:
     return dask.config.get("multiprocessing.context", "spawn")
 
 
+# The local schedulers' get functions, set as such: a scheduler named by a string makes dask import
+# dask.distributed (if installed) to look for a client, a serial import in every rule's process.
+_LOCAL_GETS = {"threads": dask.threaded.get, "synchronous": dask.local.get_sync, "processes": dask.multiprocessing.get}
+
+
 @contextlib.contextmanager
 def dask_scheduler(scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None) -> Iterator[None]:
     """Compute on ``scheduler`` inside the block: ``processes`` (default), ``threads`` or
     ``synchronous`` with ``workers`` workers, or the address of a running ``dask.distributed``
-    scheduler (``tcp://host:8786``; needs the ``distributed`` package)."""
+    scheduler (``tcp://host:8786``; needs the ``distributed`` package).
+
+    ``processes`` hands a worker one task at a time (``chunksize`` 1). Dask's default batches six
+    ready tasks into one submission, so of :func:`reduce_tiles`' eight partitions on two workers one
+    worker took six and the other two: 3/4 of the tiles on one core while the other sat idle."""
     if scheduler in LOCAL_SCHEDULERS:
-        context = {"multiprocessing.context": process_start_method()} if scheduler == "processes" else {}
-        with dask.config.set({"scheduler": scheduler, "num_workers": workers, **context}):
+        processes = {"multiprocessing.context": process_start_method(), "chunksize": 1} if scheduler == "processes" else {}
+        with dask.config.set({"scheduler": _LOCAL_GETS[scheduler], "num_workers": workers, **processes}):
             yield
         return
     if "://" not in scheduler:
