@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eolabels.alignment.wiring import alignment_targets, round_inputs, table_inputs
+from eolabels.alignment.wiring import alignment_input, alignment_targets, round_inputs, table_inputs
 from eolabels.data.geotiff import read_geotiff
 from eolabels.data.index import DatasetIndex
 from workflow_helpers import snakemake
@@ -16,14 +16,48 @@ SECTION = {"enabled": True, "dataset": "osm", "rounds": 3}
 
 
 def test_wiring_of_the_rounds():
-    assert round_inputs(SECTION, 1) == {"index": "results/data/osm/index.csv", "meta": "results/data/osm/dataset.json"}
-    assert round_inputs(SECTION, 3)["previous"] == "results/alignment/round2/dataset/index.csv"
-    inputs = table_inputs(SECTION)
+    assert alignment_input("osm", filtered=True) == "osm_joined"  # OSM as is, before the filter
+    assert alignment_input("osm", filtered=False) == "osm"  # an imported, already-filtered set
+    assert round_inputs("osm_joined", 1) == {"index": "results/data/osm_joined/index.csv",
+                                             "meta": "results/data/osm_joined/dataset.json"}
+    assert round_inputs("osm_joined", 3)["previous"] == "results/alignment/round2/dataset/index.csv"
+    inputs = table_inputs(SECTION, "osm_joined")
+    assert inputs["index"] == "results/data/osm_joined/index.csv"
     assert inputs["metrics"][-1] == "results/alignment/round3/metrics.json"
     assert inputs["networks"] == "results/alignment/round3/networks"
     assert "results/data/osm_aligned/index.csv" in alignment_targets(SECTION, ["osm"])
     assert alignment_targets(SECTION, ["noldo"]) == []
     assert alignment_targets({**SECTION, "enabled": False}, ["osm"]) == []  # the default, until it aligns
+
+
+def _inputs_of(stdout: str, rule: str) -> str:
+    """The input line of the first job of ``rule`` in a dry run's listing."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() in (f"rule {rule}:", f"localrule {rule}:"))
+    return next(line for line in lines[start:] if line.strip().startswith("input:"))
+
+
+def test_dry_run_orders_alignment_before_the_filter(workflow_copy):
+    """Alignment enabled: the rounds read the θ = 0 join, the filter keeps the aligned maps and reads the
+    raw ones for its table; maps: raw keeps the raw ones (still comparing); alignment off: unchanged."""
+    proc = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml")
+    assert "results/data/osm_joined/index.csv" in _inputs_of(proc.stdout, "align_round")
+    filter_inputs = _inputs_of(proc.stdout, "filter_osm").split(", ")
+    assert filter_inputs[2:6] == ["results/data/osm_aligned/index.csv", "results/data/osm_aligned/dataset.json",
+                                  "results/data/osm_raw/index.csv", "results/data/osm_raw/dataset.json"]
+    (workflow_copy / "raw_maps.yaml").write_text("osm_filter: {threshold: 0.7, test_tiles: 1, input: {maps: raw}}\n")
+    raw = snakemake(workflow_copy, "-n", "--configfile", "config/test.yaml", "raw_maps.yaml")
+    assert _inputs_of(raw.stdout, "filter_osm").split(", ")[2:6] == [
+        "results/data/osm_raw/index.csv", "results/data/osm_raw/dataset.json",
+        "results/data/osm_aligned/index.csv", "results/data/osm_aligned/dataset.json"]
+    default = snakemake(workflow_copy, "-n").stdout
+    assert "join_osm" not in default and "align_round" not in default and "osm_aligned" not in default
+    assert _inputs_of(default, "filter_osm").split(", ")[2:4] == [
+        "results/data/osm_raw/index.csv", "results/data/osm_raw/dataset.json"]
+    (workflow_copy / "aligned_maps.yaml").write_text("osm_filter: {input: {maps: aligned}}\n")
+    bad = snakemake(workflow_copy, "-n", "--configfile", "config/config.yaml", "aligned_maps.yaml", check=False)
+    assert bad.returncode != 0
+    assert "config.osm_filter.input.maps is 'aligned' but config.alignment.enabled is false" in bad.stdout + bad.stderr
 
 
 def test_the_default_run_leaves_the_stage_out_but_builds_it_on_request(workflow_copy):
