@@ -77,7 +77,10 @@ def test_dry_run_plans_the_alignment_rounds(workflow_copy, configfile):
 
 @pytest.mark.slow
 def test_alignment_rounds_end_to_end_on_test_config(workflow_copy):
-    snakemake(workflow_copy, "results/tables/alignment.csv", "--configfile", "config/test.yaml")
+    """Two rounds on the θ = 0 join, the aligned maps exported, and the OSM↔DW filter run on them with
+    the raw maps' rows beside (C5)."""
+    snakemake(workflow_copy, "results/tables/alignment.csv", "results/tables/osm_filter.csv",
+              "--configfile", "config/test.yaml")
     results = workflow_copy / "results"
     table = pd.read_csv(results / "tables" / "alignment.csv")
     assert table["maps"].drop_duplicates().tolist() == ["D0", "D1", "D2"]
@@ -89,18 +92,38 @@ def test_alignment_rounds_end_to_end_on_test_config(workflow_copy):
     for png in ("threshold_curves.png", "tile.png"):
         assert (results / "alignment" / png).stat().st_size > 5_000, png
 
-    osm = DatasetIndex.open(results / "data" / "osm")
+    joined = DatasetIndex.open(results / "data" / "osm_joined")
+    dw = DatasetIndex.open(results / "data" / "dw")
+    assert joined.table["id"].tolist() == dw.table["id"].tolist()  # every tile, before any filtering
     aligned = DatasetIndex.open(results / "data" / "osm_aligned")
-    assert aligned.meta.name == "osm_aligned" and aligned.meta.layers == osm.meta.layers
+    assert aligned.meta.name == "osm_aligned" and aligned.meta.layers == joined.meta.layers
     assert aligned.meta.layer("label", schema="osm") == "osm" and aligned.meta.extra["alignment_rounds"] == 2
-    assert aligned.table["id"].tolist() == osm.table["id"].tolist()
+    assert aligned.table["id"].tolist() == joined.table["id"].tolist()
     last = DatasetIndex.open(results / "alignment" / "round2" / "dataset")
     exported, grid, _ = read_geotiff(aligned.path(aligned.table.iloc[0], "osm"))
     final, _, _ = read_geotiff(last.path(last.table.iloc[0], "osm"))
-    given, given_grid, _ = read_geotiff(osm.path(osm.table.iloc[0], "osm"))
+    given, given_grid, _ = read_geotiff(joined.path(joined.table.iloc[0], "osm"))
     assert np.array_equal(exported, final) and grid == given_grid
     residual, _, names = read_geotiff(aligned.path(aligned.table.iloc[0], "displacement"))
     assert names == ("dy_px", "dx_px") and residual.shape == (2, *given.shape[1:])
 
-    rerun = snakemake(workflow_copy, "-n", "results/tables/alignment.csv", "--configfile", "config/test.yaml")
+    # the filter ran on the aligned maps; its table holds both maps' kept tiles, pixels and accuracy
+    sweep = pd.read_csv(results / "tables" / "osm_filter.csv")
+    assert sweep["maps"].drop_duplicates().tolist() == ["raw", "aligned"]
+    for maps, rows in sweep.groupby("maps"):
+        assert rows["kept"].is_monotonic_decreasing and 0.7 in rows["threshold"].tolist(), maps
+        at_theta = rows[rows["threshold"] == 0.7].iloc[0]
+        assert at_theta["kept_pixels"] > 0 and 0 < at_theta["osm_accuracy_kept"] <= 1, maps
+        assert 0 < at_theta["registered_accuracy_kept"] <= 1, maps
+    assert "maps: aligned" in (results / "tables" / "osm_filter.md").read_text()
+    osm = DatasetIndex.open(results / "data" / "osm")
+    assert osm.meta.extra["osm_filter"]["osm_maps"] == "aligned"
+    tile = str(osm.table.iloc[0]["id"])
+    kept, _, _ = read_geotiff(osm.path(osm.table.iloc[0], "osm"))
+    row = aligned.table.iloc[aligned.table["id"].astype(str).tolist().index(tile)]
+    source, _, _ = read_geotiff(aligned.path(row, "osm"))
+    assert np.array_equal(kept, source)
+
+    rerun = snakemake(workflow_copy, "-n", "results/tables/alignment.csv", "results/tables/osm_filter.csv",
+                      "--configfile", "config/test.yaml")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
