@@ -21,6 +21,13 @@ rule align_round:
         meta="results/alignment/round{round}/dataset/dataset.json",
         fields="results/alignment/round{round}/fields.npz",
         metrics="results/alignment/round{round}/metrics.json",
+        neighbours="results/alignment/round{round}/neighbours.npz",
+        neighbours_figure=report(
+            "results/alignment/round{round}/neighbours.png",
+            caption="captions/alignment_neighbours.rst",
+            category="Map alignment",
+            subcategory="what the network groups together",
+        ),
     params:
         alignment=canonical(ALIGNMENT),
         seed=config["seed"],
@@ -58,6 +65,12 @@ rule tabulate_alignment:
             "results/alignment/tile.png",
             caption="captions/alignment_tile.rst",
             category="Map alignment",
+        ),
+        histogram=report(
+            "results/alignment/similarity_histogram.png",
+            caption="captions/alignment_similarity_histogram.rst",
+            category="Map alignment",
+            subcategory="what the network groups together",
         ),
         index=dataset_index(ALIGN_EXPORT),
         meta=dataset_meta(ALIGN_EXPORT),

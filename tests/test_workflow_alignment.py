@@ -89,8 +89,13 @@ def test_alignment_rounds_end_to_end_on_test_config(workflow_copy):
     assert 0.3 < d0["epe_px"] < 2.0  # the test world's misregistration: max 2 px
     assert np.isfinite(table.loc[table["maps"] == "D2", ["epe_px", "rho_median", "shift_px_median"]]).all().all()
     assert "Synthetic world" in (results / "tables" / "alignment.md").read_text()
-    for png in ("threshold_curves.png", "tile.png"):
+    for png in ("threshold_curves.png", "tile.png", "similarity_histogram.png", "round1/neighbours.png",
+                "round2/neighbours.png"):
         assert (results / "alignment" / png).stat().st_size > 5_000, png
+    for r in (1, 2):  # the same patches each round: test.yaml's 8 patches, 2 queries, 2 neighbours
+        groups = np.load(results / "alignment" / f"round{r}" / "neighbours.npz")
+        assert groups["similarity"].shape == (8, 8) and groups["by_network"].shape == (2, 2)
+        np.testing.assert_allclose(np.diag(groups["similarity"]), 1.0, atol=1e-6)
 
     joined = DatasetIndex.open(results / "data" / "osm_joined")
     dw = DatasetIndex.open(results / "data" / "dw")

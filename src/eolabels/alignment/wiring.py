@@ -53,6 +53,7 @@ def table_inputs(section: Mapping[str, Any], dataset: str) -> dict[str, Any]:
         "meta": dataset_meta(dataset),
         "metrics": [f"{round_dir(r)}/metrics.json" for r in rounds],
         "rounds": [f"{round_dir(r)}/dataset/index.csv" for r in rounds],
+        "neighbours": [f"{round_dir(r)}/neighbours.npz" for r in rounds],
         "networks": f"{round_dir(section['rounds'])}/networks",
     }
 
@@ -69,5 +70,6 @@ def alignment_targets(section: Mapping[str, Any], datasets: Sequence[str]) -> li
     return alignment_tables(section, datasets) + [
         "results/alignment/threshold_curves.png",
         "results/alignment/tile.png",
+        "results/alignment/similarity_histogram.png",
         dataset_index(aligned_dataset(section["dataset"])),
     ]
