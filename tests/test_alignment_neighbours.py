@@ -10,8 +10,14 @@ import torch
 
 from eolabels.alignment.channels import BandScaler, MapEncoder
 from eolabels.alignment.figures import neighbours_figure, similarity_histograms
+from eolabels.alignment.neighbours import (
+    group_patches,
+    nearest_neighbours,
+    perceptual_distance,
+    query_rows,
+)
 from eolabels.alignment.network import AlignNet
-from eolabels.alignment.neighbours import group_patches, nearest_neighbours, perceptual_distance, query_rows
+from eolabels.alignment.rounds import AlignSettings
 from eolabels.alignment.trainer import NetworkSettings, ScaleNetwork
 
 # four samples' activations (2 values each) and their perceptual distances |a - b|^2 / 2, by hand:
@@ -35,6 +41,13 @@ def test_ranking_by_distance_and_by_similarity_leaves_the_query_out():
     assert nearest_neighbours(similarity, [0, 1], 3, larger_is_closer=True) == [[2, 3, 1], [3, 0, 2]]
     with pytest.raises(ValueError, match="4 neighbours asked of 4 samples"):
         nearest_neighbours(similarity, [0], 4, larger_is_closer=True)
+
+
+def test_neighbour_settings_must_fit_the_patches():
+    with pytest.raises(ValueError, match=r"neighbour_k \(8\) below it"):
+        AlignSettings(neighbour_samples=8, neighbour_k=8)
+    with pytest.raises(ValueError, match=r"neighbour_queries \(9\) must be at most neighbour_samples \(8\)"):
+        AlignSettings(neighbour_samples=8, neighbour_queries=9)
 
 
 def test_queries_spread_over_the_samples():

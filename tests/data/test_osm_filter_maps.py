@@ -54,7 +54,7 @@ def maps(tmp_path):
                                                                   layers=("osm", "osm_registered")))
            for name in ("osm_raw", "osm_aligned")}
     for i, (tile, (split, truth, label, registered, raw, aligned)) in enumerate(TILES.items()):
-        u8 = lambda a: np.asarray(a, dtype=np.uint8)[None]  # noqa: E731
+        u8 = lambda a: np.asarray(a, dtype=np.uint8)[None]
         dw.add(tile, split, 1, _grid(i), {"s2": np.full((13, 4, 4), 1000 + i, dtype=np.uint16), "dw": u8(label),
                                           "truth": u8(truth)})
         for name, labels in (("osm_raw", raw), ("osm_aligned", aligned)):

@@ -59,6 +59,11 @@ class AlignSettings:
     def __post_init__(self) -> None:
         if list(self.scales) != sorted(set(self.scales), reverse=True) or min(self.scales) < 1:
             raise ValueError(f"scales must be distinct downsampling factors >= 1, coarse to fine; got {self.scales}")
+        if self.neighbour_queries > self.neighbour_samples or self.neighbour_k >= self.neighbour_samples:
+            raise ValueError(
+                f"alignment.neighbour_queries ({self.neighbour_queries}) must be at most neighbour_samples "
+                f"({self.neighbour_samples}) and neighbour_k ({self.neighbour_k}) below it"
+            )
 
 
 def scale_tiles(dataset: AlignDataset, maps: list[np.ndarray], scaler: BandScaler, scale: int, margin: int,
