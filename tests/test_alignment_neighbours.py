@@ -63,11 +63,11 @@ BANDS = ("B2", "B3", "B4")
 def tiny():
     """A small untrained scale network and 6 patches, patch 4 a copy of patch 0."""
     torch.manual_seed(0)
-    network = NetworkSettings(pool_count=2, image_base=2, map_base=2, common_base=2)
+    network = NetworkSettings(pool_count=1, image_base=2, map_base=2, common_base=2)
     model = AlignNet(len(BANDS), 2, network.pool_count, network.image_base, network.map_base, network.common_base)
-    net = ScaleNetwork(model.eval(), 1, BandScaler(BANDS, (0.0,) * 3, (1.0,) * 3), MapEncoder("osm", 255), network, 2.0, 76)
-    image = torch.rand(6, len(BANDS), 76, 76) * 2 - 1
-    maps = (torch.rand(6, 2, 76, 76) > 0.7).float()
+    net = ScaleNetwork(model.eval(), 1, BandScaler(BANDS, (0.0,) * 3, (1.0,) * 3), MapEncoder("osm", 255), network, 2.0, 30)
+    image = torch.rand(6, len(BANDS), 30, 30) * 2 - 1
+    maps = (torch.rand(6, 2, 30, 30) > 0.7).float()
     image[4], maps[4] = image[0], maps[0]
     patches = {"image": image, "map": maps}
     return net, patches, group_patches(net, patches, queries=2, k=2, sketch_dim=None, seed=0)
