@@ -1,11 +1,23 @@
 # From acquired to usable datasets (specs/cromss.md §6, §9): NoLDO-S12 assembly keeps the locations
 # complete in every season; the OSM↔DW agreement filter keeps the DW tiles whose OSM labels agree with
-# DW. Consumers read results/data/noldo and results/data/osm (eolabels.data.wiring).
+# DW. Consumers read results/data/noldo and results/data/osm (eolabels.data.wiring). With the alignment
+# stage enabled, the filter runs on the aligned OSM maps (rules/align.smk aligns the θ = 0 join).
 from eolabels.data.index import LAYOUT_VERSION
-from eolabels.data.wiring import acquired_name, osm_filter_inputs, osm_filter_paths, osm_filter_settings
+from eolabels.data.wiring import (
+    OSM_JOINED,
+    acquired_name,
+    filter_maps,
+    osm_filter_inputs,
+    osm_filter_paths,
+    osm_filter_settings,
+)
 
 OSM_FILTER = config["osm_filter"]
 OSM_FILTER_PATHS = osm_filter_paths()
+try:
+    OSM_FILTER_MAPS = filter_maps(OSM_FILTER, config["alignment"]["enabled"])
+except ValueError as _err:
+    raise WorkflowError(str(_err)) from None
 
 
 rule assemble_noldo:
@@ -37,7 +49,7 @@ rule filter_osm:
     """The OSM↔DW agreement per DW tile (Table I), the tiles with OA >= θ as the osm dataset, the
     kept counts for a sweep of θ and a histogram of the per-tile OA."""
     input:
-        **osm_filter_inputs(OSM_FILTER),
+        **osm_filter_inputs(OSM_FILTER, config["alignment"]["enabled"]),
         tables=TABLE_FILES,
     output:
         index=dataset_index("osm"),
@@ -59,6 +71,7 @@ rule filter_osm:
     params:
         settings=osm_filter_settings(OSM_FILTER),
         role=OSM_FILTER["input"]["role"],
+        maps=OSM_FILTER_MAPS,
         seed=config["seed"],
         layout=LAYOUT_VERSION,
     threads: config["dask"]["threads"]
@@ -73,3 +86,31 @@ rule filter_osm:
         "../envs/eolabels.yaml"
     script:
         "../workflow_scripts/filter_osm.py"
+
+
+rule join_osm:
+    """The θ = 0 join of the OSM labels and the DW tiles (every tile, DW splits, OSM as is): what the
+    alignment stage trains and aligns on before the filter (spec netsimilarity.md §5.c)."""
+    input:
+        dw_index=dataset_index("dw"),
+        dw_meta=dataset_meta("dw"),
+        osm_index=dataset_index(acquired_name("osm")),
+        osm_meta=dataset_meta(acquired_name("osm")),
+        tables=TABLE_FILES,
+    output:
+        index=dataset_index(OSM_JOINED),
+        meta=dataset_meta(OSM_JOINED),
+    params:
+        layout=LAYOUT_VERSION,
+    threads: 1
+    resources:
+        mem_mb=OSM_FILTER["mem_mb"],
+        runtime=OSM_FILTER["runtime"],
+    log:
+        "logs/join_osm/osm_joined.log",
+    benchmark:
+        "benchmarks/join_osm/osm_joined.tsv"
+    conda:
+        "../envs/eolabels.yaml"
+    script:
+        "../workflow_scripts/join_osm.py"

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from eolabels.data.stages import filter_osm
+from eolabels.data.wiring import compared_maps
 from eolabels.workflow import logged
 
 with logged(snakemake.log[0]):
@@ -15,6 +16,9 @@ with logged(snakemake.log[0]):
         table_md=snakemake.output.table_md,
         histogram=snakemake.output.histogram,
         settings=snakemake.params.settings,
+        maps=snakemake.params.maps,
+        compare={compared_maps(snakemake.params.maps): Path(snakemake.input.compare_index).parent}
+        if "compare_index" in snakemake.input.keys() else None,
         seed=snakemake.params.seed,
         scheduler=snakemake.config["dask"]["scheduler"],  # not a param: where it runs changes no number
         workers=snakemake.threads,

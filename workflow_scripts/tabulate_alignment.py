@@ -11,8 +11,9 @@ with logged(snakemake.log[0]):
         metrics=list(snakemake.input.metrics),
         rounds=[Path(p).parent for p in snakemake.input.rounds],
         networks=snakemake.input.networks,
+        neighbours=list(snakemake.input.neighbours),
         outputs=TableOutputs(table=out.table, markdown=out.markdown, curves=out.curves, figure=out.figure,
-                             dataset=Path(out.index).parent),
+                             histogram=out.histogram, dataset=Path(out.index).parent),
         alignment=snakemake.params.alignment,
         threads=snakemake.threads,
     )

@@ -102,3 +102,58 @@ def threshold_curves(curves: dict[str, Sequence[float]], path: str | os.PathLike
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def _patch_rgb(image: np.ndarray, map_channels: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """A patch as the network sees it: true colour, the map's boundary pixels (channel 1) in red."""
+    rgb = rgb_preview(image, bands)
+    rgb[map_channels[1] > 0.5] = (1.0, 0.1, 0.1)
+    return rgb
+
+
+def neighbours_figure(image: np.ndarray, map_channels: np.ndarray, bands: Sequence[str], similarity: np.ndarray,
+                      perceptual: np.ndarray, queries: Sequence[int], by_network: Sequence[Sequence[int]],
+                      by_perceptual: Sequence[Sequence[int]], path: str | os.PathLike[str], title: str) -> None:
+    """One row per query patch: the patch, its nearest neighbours under the network's similarity k, under
+    the perceptual distance, and the histogram of its similarities to every other patch."""
+    k = len(by_network[0])
+    cols = 2 + 2 * k
+    fig, axes = plt.subplots(len(queries), cols, figsize=(1.6 * cols, 1.8 * len(queries)), squeeze=False)
+    for row, q in enumerate(queries):
+        cells = [(q, f"query {q}")]
+        cells += [(j, f"k={similarity[q, j]:.2f}") for j in by_network[row]]
+        cells += [(j, f"d={perceptual[q, j]:.2g}") for j in by_perceptual[row]]
+        for ax, (j, label) in zip(axes[row], cells):
+            ax.imshow(_patch_rgb(image[j], map_channels[j], bands), interpolation="nearest")
+            ax.set_title(f"#{j} {label}" if j != q else label, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        others = np.delete(similarity[q], q)
+        axes[row, -1].hist(others, bins=np.linspace(-1, 1, 21))
+        axes[row, -1].set_title(f"k(query {q}, others)", fontsize=7)
+        axes[row, -1].tick_params(labelsize=6)
+    axes[0, 1].annotate("network similarity k →", (0, 1.35), xycoords="axes fraction", fontsize=8)
+    axes[0, 1 + k].annotate("perceptual distance d →", (0, 1.35), xycoords="axes fraction", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def similarity_histograms(rounds: dict[str, np.ndarray], query: int, path: str | os.PathLike[str], title: str) -> None:
+    """Histogram of one patch's similarities to every other patch, one step line per round
+    (``rounds``: label -> that round's ``n x n`` similarity matrix)."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    bins = np.linspace(-1, 1, 41)
+    for label, similarity in rounds.items():
+        ax.hist(np.delete(similarity[query], query), bins=bins, histtype="step", linewidth=1.5, label=label)
+    ax.set_xlabel(f"network similarity k(patch {query}, other patch)")
+    ax.set_ylabel("patches")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

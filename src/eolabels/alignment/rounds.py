@@ -22,6 +22,8 @@ from eolabels.alignment.chain import ChainResult, align_tile, pad_to_multiple
 from eolabels.alignment.channels import BandScaler, MapEncoder
 from eolabels.alignment.diagnostics import anchor_pairs, similarity_diagnostics
 from eolabels.alignment.evaluate import summarise, tile_scores
+from eolabels.alignment.figures import neighbours_figure
+from eolabels.alignment.neighbours import group_patches
 from eolabels.alignment.network import output_size
 from eolabels.alignment.pairs import PairSampler, ScaleTile, pad_tile
 from eolabels.alignment.tiles import AlignDataset, AlignmentInputError
@@ -32,6 +34,7 @@ from eolabels.data.index import DatasetMeta
 from eolabels.data.kinds import KINDS
 from eolabels.data.readers import TileReader
 from eolabels.data.writer import DatasetWriter
+from eolabels.report.tables import source_tag
 from eolabels.training import plain
 
 log = logging.getLogger(__name__)
@@ -49,10 +52,18 @@ class AlignSettings:
     train_split: str | None = "train"
     anchor_samples: int = 64
     anchor_sketch_dim: int | None = 512
+    neighbour_samples: int = 48
+    neighbour_queries: int = 3
+    neighbour_k: int = 4
 
     def __post_init__(self) -> None:
         if list(self.scales) != sorted(set(self.scales), reverse=True) or min(self.scales) < 1:
             raise ValueError(f"scales must be distinct downsampling factors >= 1, coarse to fine; got {self.scales}")
+        if self.neighbour_queries > self.neighbour_samples or self.neighbour_k >= self.neighbour_samples:
+            raise ValueError(
+                f"alignment.neighbour_queries ({self.neighbour_queries}) must be at most neighbour_samples "
+                f"({self.neighbour_samples}) and neighbour_k ({self.neighbour_k}) below it"
+            )
 
 
 def scale_tiles(dataset: AlignDataset, maps: list[np.ndarray], scaler: BandScaler, scale: int, margin: int,
@@ -159,12 +170,42 @@ def write_aligned(dataset: AlignDataset, results: list[ChainResult], root: str |
 
 @dataclass(frozen=True)
 class RoundOutputs:
-    """Files of one round: trained networks, aligned dataset, predicted fields, scores."""
+    """Files of one round: trained networks, aligned dataset, predicted fields, scores and, when both
+    are given, what the finest network groups together (neighbours.npz and its figure)."""
 
     networks: str | os.PathLike[str]
     dataset: str | os.PathLike[str]
     fields: str | os.PathLike[str]
     metrics: str | os.PathLike[str]
+    neighbours: str | os.PathLike[str] | None = None
+    neighbours_figure: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.neighbours is None) != (self.neighbours_figure is None):
+            raise ValueError("RoundOutputs: give both neighbours and neighbours_figure, or neither")
+
+
+def write_neighbours(dataset: AlignDataset, finest: ScaleNetwork, settings: AlignSettings, train: ScaleTrainSettings,
+                     round_number: int, outputs: RoundOutputs, seed: int) -> None:
+    """Nearest neighbours of a few query patches under the finest network's similarity and under a
+    perceptual distance (alignment.neighbours), on patches of the original maps ``D_0`` drawn with
+    ``seed``: the same patches every round."""
+    rows = training_rows(dataset, settings.train_split)
+    margin = (finest.input_size - finest.output_size) // 2
+    tiles = scale_tiles(dataset, [t.labels for t in dataset.tiles], finest.scaler, finest.scale, margin,
+                        finest.input_size, rows)
+    patches = anchor_pairs(PairSampler(tiles, finest.encoder, finest.input_size, finest.output_size,
+                                       train.amplitude_px, train.correlation_px / finest.scale),
+                           settings.neighbour_samples, seed)
+    groups = group_patches(finest, patches, settings.neighbour_queries, settings.neighbour_k,
+                           settings.anchor_sketch_dim, seed)
+    groups.save(outputs.neighbours)
+    neighbours_figure(
+        patches["image"].numpy(), patches["map"].numpy(), settings.bands, groups.similarity.numpy(),
+        groups.perceptual.numpy(), groups.queries, groups.by_network, groups.by_perceptual, outputs.neighbours_figure,
+        f"round {round_number}: what the scale-{finest.scale} network groups together — "
+        f"{source_tag(dataset.index.meta.source)}",
+    )
 
 
 def run_round(dataset: AlignDataset, maps: list[np.ndarray], round_index: int, settings: AlignSettings,
@@ -190,6 +231,8 @@ def run_round(dataset: AlignDataset, maps: list[np.ndarray], round_index: int, s
         "diagnostics": similarity_diagnostics(finest, anchors, settings.anchor_sketch_dim, seed),
         "settings": plain({**asdict(settings), "train": asdict(train), "network": asdict(network), "seed": seed}),
     }
+    if outputs.neighbours is not None:
+        write_neighbours(dataset, finest, settings, train, round_index + 1, outputs, seed)
     write_aligned(dataset, results, outputs.dataset, f"{dataset.index.meta.name}_aligned_round{round_index + 1}",
                   {"derived_from": dataset.index.meta.name, "alignment_round": round_index + 1,
                    "alignment": metrics["settings"]})

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from eolabels.alignment.chain import align_tile
-from eolabels.alignment.figures import alignment_figure, threshold_curves
+from eolabels.alignment.figures import alignment_figure, similarity_histograms, threshold_curves
 from eolabels.alignment.evaluate import THRESHOLDS
 from eolabels.alignment.rounds import AlignSettings, RoundOutputs, run_round
 from eolabels.alignment.tiles import load_align_dataset, read_maps
@@ -63,6 +63,7 @@ class TableOutputs:
     markdown: PathLike
     curves: PathLike
     figure: PathLike
+    histogram: PathLike
     dataset: PathLike
 
 
@@ -106,8 +107,10 @@ def export_dataset(source: PathLike, root: PathLike, name: str, extra: Mapping[s
 
 
 def tabulate_stage(*, dataset_root: PathLike, metrics: Sequence[PathLike], rounds: Sequence[PathLike],
-                   networks: PathLike, outputs: TableOutputs, alignment: Mapping[str, Any], threads: int = 1) -> pd.DataFrame:
-    """The per-round table, the figures of the last round, and its maps exported as the aligned dataset."""
+                   networks: PathLike, neighbours: Sequence[PathLike], outputs: TableOutputs,
+                   alignment: Mapping[str, Any], threads: int = 1) -> pd.DataFrame:
+    """The per-round table, the figures of the last round, one patch's similarity histogram per round
+    (``neighbours``: every round's neighbours.npz), and the last maps exported as the aligned dataset."""
     torch.set_num_threads(max(1, threads))
     settings, _, _ = settings_from(alignment)
     records = [json.loads(Path(p).read_text()) for p in metrics]
@@ -129,6 +132,10 @@ def tabulate_stage(*, dataset_root: PathLike, metrics: Sequence[PathLike], round
               for _, r in table[table["split"] == "all"].iterrows()} if (table["split"] == "all").any() else {}
     threshold_curves(curves, outputs.curves, f"boundary pixels within t px — {source_tag(source)}")
     last = records[-1]["round"]
+    groups = [np.load(p) for p in neighbours]
+    query = int(groups[0]["queries"][0])
+    similarity_histograms({f"round {r['round']}": g["similarity"] for r, g in zip(records, groups)}, query,
+                          outputs.histogram, f"patch {query}'s network similarities per round\n{source_tag(source)}")
     nets = [load_scale_network(Path(networks) / f"scale{s}" / "network.pt", scale=s, bands=settings.bands)
             for s in settings.scales]
     tile = next((t for t in dataset.tiles if t.split != settings.train_split), dataset.tiles[0])

@@ -86,6 +86,7 @@ class PairedTiles:
     osm_layer: str
     dw_layer: str
     truth_layer: str | None  # the DW tiles' true classes (synthetic world), for the OSM labels' accuracy
+    registered_layer: str | None  # the OSM labels before misregistration (synthetic world), same schema
     osm_rows: dict[str, int]  # DW tile id → row number in the OSM dataset
     schemas: dict[str, ClassSchema]  # "osm", "dw": the label ids each side is checked against
 
@@ -96,6 +97,7 @@ class PairedTiles:
         osm_layer = osm.meta.layer(role, schema="osm")
         dw_layer = dw.meta.layer("label", schema="dw")
         truth = dw.meta.layer("truth", schema="dw") if dw.meta.has_layer("truth", schema="dw") else None
+        registered = osm.meta.layer("truth", schema="osm") if osm.meta.has_layer("truth", schema="osm") else None
         dw_rows = {str(i): n for n, i in enumerate(dw.table["id"])}
         if len(dw_rows) != len(dw.table):
             raise IndexError_(f"{dw.root}: tile ids repeat; the OSM↔DW filter pairs one OSM tile per DW tile")
@@ -109,7 +111,7 @@ class PairedTiles:
             if osm.grid(osm.table.iloc[n]) != dw.grid(dw.table.iloc[dw_rows[tile]]):
                 raise IndexError_(f"{osm.root}: OSM tile {tile} lies on another grid than DW tile {tile} in {dw.root}")
             osm_rows[tile] = n
-        return cls(dw, osm, osm_layer, dw_layer, truth, osm_rows, {"osm": load_schema("osm"), "dw": load_schema("dw")})
+        return cls(dw, osm, osm_layer, dw_layer, truth, registered, osm_rows, {"osm": load_schema("osm"), "dw": load_schema("dw")})
 
 
 def tile_row(pairs: PairedTiles, allowed: np.ndarray, number: int) -> dict[str, Any]:
@@ -120,22 +122,36 @@ def tile_row(pairs: PairedTiles, allowed: np.ndarray, number: int) -> dict[str, 
     out: dict[str, Any] = {"id": tile, "split": row["split"], "agree": 0, "labelled": 0}
     if pairs.truth_layer:
         out.update(truth_agree=0, truth_labelled=0)
+    if pairs.registered_layer:
+        out.update(registered_agree=0, registered_labelled=0)
     if tile not in pairs.osm_rows:
         return out
-    osm = read_tile(pairs.osm, pairs.osm_rows[tile], pairs.osm_layer, pairs.schemas["osm"])[0]
+    osm_layers = [pairs.osm_layer] + ([pairs.registered_layer] if pairs.registered_layer else [])
+    read = read_layers(pairs.osm, pairs.osm_rows[tile], osm_layers, {layer: pairs.schemas["osm"] for layer in osm_layers})
+    osm = read[pairs.osm_layer][0]
     dw_layers = [pairs.dw_layer] + ([pairs.truth_layer] if pairs.truth_layer else [])
     dw = read_layers(pairs.dw, number, dw_layers, {layer: pairs.schemas["dw"] for layer in dw_layers})
     out["agree"], out["labelled"] = tile_agreement(osm, dw[pairs.dw_layer][0], allowed)
     if pairs.truth_layer:
         out["truth_agree"], out["truth_labelled"] = tile_agreement(osm, dw[pairs.truth_layer][0], allowed)
+    if pairs.registered_layer:
+        out["registered_agree"], out["registered_labelled"] = same_class(osm, read[pairs.registered_layer][0])
     return out
+
+
+def same_class(labels: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
+    """(equal, labelled-in-both) pixel counts of two label rasters of one schema: how many of the OSM
+    labels sit where the registered OSM map has the same class (the misregistration's cost)."""
+    both = (labels != UNLABELLED) & (reference != UNLABELLED)
+    return int((both & (labels == reference)).sum()), int(both.sum())
 
 
 def agreement_table(
     pairs: PairedTiles, allowed: np.ndarray, *, scheduler: str = DEFAULT_SCHEDULER, workers: int | None = None
 ) -> pd.DataFrame:
     """Per DW tile: id, DW split, pixels labelled in both, agreeing pixels, OA; with the DW truth, the
-    OSM labels' accuracy against it too (``truth_agree`` / ``truth_labelled``). A DW tile without OSM
+    OSM labels' accuracy against it too (``truth_agree`` / ``truth_labelled``), with the registered OSM
+    labels their agreement with those (``registered_agree`` / ``registered_labelled``). A DW tile without OSM
     labels has 0 labelled pixels and OA NaN. Tiles are visited by a dask reduction on ``scheduler``."""
     rows = tile_rows(partial(tile_row, pairs, allowed), len(pairs.dw), scheduler=scheduler, workers=workers)
     table = pd.DataFrame(rows)
@@ -149,8 +165,10 @@ def passes(table: pd.DataFrame, threshold: float) -> pd.Series:
 
 
 def sweep_table(table: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFrame:
-    """Kept tile counts per θ (all, DW-train, DW-test), the kept tiles' mean OA and, with the truth,
-    their OSM labels' pixel accuracy against it (the filter's gain in label quality)."""
+    """Kept tile counts per θ (all, DW-train, DW-test), the pixels kept (labelled in both OSM and DW),
+    the kept tiles' mean OA and, with the truth, their OSM labels' pixel accuracy against it (the
+    filter's gain in label quality: through Table I against the true DW classes, and class for class
+    against the registered OSM labels)."""
     rows = []
     for theta in sorted(set(float(t) for t in thresholds)):
         kept = table[passes(table, theta)]
@@ -160,11 +178,16 @@ def sweep_table(table: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFram
             "kept_dw_train": int((kept["split"] == "train").sum()),
             "kept_dw_test": int((kept["split"] == "test").sum()),
             "kept_fraction": round(len(kept) / len(table), 4),
+            "kept_pixels": int(kept["labelled"].sum()),
             "mean_oa_kept": round(float(kept["oa"].mean()), 4) if len(kept) else float("nan"),
         }
         if "truth_agree" in table:
             labelled = int(kept["truth_labelled"].sum())
             row["osm_accuracy_kept"] = round(int(kept["truth_agree"].sum()) / labelled, 4) if labelled else float("nan")
+        if "registered_agree" in table:
+            labelled = int(kept["registered_labelled"].sum())
+            row["registered_accuracy_kept"] = (
+                round(int(kept["registered_agree"].sum()) / labelled, 4) if labelled else float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
 

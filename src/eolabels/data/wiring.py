@@ -5,6 +5,11 @@ the acquired ``noldo_raw`` (SSL4EO-S12 with incomplete locations), and ``osm`` i
 choice of DW tiles whose OSM labels (``osm_raw``, OSM land use fetched for the dw tiles) agree with
 DW. Consumers keep reading ``results/data/noldo`` and ``results/data/osm``. Free of Snakemake, so the
 wiring is unit-tested.
+
+With the alignment stage enabled the order is the authors' (spec netsimilarity.md §3.1, §5.c): the θ = 0
+join of the OSM labels and the DW tiles (``osm_joined``: OSM as is, every tile) feeds the alignment,
+whose aligned maps (``osm_aligned``) the filter then runs on; the filter's table shows the raw maps'
+counts and accuracy beside the aligned ones.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from eolabels.workflow import dataset_index, dataset_meta
 
 RAW = {"noldo": "noldo_raw", "osm": "osm_raw"}
 """The acquired dataset behind each dataset that a data rule makes of it."""
+
+OSM_JOINED = "osm_joined"
+"""The θ = 0 join of the OSM labels and the DW tiles: the alignment stage's input (rule join_osm)."""
+
+OSM_MAPS = {"raw": RAW["osm"], "aligned": "osm_aligned"}
+"""The OSM maps the filter may keep, by ``osm_filter.input.maps``: as fetched, or as the alignment
+stage exports them (``alignment.wiring.aligned_dataset`` of the join's maps)."""
 
 FILTER_JOB_KEYS = ("input", "mem_mb", "runtime")
 """Keys of ``osm_filter`` that are no filter setting (the input is wired as the rule's input)."""
@@ -66,14 +78,40 @@ def osm_filter_paths() -> dict[str, str]:
     }
 
 
-def osm_filter_inputs(section: Mapping[str, Any]) -> dict[str, str]:
-    """The DW tiles and the OSM label dataset (``osm_filter.input.dataset``: the raw labels, or
-    aligned ones once a rule writes them)."""
-    osm = section["input"]["dataset"]
-    return {
+def filter_maps(section: Mapping[str, Any], alignment_enabled: bool) -> str:
+    """Which OSM maps the filter keeps (``osm_filter.input.maps``): ``auto`` is the aligned maps when the
+    alignment stage is enabled and the raw ones otherwise (so the default run is unchanged); asking
+    for ``aligned`` with the stage disabled is a configuration error, not a silent fallback, since the
+    user asked for maps the run would not make."""
+    choice = section["input"]["maps"]
+    if choice == "auto":
+        return "aligned" if alignment_enabled else "raw"
+    if choice == "aligned" and not alignment_enabled:
+        raise ValueError(
+            "config.osm_filter.input.maps is 'aligned' but config.alignment.enabled is false: enable the "
+            "alignment stage, or filter the raw maps (maps: raw or auto)"
+        )
+    return choice
+
+
+def osm_filter_inputs(section: Mapping[str, Any], alignment_enabled: bool) -> dict[str, str]:
+    """The DW tiles, the OSM maps the filter keeps (:func:`filter_maps`) and, with the alignment stage
+    enabled, the other maps of the same tiles (``compare_*``) for the table's raw vs aligned rows."""
+    maps = filter_maps(section, alignment_enabled)
+    osm = OSM_MAPS[maps]
+    inputs = {
         "dw_index": dataset_index("dw"), "dw_meta": dataset_meta("dw"),
         "osm_index": dataset_index(osm), "osm_meta": dataset_meta(osm),
     }
+    if alignment_enabled:
+        other = OSM_MAPS[compared_maps(maps)]
+        inputs |= {"compare_index": dataset_index(other), "compare_meta": dataset_meta(other)}
+    return inputs
+
+
+def compared_maps(maps: str) -> str:
+    """The maps the filter's table shows beside ``maps``: the other of raw and aligned."""
+    return "raw" if maps == "aligned" else "aligned"
 
 
 def osm_filter_settings(section: Mapping[str, Any]) -> dict[str, Any]:
