@@ -75,6 +75,7 @@ rule filter_osm:
         seed=config["seed"],
         layout=LAYOUT_VERSION,
     threads: config["dask"]["threads"]
+    priority: 20  # the 16 OSM fine-tuning rows wait for it
     resources:
         mem_mb=OSM_FILTER["mem_mb"],
         runtime=OSM_FILTER["runtime"],

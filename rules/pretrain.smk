@@ -168,6 +168,7 @@ if CROMSS["label_source"] == "dw":
             checkpoint=f"results/pretrain_dw_denoised/{PRETRAIN_RUN}/{final_checkpoint_name(CROMSS)}",
             metrics="results/pretrain_dw_denoised/{pretrain_variant}_{s2_bands}/metrics.csv",
             summary="results/pretrain_dw_denoised/{pretrain_variant}_{s2_bands}/summary.json",
+        priority: 20  # on the longest chain (denoised labels -> this run -> its fine-tuning rows)
         log:
             "logs/pretrain_encoder_denoised/{pretrain_variant}_{s2_bands}.log",
         benchmark:

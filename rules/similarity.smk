@@ -110,6 +110,7 @@ rule denoise_labels:
         heldout_split=SIMILARITY["heldout_split"],
         device=config["device"],
     threads: SIMILARITY["threads"]
+    priority: 20  # first of the longest chain: denoised labels, their pretraining, its rows
     resources:
         **job_resources(SIMILARITY),
     log:
