@@ -200,3 +200,11 @@ def test_dfc2020_refuses_unlabelled_pixels_it_has_no_ignore_index_for(tmp_path):
     writer.close()
     with pytest.raises(FinetuneDataError, match="no ignore index"):
         FinetuneDataset(tmp_path / "dfc", task("dfc2020"), "test", "s2", None).decode(0)
+
+
+def test_scoring_does_not_draw_from_the_training_random_stream(dw_dataset):
+    config = _config(epochs=1)
+    trainer = FinetuneTrainer(config, *_datasets(dw_dataset, config), device="cpu", progress=False)
+    state = torch.get_rng_state()
+    trainer.evaluate()
+    assert torch.equal(state, torch.get_rng_state())

@@ -239,6 +239,10 @@ def test_dw_test_split_scores_are_the_branches_own_predictions(tmp_path, setting
     assert final["t1_OA"] == pytest.approx(hits[0] / pixels)
     assert final["t2_OA"] == pytest.approx(hits[1] / pixels)
     assert {"t1_mIoU", "t2_AA", "t2_mF1"} <= set(final)
+    # scoring leaves the training's random stream where it was (it would change the next epochs)
+    state = torch.get_rng_state()
+    trainer.evaluate_test()
+    assert torch.equal(state, torch.get_rng_state())
 
 
 def test_table_adds_the_dw_test_columns_when_runs_scored_them(tmp_path):

@@ -17,7 +17,8 @@ import torch
 
 pytestmark = pytest.mark.slow
 
-# pretraining one variant with 2 data-parallel processes: acquire_synthetic, assemble_noldo, pretrain_encoder, tabulate_pretraining
+# pretraining one variant with 2 data-parallel processes, scored on the DW test split every epoch:
+# acquire_synthetic (noldo, dw), assemble_noldo, pretrain_encoder, tabulate_pretraining
 OVERLAY = "cromss: {variants: [cromss_midF], processes: 2}\n"
 TARGETS = ["results/tables/pretraining.csv"]
 RUN = "results/pretrain/cromss_midF_b9"
@@ -85,9 +86,9 @@ def _submissions(text: str) -> list[tuple[str, str]]:
 def test_every_job_went_through_sbatch(runs):
     submitted = _submissions(runs["output"])
     rules = sorted(rule for _, rule in submitted)
-    # the four jobs, the pretraining twice (cancelled, then again)
-    assert rules == ["acquire_synthetic", "assemble_noldo", "pretrain_encoder", "pretrain_encoder",
-                     "tabulate_pretraining"]
+    # the five jobs, the pretraining twice (cancelled, then again)
+    assert rules == ["acquire_synthetic", "acquire_synthetic", "assemble_noldo", "pretrain_encoder",
+                     "pretrain_encoder", "tabulate_pretraining"]
     finished = _jobcomp(runs["cluster"])
     for job, rule in submitted:
         record = finished[job]  # SLURM's own record of the job

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from eolabels.alignment.channels import select_bands  # noqa: E402
 from eolabels.alignment.evaluate import THRESHOLDS, end_point_error  # noqa: E402
 from eolabels.alignment.tiles import AlignTile  # noqa: E402
-from eolabels.atomic import atomic_path  # noqa: E402
+from eolabels.report.figures import save_figure  # noqa: E402
 from eolabels.tables import load_schema  # noqa: E402
 
 
@@ -82,9 +82,7 @@ def alignment_figure(tile: AlignTile, bands: Sequence[str], aligned: np.ndarray,
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def threshold_curves(curves: dict[str, Sequence[float]], path: str | os.PathLike[str], title: str) -> None:
@@ -95,13 +93,7 @@ def threshold_curves(curves: dict[str, Sequence[float]], path: str | os.PathLike
     ax.set_xlabel("threshold t (px)")
     ax.set_ylabel("fraction of boundary pixels within t")
     ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _finish_line_plot(fig, ax, title, path)
 
 
 def _patch_rgb(image: np.ndarray, map_channels: np.ndarray, bands: Sequence[str]) -> np.ndarray:
@@ -136,9 +128,7 @@ def neighbours_figure(image: np.ndarray, map_channels: np.ndarray, bands: Sequen
     axes[0, 1 + k].annotate("perceptual distance d →", (0, 1.35), xycoords="axes fraction", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def similarity_histograms(rounds: dict[str, np.ndarray], query: int, path: str | os.PathLike[str], title: str) -> None:
@@ -150,10 +140,13 @@ def similarity_histograms(rounds: dict[str, np.ndarray], query: int, path: str |
         ax.hist(np.delete(similarity[query], query), bins=bins, histtype="step", linewidth=1.5, label=label)
     ax.set_xlabel(f"network similarity k(patch {query}, other patch)")
     ax.set_ylabel("patches")
+    _finish_line_plot(fig, ax, title, path)
+
+
+def _finish_line_plot(fig: plt.Figure, ax: plt.Axes, title: str, path: str | os.PathLike[str]) -> None:
+    """Grid, legend and title of the rounds' line plots, then the figure written."""
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

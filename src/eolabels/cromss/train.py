@@ -321,7 +321,10 @@ class PretrainTrainer(Trainer):
         metrics = [SegmentationMetrics(self.config.classes, ignore_index=DW_TEST_IGNORE) for _ in range(n_branches)]
         rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
         shard = Subset(self.test_set, range(rank, len(self.test_set), world))  # type: ignore[arg-type]
-        for batch in DataLoader(shard, batch_size=self.config.val_batch_size, num_workers=self.config.num_workers):
+        # a loader of its own generator: an evaluation must not draw from the training's random stream
+        loader = DataLoader(shard, batch_size=self.config.val_batch_size, num_workers=self.config.num_workers,
+                            generator=torch.Generator())
+        for batch in loader:
             inputs = tuple(batch[m].to(self.device, non_blocking=True) for m in self.config.modalities)
             with self.autocast():
                 logits = forward_whole_tiles(model, *inputs)

@@ -133,8 +133,10 @@ class FinetuneTrainer(Trainer):
             loader = self._loader(dataset, batch_size, 0, shuffle=False, drop_last=True)
         else:  # every tile exactly once: each process scores every world-th one, no padding repeats
             rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+            # its own generator: scoring must not draw from the training's random stream
             loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)),  # type: ignore[arg-type]
-                                batch_size=batch_size, num_workers=self.config.num_workers)
+                                batch_size=batch_size, num_workers=self.config.num_workers,
+                                generator=torch.Generator())
         model = self.evaluation_model()  # a process may hold no tile: no collective forward
         for batch in loader:
             metrics.update(batch["label"], self.predict(batch["image"], model).cpu())
