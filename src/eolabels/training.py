@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from eolabels.atomic import atomic_path
@@ -85,6 +86,18 @@ def is_distributed() -> bool:
 def is_main_process() -> bool:
     """Rank 0, or the only process: the one that writes files."""
     return not is_distributed() or dist.get_rank() == 0
+
+
+def world_size() -> int:
+    """The data-parallel processes of this run (1 without a process group)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def evaluation_shard(dataset: Dataset) -> Subset:
+    """This process's share of an evaluation set: every world-size-th item from its rank, so each item
+    is scored exactly once (a padding sampler would repeat some) and a process may get none."""
+    rank = dist.get_rank() if is_distributed() else 0
+    return Subset(dataset, range(rank, len(dataset), world_size()))  # type: ignore[arg-type]
 
 
 def sum_over_processes(values: Tensor) -> Tensor:
@@ -344,7 +357,7 @@ class Trainer:
         of data-parallel processes (the effective batch), recorded when there are several."""
         record = plain(asdict(self.config))
         if is_distributed():
-            record["world_size"] = dist.get_world_size()
+            record["world_size"] = world_size()
         return record
 
     def evaluation_model(self) -> nn.Module:

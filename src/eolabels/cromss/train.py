@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset, random_split
 
@@ -38,9 +37,12 @@ from eolabels.cromss.models import ModelKind, build_pretrain_model
 from eolabels.cromss.schedules import selection_ratio
 from eolabels.cromss.selection import SelectionConfig, cross_modal_selection
 from eolabels.cromss.smoothing import smoothed_target
+from eolabels.finetune.tasks import SCORES
 from eolabels.metrics import SegmentationMetrics
 from eolabels.models import forward_whole_tiles
-from eolabels.training import Trainer, is_distributed, seed_everything, seed_worker, sum_over_processes
+from eolabels.training import (
+    Trainer, evaluation_shard, is_distributed, seed_everything, seed_worker, sum_over_processes,
+)
 
 log = logging.getLogger(__name__)
 SPLIT_SEED = 42  # the reference's ``random_split`` generator seed (§5)
@@ -299,7 +301,7 @@ class PretrainTrainer(Trainer):
         if labels_vs_truth.matrix.any():
             named |= {f"h{i}_truth_": m for i, m in enumerate(truth, start=1)} | {"labels_truth_": labels_vs_truth}
         return {f"{prefix}{k}": value for prefix, m in named.items()
-                for k, value in m.compute().items() if k in ("OA", "AA", "mIoU", "mF1")}
+                for k, value in m.compute().items() if k in SCORES}
 
     def config_record(self) -> Any:
         """The run's identity without the DW-test cadence: it adds metric columns, not training, so a
@@ -319,10 +321,8 @@ class PretrainTrainer(Trainer):
         model = self.evaluation_model()  # a process may hold no tile: no collective forward
         n_branches = 1 if self.config.kind == "single" else 2
         metrics = [SegmentationMetrics(self.config.classes, ignore_index=DW_TEST_IGNORE) for _ in range(n_branches)]
-        rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
-        shard = Subset(self.test_set, range(rank, len(self.test_set), world))  # type: ignore[arg-type]
         # a loader of its own generator: an evaluation must not draw from the training's random stream
-        loader = DataLoader(shard, batch_size=self.config.val_batch_size, num_workers=self.config.num_workers,
+        loader = DataLoader(evaluation_shard(self.test_set), batch_size=self.config.val_batch_size, num_workers=self.config.num_workers,
                             generator=torch.Generator())
         for batch in loader:
             inputs = tuple(batch[m].to(self.device, non_blocking=True) for m in self.config.modalities)
@@ -336,7 +336,7 @@ class PretrainTrainer(Trainer):
             if m.matrix.sum() == 0:
                 raise ValueError("the downstream test split has no labelled pixel: nothing to score")
             scores = m.compute()
-            row.update({f"t{i}_{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+            row.update({f"t{i}_{k}": scores[k] for k in SCORES})
         return row
 
     @torch.no_grad()
@@ -380,5 +380,5 @@ class PretrainTrainer(Trainer):
             for i, m in enumerate(group, start=1):
                 m.matrix = sum_over_processes(torch.from_numpy(m.matrix).to(self.device)).cpu().numpy()
                 scores = m.compute()
-                row.update({f"v{i}_{prefix}{k}": scores[k] for k in ("OA", "AA", "mIoU", "mF1")})
+                row.update({f"v{i}_{prefix}{k}": scores[k] for k in SCORES})
         return row | test

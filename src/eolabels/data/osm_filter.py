@@ -33,7 +33,7 @@ from eolabels.data.index import DatasetIndex, IndexError_
 from eolabels.data.kinds import OSM
 from eolabels.data.readers import TileReader
 from eolabels.data.writer import DatasetWriter
-from eolabels.data.lazy import DEFAULT_SCHEDULER, read_layers, read_tile, tile_rows
+from eolabels.data.lazy import DEFAULT_SCHEDULER, read_layers, tile_rows
 from eolabels.tables import UNLABELLED, ClassSchema, load_many_to_many, load_schema
 
 log = logging.getLogger(__name__)

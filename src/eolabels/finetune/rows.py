@@ -35,7 +35,7 @@ from eolabels.finetune.settings import FinetuneConfig
 from eolabels.finetune.tasks import SCORES, Task, task
 from eolabels.finetune.trainer import FinetuneTrainer
 from eolabels.settings import from_section
-from eolabels.training import is_distributed, is_main_process, plain
+from eolabels.training import is_distributed, is_main_process, plain, world_size
 
 log = logging.getLogger(__name__)
 MODES = ("frozen", "finetuned")
@@ -115,13 +115,8 @@ def _finished(run_dir: Path, config: FinetuneConfig) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    same = result.get("config") == plain(asdict(config)) and result.get("processes", 1) == _world_size()
+    same = result.get("config") == plain(asdict(config)) and result.get("processes", 1) == world_size()
     return result if same else None
-
-
-def _world_size() -> int:
-    """The data-parallel processes a run trains on: with the batch size, its effective batch."""
-    return dist.get_world_size() if is_distributed() else 1
 
 
 def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSource, run_dir: Path,
@@ -146,7 +141,7 @@ def run_once(dataset_dir: str | Path, config: FinetuneConfig, source: EncoderSou
         "scores": {k: float(scores[k]) for k in SCORES},
         "per_class_iou": [float(v) for v in scores["iou"]],
         "test_pixels": int(scores["n_pixels"]),
-        "processes": _world_size(),
+        "processes": world_size(),
     }
     if not is_main_process():
         return result
@@ -181,7 +176,7 @@ def finetune_row(*, dataset_dir: str | Path, out_dir: str | Path, summary_path: 
     modality, bands = parse_input(ft_input)
     summary: dict[str, Any] = {"task": task_name, "input": ft_input, "modality": modality, "bands": bands,
                                "source": source.name, "source_kind": source.kind, "encoder": encoder_name,
-                               "processes": _world_size(), "modes": {}}
+                               "processes": world_size(), "modes": {}}
     datasets = None
     for mode in modes:
         runs = []

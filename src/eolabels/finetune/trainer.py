@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from eolabels.cromss.losses import finetune_loss
 from eolabels.finetune.encoders import EncoderSource, encoder_norm_layers, freeze_encoder, load_source
@@ -26,7 +25,9 @@ from eolabels.finetune.settings import FinetuneConfig, cosine_factor
 from eolabels.finetune.tasks import SCORES
 from eolabels.metrics import SegmentationMetrics
 from eolabels.models import create_model, forward_whole_tiles
-from eolabels.training import Trainer, is_distributed, seed_everything, seed_worker, sum_over_processes
+from eolabels.training import (
+    Trainer, evaluation_shard, is_distributed, seed_everything, seed_worker, sum_over_processes,
+)
 
 log = logging.getLogger(__name__)
 # last.ckpt at most every 30 s: a CPU-sized run lasts seconds (its row resumes at the run through
@@ -132,10 +133,8 @@ class FinetuneTrainer(Trainer):
         if self.config.drop_last_test:  # the authors' loader, per process as Lightning shards it
             loader = self._loader(dataset, batch_size, 0, shuffle=False, drop_last=True)
         else:  # every tile exactly once: each process scores every world-th one, no padding repeats
-            rank, world = (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
             # its own generator: scoring must not draw from the training's random stream
-            loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)),  # type: ignore[arg-type]
-                                batch_size=batch_size, num_workers=self.config.num_workers,
+            loader = DataLoader(evaluation_shard(dataset), batch_size=batch_size, num_workers=self.config.num_workers,
                                 generator=torch.Generator())
         model = self.evaluation_model()  # a process may hold no tile: no collective forward
         for batch in loader:
