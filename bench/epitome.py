@@ -3,6 +3,7 @@ against a U-Net: fastest path against the direct formulation, ratios measured in
 
     python bench/epitome.py [--repeats 5] [--threads N] [--lsr-samples 20000] [--lsr-side 512]
                             [--unet-side 512] [--topk-samples 20000] [--real-dir ../shared/real] [--quick]
+                            [--no-keep-freed-memory]
 
 1. log p(x, s) (issue 5 goals: ≥10× at 31×31, ≥2× at 11×11, never slower at 7×7, values equal to
    1e-4 relative).  Shapes are the paper's (spec §2, §3, §7): a 299×299 C=4 epitome with B=256
@@ -35,6 +36,8 @@ against a U-Net: fastest path against the direct formulation, ratios measured in
    (``--real-dir``, read in place through the data layer) and on the synthetic world's ``lsr``
    tiles (goal: within 0.5 pt), with the exact mass outside the candidates and the total variation
    of the tail posterior from the exact one.
+Every path runs with freed memory kept for reuse (:mod:`eolabels.malloc`, as the workflow's epitome
+stages run them); ``--no-keep-freed-memory`` measures them with glibc's default instead.
 Not a test: nothing is asserted.
 """
 # ruff: noqa: E402  (GOMP_SPINCOUNT must be set before torch is imported)
@@ -64,6 +67,7 @@ from eolabels.epitome.model import GaussianEpitome, log_joint, resolve_method
 from eolabels.epitome.reconstruct import reconstruct_tile
 from eolabels.epitome.settings import EMSettings, SelfEpitomicSettings
 from eolabels.epitome.topk import DroppedMass
+from eolabels.malloc import keep_freed_memory
 from eolabels.tables import load_schema, load_transfer_matrix
 
 # the schema's defaults (config/schemas/epitome.yaml) with the switch on (the tail on by default), and
@@ -395,7 +399,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-paths", action="store_true", help="skip benchmarks 1 and 2")
     parser.add_argument("--quick", action="store_true", help="2 repeats, 2,000 LSR patches, 256-px U-Net tile")
+    parser.add_argument(
+        "--no-keep-freed-memory", action="store_true", help="glibc's default: large blocks mapped and unmapped per batch"
+    )
     args = parser.parse_args()
+    kept = not args.no_keep_freed_memory and keep_freed_memory()
+    print(f"freed memory kept for reuse (eolabels.malloc): {kept}")
     if args.quick:
         args.repeats, args.lsr_samples, args.unet_side = 2, min(args.lsr_samples, 2000), min(args.unet_side, 256)
         args.topk_samples, args.topk_sides, args.accuracy_samples = min(args.topk_samples, 2000), [256], 512

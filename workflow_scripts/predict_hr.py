@@ -1,7 +1,9 @@
 """Snakemake entry point of rule predict_hr: unpack `snakemake`, call the library."""
+from eolabels.malloc import keep_freed_memory
 from eolabels.openmp import use_short_spin
 
 use_short_spin()  # before torch loads: the epitome's FFT paths without a gradient (eolabels.openmp)
+keep_freed_memory()  # the per-batch log joints reuse freed pages (eolabels.malloc)
 
 from eolabels.epitome.stages import predict_hr  # noqa: E402
 from eolabels.workflow import logged  # noqa: E402
