@@ -17,9 +17,11 @@ from eolabels.epitome.patches import PatchOrigins, crop, sample_origins
 from eolabels.epitome.reconstruct import reconstruct_tile
 from eolabels.epitome.settings import EMSettings, EmbedSettings, ReconstructSettings, SelfEpitomicSettings
 from eolabels.epitome.topk import (
+    TOPK_GROUP,
     DroppedMassCheck,
     PosteriorSums,
     TopK,
+    _row_topk_indices,
     approximate_posterior,
     candidates,
     coarse_log_joint,
@@ -316,3 +318,11 @@ def test_a_known_peak_gives_the_same_tail_posterior():
     folded = approximate_posterior(fields, patches, approximation, 9.0, peak=fields.log_joint_bound)
     assert float(shifted.tail_mass().sum(1).min()) > 0.01  # the tail carries mass here
     torch.testing.assert_close(folded.dense(), shifted.dense(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("length", [TOPK_GROUP * 40, TOPK_GROUP * 40 - 5, 37])
+def test_row_topk_indices_are_the_largest_entries(length):
+    # distinct values: the k largest of a row are one set, whatever the order
+    values = torch.randperm(6 * length, generator=torch.Generator().manual_seed(length)).float().view(6, length)
+    found = _row_topk_indices(values, 9)
+    assert found.sort(1).values.tolist() == values.topk(9, dim=1).indices.sort(1).values.tolist()

@@ -144,7 +144,7 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     offsets = torch.arange(stride + size - 1, device=positions.device) - fields.half
     rows = (row[..., None] + offsets) % height
     cols = (col[..., None] + offsets) % width
-    index = (layer[..., None, None] * height + rows[..., :, None]) * width + cols[..., None, :]  # B×M×r×r
+    index = ((layer[..., None] * height + rows) * width)[..., :, None] + cols[..., None, :]  # B×M×r×r
     if fields.constant_ivar is not None:  # λ constant: correlate μλ alone (as the constant_ivar path)
         centred = fields.centred_patches(patches)
         rows_of, kernels, constant = fields.mean_weighted_rows, centred, fields.centred_constant
@@ -361,26 +361,28 @@ def _gather_rows(rows: Tensor, index: Tensor) -> Tensor:
     return wide.index_select(0, index).view(rows.dtype)
 
 
-TOPK_GROUP = 64  # row elements per group of the two-stage top-k
+TOPK_GROUP = 16  # row elements per group of the two-stage top-k
 
 
 def _row_topk_indices(values: Tensor, count: int) -> Tensor:
     """Indices of the ``count`` largest entries of every row (any order), B×count.
 
     ``Tensor.topk`` on CPU is slow on long rows; in two stages it touches each entry once: the maxima
-    of ``TOPK_GROUP``-entry groups (contiguous runs of a row), the ``count`` best groups (which hold
-    the ``count`` best entries, ties aside), then the best entries of those groups only."""
+    of ``TOPK_GROUP``-entry groups, the ``count`` best groups (which hold the ``count`` best entries,
+    ties aside), then the best entries of those groups only.  A row of n = G·m entries is read as G
+    rows of m, group j holding entries j, j + m, …: the group maxima are then elementwise maxima of
+    contiguous rows."""
     batch, length = values.shape
     if count * TOPK_GROUP >= length:
         return values.topk(count, dim=1, sorted=False).indices
     groups = -(-length // TOPK_GROUP)
     if groups * TOPK_GROUP != length:
         values = F.pad(values, (0, groups * TOPK_GROUP - length), value=float("-inf"))
-    runs = values.reshape(batch, groups, TOPK_GROUP)
-    best_groups = runs.amax(2).topk(count, dim=1, sorted=False).indices  # B×count
-    members = runs.gather(1, best_groups[..., None].expand(-1, -1, TOPK_GROUP))  # B×count×G
+    runs = values.reshape(batch, TOPK_GROUP, groups)
+    best_groups = runs.amax(1).topk(count, dim=1, sorted=False).indices  # B×count
+    members = runs.gather(2, best_groups[:, None, :].expand(-1, TOPK_GROUP, -1))  # B×G×count
     within = members.flatten(1).topk(count, dim=1, sorted=False).indices
-    return best_groups.gather(1, within // TOPK_GROUP) * TOPK_GROUP + within % TOPK_GROUP
+    return within // count * groups + best_groups.gather(1, within % count)
 
 
 def _without_duplicates(positions: Tensor, values: Tensor, fill: float = float("-inf")) -> Tensor:
