@@ -81,8 +81,11 @@ def test_posterior_switch_comes_from_the_schema():
     config: dict = {"lsr": {"self_epitomic": {"posterior": "topk"}}}
     validate(config, str(REPO_ROOT / "config" / SCHEMA), set_default=True)
     settings = from_section(SelfEpitomicSettings, config["lsr"]["self_epitomic"])
-    assert settings.topk() is not None and settings.topk().candidates == settings.topk_candidates == 256
+    assert settings.topk() is not None and settings.topk().candidates == settings.topk_candidates == 64
     assert from_section(EmbedSettings, config["lsr"]["embed"]).topk() is None
+    config = {"lsr": {"embed": {"patch_size": 3, "samples": 8, "posterior": "topk"}}}
+    validate(config, str(REPO_ROOT / "config" / SCHEMA), set_default=True)
+    assert from_section(EmbedSettings, config["lsr"]["embed"]).topk().candidates == 256  # peaky posteriors
     assert from_section(ReconstructSettings, config["dfc2020"]["reconstruct"]).posterior == "exact"
     with pytest.raises(Exception, match="approximate"):
         validate({"lsr": {"embed": {"patch_size": 3, "samples": 8, "posterior": "approximate"}}},

@@ -88,12 +88,13 @@ def lsr_em(
     labels = labels / labels.sum(1, keepdim=True)
     if factorised:
         num_positions = s_given_c.shape[1]
+        by_label = labels.T.contiguous()  # Lc×S: the sum over ℓ adds Lc contiguous rows
         for _ in range(iterations):
-            normaliser = s_given_c @ labels + epsilon * num_positions  # K×Lc: Σ_s of eq. 4's numerator
+            normaliser = (by_label @ s_given_c.T).T + epsilon * num_positions  # K×Lc: Σ_s of eq. 4's numerator
             weights = weighted_table / normaliser  # K×Lc
-            updated = labels * (s_given_c.T @ weights) + (epsilon * weights.sum(0) + epsilon)
-            labels = updated / updated.sum(1, keepdim=True)
-        return labels.reshape(*spatial, labels.shape[1])
+            updated = torch.mm(weights.T, s_given_c).mul_(by_label).add_((epsilon * weights.sum(0) + epsilon)[:, None])
+            by_label = updated.div_(updated.sum(0, keepdim=True))
+        return by_label.T.contiguous().reshape(*spatial, by_label.shape[0])
     for _ in range(iterations):
         updated = torch.empty_like(labels)
         for label in range(labels.shape[1]):

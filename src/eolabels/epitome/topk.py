@@ -26,7 +26,6 @@ is the exact one.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ from eolabels.epitome.terms import patch_kernels
 
 # Patches per pass of the top-K path in LSR and embedding (several sampled batches joined): its many
 # small operations then cost less per patch, above all with threads on a loaded CPU.
-PATCHES_PER_PASS = 512
+PATCHES_PER_PASS = 1024
 
 # Tail log weights are floored here before the exp: e^-80 ≈ 2e-35 is nil beside the best weight (1),
 # and far smaller inputs leave the CPU's vectorised exp for a slow path.
@@ -151,19 +150,13 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
         offset = constant_ivar_offset(fields, centred)[:, :, 0, 0].T.gather(1, layer)[..., None, None]  # B×M×1×1
     else:
         rows_of, kernels, constant, offset = fields.weighted_rows, patch_kernels(patches), fields.constant, None
-    side = stride + size - 1
     # regions B×(r·r·K)×M from the positions-major field rows (gathered block by block: each region's
     # rows lie close together in the field)
     regions = _gather_rows(rows_of, index.flatten()).view(batch, blocks, -1).transpose(1, 2)
     # the patch kernel shifted to each of the f×f offsets inside an r×r frame: one product per patch
     # gives the f×f outputs of all its blocks (small grouped convolutions are far slower)
-    channels = kernels.shape[1]
-    frame = _shifted_frame_index(stride, size, channels, str(kernels.device))  # f²×(w·w·K)
-    pixels_last = kernels.permute(0, 2, 3, 1).reshape(batch, 1, -1).expand(-1, stride * stride, -1)
-    shifted = kernels.new_zeros(batch, stride * stride, side * side * channels)
-    shifted.scatter_(2, frame.expand(batch, -1, -1), pixels_last)
-    values = torch.bmm(shifted, regions)  # B×f²×M
-    values = values.transpose(1, 2).reshape(batch, blocks, stride, stride)
+    values = torch.bmm(_shifted_frames(kernels, stride), regions)  # B×f²×M, offsets reversed
+    values = values.view(batch, stride, stride, blocks).flip(1, 2).permute(0, 3, 1, 2)  # B×M×f×f
     values = values + constant.flatten()[positions]
     return values if offset is None else values + offset
 
@@ -338,17 +331,18 @@ def approximate_posterior(
     return Posterior(positions.flatten(1), exact * scale[:, None], tail, scale, shape, stride)
 
 
-@functools.lru_cache(maxsize=16)
-def _shifted_frame_index(stride: int, size: int, channels: int, device: str) -> Tensor:
-    """Where kernel entry (i, j, k) lands in the r×r×K frame (r = f + w − 1) when shifted by (u, v):
-    row u·f + v holds the flat frame indices ((u + i)·r + v + j)·K + k, f²×(w·w·K)."""
-    side = stride + size - 1
-    shift = torch.arange(stride, device=device)
-    tap = torch.arange(size, device=device)
-    rows = (shift[:, None, None, None] + tap[None, None, :, None]) * side  # u, ·, i, ·
-    cols = shift[None, :, None, None] + tap[None, None, None, :]  # ·, v, ·, j
-    pixel = (rows + cols)[..., None] * channels + torch.arange(channels, device=device)  # f×f×w×w×K
-    return pixel.reshape(stride * stride, -1)
+def _shifted_frames(kernels: Tensor, stride: int) -> Tensor:
+    """The K×w×w ``kernels`` at every offset (u, v) < f inside an r×r frame (r = f + w − 1), zeros
+    elsewhere, pixels last: B×f²×(r·r·K), row a·f + b holding offset (f − 1 − a, f − 1 − b).  These
+    are the r×r windows of the kernels zero-padded by f − 1 on every side, so one strided copy."""
+    batch, channels, size = kernels.shape[0], kernels.shape[1], kernels.shape[-1]
+    pad, side = stride - 1, stride + size - 1
+    padded = F.pad(kernels, (pad, pad, pad, pad)).permute(0, 2, 3, 1).contiguous()  # B×P×P×K
+    row = padded.shape[2] * channels
+    windows = padded.as_strided(
+        (batch, stride, stride, side, side, channels), (padded.shape[1] * row, row, channels, row, channels, 1)
+    )
+    return windows.reshape(batch, stride * stride, side * side * channels)
 
 
 def _gather_rows(rows: Tensor, index: Tensor) -> Tensor:
