@@ -34,8 +34,10 @@ def faults(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
-    assert faults("default") > 6 * PAGES  # every round maps, faults in and unmaps its pages
-    assert faults("keep") < 2 * PAGES  # the first round faults them in, the others reuse them
+    # by default every round maps, faults in and unmaps its pages; kept, the first round faults them
+    # in and the other 7 reuse them (a ratio: huge pages would shrink both counts alike)
+    kept, default = faults("keep"), faults("default")
+    assert kept < 2 * PAGES and 3 * kept < default
 
 
 @pytest.mark.parametrize("script", ["embed_labels.py", "predict_hr.py"])

@@ -320,9 +320,17 @@ def test_a_known_peak_gives_the_same_tail_posterior():
     torch.testing.assert_close(folded.dense(), shifted.dense(), rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("length", [TOPK_GROUP * 40, TOPK_GROUP * 40 - 5, 37])
-def test_row_topk_indices_are_the_largest_entries(length):
-    # distinct values: the k largest of a row are one set, whatever the order
+@pytest.mark.parametrize(("length", "count"), [(TOPK_GROUP * 40, 9), (TOPK_GROUP * 40 - 5, 9), (37, 2), (17, 1)])
+def test_row_topk_indices_are_the_largest_entries(length, count):
+    # two stages (count · TOPK_GROUP < length), rows padded to a multiple of the group size (up to
+    # more padding than groups); distinct values: the k largest of a row are one set, in any order
+    assert count * TOPK_GROUP < length
     values = torch.randperm(6 * length, generator=torch.Generator().manual_seed(length)).float().view(6, length)
-    found = _row_topk_indices(values, 9)
-    assert found.sort(1).values.tolist() == values.topk(9, dim=1).indices.sort(1).values.tolist()
+    found = _row_topk_indices(values, count)
+    assert found.sort(1).values.tolist() == values.topk(count, dim=1).indices.sort(1).values.tolist()
+
+
+def test_row_topk_indices_with_ties_are_distinct_and_among_the_largest():
+    values = torch.tensor([[0.0, 3.0, 1.0, 3.0] * 20 + [2.0]])  # 40 entries tie at the largest
+    found = _row_topk_indices(values, 3)[0]
+    assert len(set(found.tolist())) == 3 and bool((values[0, found] == 3.0).all())

@@ -61,8 +61,8 @@ def lsr_em(
     ``factorised`` (default) never forms the K×S×Lc responsibilities q: with
     q_{ℓ,c}(s) = (p(ℓ|s) p(s|c) + ε) / n_{c,ℓ}, n_{c,ℓ} = Σ_s p(ℓ|s) p(s|c) + ε·S, eq. 5 is
     Σ_c P[c,ℓ] q_{ℓ,c}(s) + ε = p(ℓ|s) · (Σ_c p(s|c) P[c,ℓ]/n_{c,ℓ}) + ε Σ_c P[c,ℓ]/n_{c,ℓ} + ε,
-    two K×S by S×Lc products an iteration instead of Lc passes over K×S (same values to float64
-    rounding).  ``factorised=False`` runs the literal loop of spec §6.
+    two products with the K×S matrix p(s|c) an iteration instead of Lc passes over K×S (same values
+    to float64 rounding; p(ℓ|s) is kept as Lc×S, so its normalisation adds Lc contiguous rows).  ``factorised=False`` runs the literal loop of spec §6.
     """
     spatial = lrmap.shape[1:]
     counts = lrmap.reshape(lrmap.shape[0], -1).double()

@@ -156,7 +156,7 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
     # the patch kernel shifted to each of the f×f offsets inside an r×r frame: one product per patch
     # gives the f×f outputs of all its blocks (small grouped convolutions are far slower)
     values = torch.bmm(_shifted_frames(kernels, stride), regions)  # B×f²×M, offsets reversed
-    values = values.view(batch, stride, stride, blocks).flip(1, 2).permute(0, 3, 1, 2)  # B×M×f×f
+    values = values.view(batch, stride, stride, blocks).flip(1, 2).permute(0, 3, 1, 2).contiguous()  # B×M×f×f
     values = values + constant.flatten()[positions]
     return values if offset is None else values + offset
 
@@ -365,7 +365,7 @@ def _row_topk_indices(values: Tensor, count: int) -> Tensor:
     of ``TOPK_GROUP``-entry groups, the ``count`` best groups (which hold the ``count`` best entries,
     ties aside), then the best entries of those groups only.  A row of n = G·m entries is read as G
     rows of m, group j holding entries j, j + m, …: the group maxima are then elementwise maxima of
-    contiguous rows."""
+    contiguous rows.  Rows must hold at least ``count`` entries above −inf (the padding's value)."""
     batch, length = values.shape
     if count * TOPK_GROUP >= length:
         return values.topk(count, dim=1, sorted=False).indices
