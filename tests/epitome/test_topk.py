@@ -168,11 +168,12 @@ def test_self_epitomic_lsr_reports_what_a_small_k_drops():
         image, slots, table, patch_size=3, samples=64, batch_size=32, iterations=2, topk=approximation,
         dropped=dropped, generator=torch.Generator().manual_seed(0),
     )
-    # one pass joins both batches of 32 (as sampled on the exact path); the check takes every 8th of
-    # those 64 patches: redo it by hand
+    # one pass joins both batches of 32 (as sampled on the exact path) and orders them by coarse slot;
+    # the check takes every 8th of those 64 patches: redo it by hand
     generator = torch.Generator().manual_seed(0)
     origins = PatchOrigins.joined([sample_origins([(12, 12)], 3, 32, generator) for _ in range(2)])
-    patches = crop([image], origins)[::8]
+    rows, cols = origins.centres()
+    patches = crop([image], origins[torch.argsort(slots[rows, cols], stable=True)])[::8]
     fields = GaussianEpitome.from_image(image).fields(3)
     q = posterior(log_joint(fields, patches, method="direct").double(), temperature=9.0)  # T = w²
     kept, _ = candidates(fields, patches, approximation)
@@ -334,3 +335,19 @@ def test_row_topk_indices_with_ties_are_distinct_and_among_the_largest():
     values = torch.tensor([[0.0, 3.0, 1.0, 3.0] * 20 + [2.0]])  # 40 entries tie at the largest
     found = _row_topk_indices(values, 3)[0]
     assert len(set(found.tolist())) == 3 and bool((values[0, found] == 3.0).all())
+
+
+@torch.no_grad()
+def test_posterior_sums_add_each_patch_to_its_class_in_any_order():
+    epitome = general_epitome()
+    fields = epitome.fields(3)
+    patches = torch.rand(5, 3, 3, 3, generator=torch.Generator().manual_seed(1))
+    approximate = approximate_posterior(fields, patches, TopK(candidates=6, coarse_stride=2), temperature=4.0)
+    classes = torch.tensor([2, 0, 2, 1, 0])  # runs of equal classes repeat
+    lrmap = torch.zeros(3, *epitome.shape[:1], *epitome.shape[2:], dtype=torch.float64)
+    sums = PosteriorSums(lrmap)
+    sums.add(classes, approximate)
+    sums.finish()
+    dense = approximate.dense()
+    for label in range(3):
+        torch.testing.assert_close(lrmap[label].flatten(), dense[classes == label].sum(0), rtol=1e-5, atol=1e-7)

@@ -158,10 +158,11 @@ def self_epitomic_lsr(
                 [sample_origins([tuple(image.shape[-2:])], patch_size, batch_size, generator) for _ in range(count)]
             )
             rows, cols = origins.centres()
+            origins, centre_slots = _grouped_by_slot(origins, slots[rows, cols])  # one tail sum per class
             patches = crop([tile], origins)
             # every patch is cut from the tile: its log joint peaks at the fields' bound (as the fused path)
             approximate = approximate_posterior(fields, patches, topk, temperature, fields.log_joint_bound)
-            sums.add(slots[rows, cols], approximate)
+            sums.add(centre_slots, approximate)
             check.add(fields, patches, approximate, temperature)
         sums.finish()
         _report(dropped, check)

@@ -438,13 +438,17 @@ class PosteriorSums:
         add_to_lrmap(self.lrmap, centre_classes, posterior.positions, posterior.q)
         if posterior.tail is None or posterior.tail_scale is None:
             return
-        tail, batch = posterior.tail, len(posterior.tail)
-        # class sums Σ_b [c_b = c] tail_b / Z_b as one K×B by B×cells product
-        weights = tail.new_zeros(self.lrmap.shape[0], batch)
-        patch = torch.arange(batch, device=tail.device)
-        weights[centre_classes.long().to(tail.device), patch] = posterior.tail_scale.to(tail)
-        part = weights @ tail
-        self.blocks = part.double().cpu() if self.blocks is None else self.blocks.add_(part.double().cpu())
+        tail, scale = posterior.tail, posterior.tail_scale.to(posterior.tail)
+        if self.blocks is None:
+            self.blocks = torch.zeros(self.lrmap.shape[0], tail.shape[1], dtype=torch.float64)
+        # class sums Σ_b [c_b = c] tail_b / Z_b: one vector-matrix product per run of equal classes, so
+        # one per class where the caller groups the batch by class (a K×B by B×cells product would
+        # multiply every tail by K weights, all but one of them zero)
+        classes, counts = torch.unique_consecutive(centre_classes.long().cpu(), return_counts=True)
+        start = 0
+        for label, count in zip(classes.tolist(), counts.tolist()):
+            self.blocks[label] += (scale[start : start + count] @ tail[start : start + count]).double().cpu()
+            start += count
         self.last = posterior
 
     def finish(self) -> None:
