@@ -150,13 +150,13 @@ def block_log_joint(fields: EpitomeFields, patches: Tensor, positions: Tensor, s
         offset = constant_ivar_offset(fields, centred)[:, :, 0, 0].T.gather(1, layer)[..., None, None]  # B×M×1×1
     else:
         rows_of, kernels, constant, offset = fields.weighted_rows, patch_kernels(patches), fields.constant, None
-    # regions B×(r·r·K)×M from the positions-major field rows (gathered block by block: each region's
+    # regions B×M×(r·r·K) from the positions-major field rows (gathered block by block: each region's
     # rows lie close together in the field)
-    regions = _gather_rows(rows_of, index.flatten()).view(batch, blocks, -1).transpose(1, 2)
+    regions = _gather_rows(rows_of, index.flatten()).view(batch, blocks, -1)
     # the patch kernel shifted to each of the f×f offsets inside an r×r frame: one product per patch
     # gives the f×f outputs of all its blocks (small grouped convolutions are far slower)
-    values = torch.bmm(_shifted_frames(kernels, stride), regions)  # B×f²×M, offsets reversed
-    values = values.view(batch, stride, stride, blocks).flip(1, 2).permute(0, 3, 1, 2).contiguous()  # B×M×f×f
+    values = torch.bmm(regions, _shifted_frames(kernels, stride).transpose(1, 2))  # B×M×f², offsets reversed
+    values = values.view(batch, blocks, stride, stride).flip(2, 3)  # B×M×f×f
     values = values + constant.flatten()[positions]
     return values if offset is None else values + offset
 
