@@ -401,8 +401,8 @@ def exact_posterior(fields: EpitomeFields, patches: Tensor, temperature: float =
     """The exact q(s | x_b) at every position, B×(L·H·W) in the log joint's dtype (for the check on
     a sample: float32 carries a report of masses to far below its printed digits)."""
     method = "constant_ivar" if fields.constant_ivar is not None else "auto"  # no FFT fields for a sample
-    exact = log_joint(fields, patches, method=method).transpose(0, 1).reshape(len(patches), -1)
-    return torch.softmax(exact / temperature, dim=1)
+    tempered = log_joint(fields, patches, method=method, scale=1.0 / temperature)  # log p(x, s)/T
+    return torch.softmax(tempered.transpose(0, 1).reshape(len(patches), -1), dim=1)
 
 
 def dropped_mass(fields: EpitomeFields, patches: Tensor, positions: Tensor, temperature: float = 1.0) -> Tensor:
