@@ -563,6 +563,7 @@ def run_trained_accuracy(trained: dict[str, TrainedEpitome], extra: list[tuple[s
         "plain: embedding": (plain, None),
         "plain: reconstruction": (None, plain),
         "plain: both": (plain, plain),
+        "tail: embedding, plain: reconstruction": (tail, plain),
     }
     variants.update({f"{name}: both": (topk, topk) for name, topk in extra})
     print(
@@ -610,7 +611,7 @@ def run_trained_accuracy(trained: dict[str, TrainedEpitome], extra: list[tuple[s
                 speed.append(f"embedding {exact_embed / embed_seconds:4.1f}x")
             if reconstruct_topk is not None:
                 speed.append(f"reconstruction {exact_reconstruct / reconstruct_seconds:4.1f}x")
-            line = f"      {variant:30s} {embed_seconds:5.1f} + {reconstruct_seconds:5.1f} s {', '.join(speed):36s}"
+            line = f"      {variant:38s} {embed_seconds:5.1f} + {reconstruct_seconds:5.1f} s {', '.join(speed):36s}"
             for metric, found in values[variant].items():
                 mean = sum(found) / seeds
                 line += f"  {metric} {mean:.4f}"
