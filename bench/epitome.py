@@ -83,6 +83,7 @@ from eolabels.epitome.settings import (
     SelfEpitomicSettings,
 )
 from eolabels.epitome.topk import DroppedMass, TopK
+from eolabels.epitome.transfer import LabelTransfer
 from eolabels.tables import load_schema, load_transfer_matrix
 
 # the schema's defaults (config/schemas/epitome.yaml) with the switch on (the tail on by default), and
@@ -243,7 +244,7 @@ class TrainedEpitome:
     epitome: GaussianEpitome
     origin: str
     tiles: list
-    transfer: object
+    transfer: LabelTransfer
     label_probs: torch.Tensor
     embed_seconds: float
 
@@ -281,7 +282,7 @@ def load_epitome(path: Path) -> tuple[GaussianEpitome, list]:
 
 
 def embed_label_probs(
-    epitome: GaussianEpitome, tiles: list, transfer, settings: EmbedSettings, seed: int
+    epitome: GaussianEpitome, tiles: list, transfer: LabelTransfer, settings: EmbedSettings, seed: int
 ) -> tuple[torch.Tensor, list[DroppedMass]]:
     """p(ℓ|s) (K×L×H×W) from the coarse labels of ``tiles`` embedded into the epitome, then EM (spec §5, §6)."""
     from eolabels.epitome.lsr import embed_coarse_dataset
@@ -299,7 +300,8 @@ def embed_label_probs(
 def reconstruct_tiles(
     epitome: GaussianEpitome, label_probs: torch.Tensor, tiles: list, settings: ReconstructSettings, seed: int
 ) -> tuple[list[torch.Tensor], list[DroppedMass]]:
-    """Every tile's map by reconstruction (as the stage's predict_epitome), with the top-K reports."""
+    """Every tile's map by reconstruction with windows of the embedding's patch side (as the stage's
+    predict_epitome), with the top-K reports."""
     generator = torch.Generator().manual_seed(seed)
     maps, dropped = [], []
     for tile in tiles:
@@ -602,7 +604,7 @@ def run_trained_accuracy(trained: dict[str, TrainedEpitome], extra: list[tuple[s
             for variant in variants:
                 for metric in values[variant]:
                     values[variant][metric].append(float(scores.loc[variant, metric]))
-        print(f"    {name}, {len(bench.tiles)} held-out tiles")
+        print(f"    {name}, its second {len(bench.tiles)} tiles")
         exact_embed, exact_reconstruct = seconds["exact"]
         for variant, (embed_topk, reconstruct_topk) in variants.items():
             embed_seconds, reconstruct_seconds = seconds[variant]
