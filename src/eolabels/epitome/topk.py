@@ -316,15 +316,15 @@ def approximate_posterior(
         # each refined block holds its subgrid point, and the refined points are the best: no tail
         # weight exceeds n_a times the best candidate's, so the candidates' maximum is a safe shift
         shift = values.amax(1, keepdim=True)
-        # log weights (log p(x, s_a) − shift)/T + log n_a
-        tail, offset = coarse, shift / -temperature + log_size
+        # log weights (log p(x, s_a) − shift)/T + log n_a, formed in the tail's passes
+        tail, tempering = coarse, (1.0 / temperature, shift / -temperature + log_size)
     else:
         tempered = (1.0 / temperature, log_size - peak / temperature)  # log weights straight from the product
         positions, values, tail, cells = _search(fields, patches, topk, *tempered)
-        values, shift, offset = values.flatten(1), values.new_full((len(patches), 1), peak), None
+        values, shift, tempering = values.flatten(1), values.new_full((len(patches), 1), peak), None
     exact = torch.exp((values.double() - shift.double()) / temperature)
     block_sizes = None if uniform else sizes.repeat(fields.layers).to(tail)
-    tail_sums = _tail_weights_(tail, cells, 1.0 / temperature if offset is not None else 1.0, offset, block_sizes)
+    tail_sums = _tail_weights_(tail, cells, tempering, block_sizes)
     scale = 1.0 / (exact.sum(1) + tail_sums)
     return Posterior(positions.flatten(1), exact * scale[:, None], tail, scale, shape, stride)
 
@@ -335,17 +335,18 @@ TAIL_CHUNK_FLOATS = 1 << 18
 
 
 def _tail_weights_(
-    logs: Tensor, cells: Tensor, scale: float, offset: Tensor | None, block_sizes: Tensor | None
+    logs: Tensor, cells: Tensor, tempering: tuple[float, Tensor] | None, block_sizes: Tensor | None
 ) -> Tensor:
     """In place, every row of the subgrid's ``logs`` (B×(L·Hc·Wc)) to its tail weights
-    exp(max(scale·logs + offset, EXP_FLOOR)) (times ``block_sizes`` where blocks differ in size),
-    0 at the refined ``cells``; returns the rows' sums (float64)."""
+    exp(max(a·logs + b, EXP_FLOOR)) for ``tempering`` (a, B×1 b) (None: the logs are tempered
+    already), times ``block_sizes`` where blocks differ in size, 0 at the refined ``cells``; returns
+    the rows' sums (float64)."""
     rows = max(1, TAIL_CHUNK_FLOATS // logs.shape[1])
     sums = torch.empty(len(logs), dtype=torch.float64, device=logs.device)
     for start in range(0, len(logs), rows):
         chunk, part = logs[start : start + rows], slice(start, start + rows)
-        if offset is not None:
-            chunk.mul_(scale).add_(offset[part])
+        if tempering is not None:
+            chunk.mul_(tempering[0]).add_(tempering[1][part])
         chunk.clamp_min_(EXP_FLOOR).exp_()
         if block_sizes is not None:
             chunk.mul_(block_sizes)
