@@ -62,7 +62,8 @@ def lsr_em(
     q_{ℓ,c}(s) = (p(ℓ|s) p(s|c) + ε) / n_{c,ℓ}, n_{c,ℓ} = Σ_s p(ℓ|s) p(s|c) + ε·S, eq. 5 is
     Σ_c P[c,ℓ] q_{ℓ,c}(s) + ε = p(ℓ|s) · (Σ_c p(s|c) P[c,ℓ]/n_{c,ℓ}) + ε Σ_c P[c,ℓ]/n_{c,ℓ} + ε,
     two products with the K×S matrix p(s|c) an iteration instead of Lc passes over K×S (same values
-    to float64 rounding; p(ℓ|s) is kept as Lc×S, so its normalisation adds Lc contiguous rows).  ``factorised=False`` runs the literal loop of spec §6.
+    to float64 rounding; p(ℓ|s) is kept as Lc×S, so its normalisation adds Lc contiguous rows).
+    ``factorised=False`` runs the literal loop of spec §6.
     """
     spatial = lrmap.shape[1:]
     counts = lrmap.reshape(lrmap.shape[0], -1).double()
@@ -92,7 +93,8 @@ def lsr_em(
         for _ in range(iterations):
             normaliser = (by_label @ s_given_c.T).T + epsilon * num_positions  # K×Lc: Σ_s of eq. 4's numerator
             weights = weighted_table / normaliser  # K×Lc
-            updated = torch.mm(weights.T, s_given_c).mul_(by_label).add_((epsilon * weights.sum(0) + epsilon)[:, None])
+            floor = (epsilon * weights.sum(0) + epsilon)[:, None]  # Lc×1
+            updated = torch.mm(weights.T, s_given_c).mul_(by_label).add_(floor)
             by_label = updated.div_(updated.sum(0, keepdim=True))
         return by_label.T.contiguous().reshape(*spatial, by_label.shape[0])
     for _ in range(iterations):
