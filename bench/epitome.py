@@ -273,13 +273,13 @@ def loss_curve(losses: list[float], points: int = 5) -> str:
 
 
 def train_bench_epitome(tiles: list, steps: int, patch_sizes: tuple[int, ...], seed: int = 0) -> tuple[GaussianEpitome, list]:
-    """A 1-layer ``TRAINED_SIDE``² epitome trained ``steps`` iterations on the tiles' images."""
-    from eolabels.epitome.train import EpitomeTrainer, TrainConfig
+    """A 1-layer ``TRAINED_SIDE``² epitome trained ``steps`` iterations on the tiles' images, as the
+    train_epitome stage trains one."""
+    from eolabels.epitome.settings import EpitomeSettings
+    from eolabels.epitome.variants import train_all_tile_epitome
 
-    channels = tiles[0].image.shape[0]
-    epitome = GaussianEpitome.initialise(1, channels, TRAINED_SIDE, generator=torch.Generator().manual_seed(seed))
-    config = TrainConfig(patch_sizes=patch_sizes, batch_size=64, seed=seed)
-    history = EpitomeTrainer(epitome, [tile.image for tile in tiles], config).train(steps, progress=False)
+    settings = EpitomeSettings(side=TRAINED_SIDE, iterations=steps, batch_size=64, patch_sizes=patch_sizes)
+    epitome, history = train_all_tile_epitome(tiles, settings, seed, progress=False)
     return epitome.requires_grad_(False), history.loss
 
 
@@ -295,30 +295,22 @@ def embed_label_probs(
     epitome: GaussianEpitome, tiles: list, transfer: LabelTransfer, settings: EmbedSettings, seed: int
 ) -> tuple[torch.Tensor, list[DroppedMass]]:
     """p(ℓ|s) (K×L×H×W) from the coarse labels of ``tiles`` embedded into the epitome, then EM (spec §5, §6)."""
-    from eolabels.epitome.lsr import embed_coarse_dataset
-    from eolabels.epitome.variants import epitome_label_probs
+    from eolabels.epitome.variants import embed_coarse, epitome_label_probs
 
     dropped: list[DroppedMass] = []
-    lrmap = embed_coarse_dataset(
-        epitome, [tile.image for tile in tiles], [transfer.slots(tile.coarse, tile.name) for tile in tiles],
-        transfer.table.shape[0], settings.patch_size, settings.samples, settings.batch_size, settings.temperature,
-        torch.Generator().manual_seed(seed), topk=settings.topk(), dropped=dropped,
-    )
+    lrmap = embed_coarse(epitome, tiles, transfer, settings, seed, dropped)
     return epitome_label_probs(lrmap, transfer, EMSettings(), seed), dropped
 
 
 def reconstruct_tiles(
     epitome: GaussianEpitome, label_probs: torch.Tensor, tiles: list, settings: ReconstructSettings, seed: int
 ) -> tuple[list[torch.Tensor], list[DroppedMass]]:
-    """Every tile's map by reconstruction with windows of the embedding's patch side (as the stage's
+    """Every tile's map by reconstruction with windows of the embedding's patch side (the stage's
     predict_epitome), with the top-K reports."""
-    generator = torch.Generator().manual_seed(seed)
-    maps, dropped = [], []
-    for tile in tiles:
-        maps.append(reconstruct_tile(
-            epitome, tile.image, label_probs, EMBED_SETTINGS.patch_size, settings.stride, settings.samples,
-            settings.temperature, generator, topk=settings.topk(), dropped=dropped,
-        ).argmax(0))
+    from eolabels.epitome.variants import predict_epitome
+
+    dropped: list[DroppedMass] = []
+    maps = predict_epitome(epitome, label_probs, tiles, EMBED_SETTINGS.patch_size, settings, seed, dropped)
     return maps, dropped
 
 

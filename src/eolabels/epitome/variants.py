@@ -201,17 +201,24 @@ def _load_finished_layer(
 
 
 def embed_coarse(
-    epitome: GaussianEpitome, tiles: Sequence[LabelledTile], transfer: LabelTransfer, settings: EmbedSettings, seed: int
+    epitome: GaussianEpitome,
+    tiles: Sequence[LabelledTile],
+    transfer: LabelTransfer,
+    settings: EmbedSettings,
+    seed: int,
+    dropped: list[DroppedMass] | None = None,
 ) -> Tensor:
     """lrmap K×L×H×W: posterior mass that patches of each coarse slot put on every position (spec §5);
-    with top-K posteriors the exact mass they drop is logged."""
-    dropped: list[DroppedMass] = []
+    with top-K posteriors the exact mass they drop is logged (and appended to ``dropped``)."""
+    reports: list[DroppedMass] = []
     lrmap = embed_coarse_dataset(
         epitome, [tile.image for tile in tiles], [transfer.slots(tile.coarse, tile.name) for tile in tiles],
         transfer.table.shape[0], settings.patch_size, settings.samples, settings.batch_size, settings.temperature,
-        torch.Generator().manual_seed(seed), topk=settings.topk(), dropped=dropped,
+        torch.Generator().manual_seed(seed), topk=settings.topk(), dropped=reports,
     )
-    _log_dropped("coarse-label embedding", dropped)
+    _log_dropped("coarse-label embedding", reports)
+    if dropped is not None:
+        dropped += reports
     return lrmap
 
 
@@ -231,16 +238,19 @@ def predict_epitome(
     patch_size: int,
     settings: ReconstructSettings,
     seed: int,
+    dropped: list[DroppedMass] | None = None,
 ) -> list[Tensor]:
     """Reconstruct every tile from sampled epitome positions (spec §5), argmax over classes; with
-    top-K posteriors the exact mass they drop is logged per tile."""
+    top-K posteriors the exact mass they drop is logged per tile (and appended to ``dropped``)."""
     generator = torch.Generator().manual_seed(seed)
     maps = []
     for tile in tiles:
-        dropped: list[DroppedMass] = []
+        reports: list[DroppedMass] = []
         maps.append(reconstruct_tile(
             epitome, tile.image.to(epitome.mean.device), label_probs.to(epitome.mean), patch_size,
-            settings.stride, settings.samples, settings.temperature, generator, topk=settings.topk(), dropped=dropped,
+            settings.stride, settings.samples, settings.temperature, generator, topk=settings.topk(), dropped=reports,
         ).argmax(0))
-        _log_dropped(f"reconstruction of tile {tile.name}", dropped)
+        _log_dropped(f"reconstruction of tile {tile.name}", reports)
+        if dropped is not None:
+            dropped += reports
     return maps
